@@ -244,3 +244,7 @@ def test_spaces_and_input_validation():
     # returned observations are copies: writing into them does not change the env
     obs.fill_(1.0)
     assert env.state.abs().max() <= 0.05
+    obs, *_ = env.step(torch.zeros(3, dtype=torch.int64))
+    before = env.state.clone()
+    obs.fill_(1.0)
+    assert torch.equal(env.state, before)
