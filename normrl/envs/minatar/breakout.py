@@ -1,0 +1,120 @@
+"""MinAtar Breakout as a batched torch environment (arXiv 1903.03176; rules of ``minatar`` 1.0.15).
+
+A paddle on the bottom row bounces a ball that moves one cell diagonally per step;
+each brick the ball breaks gives +1, three rows of bricks (rows 1-3) refill when all
+are gone, and the episode ends when the ball reaches the bottom row past the paddle.
+
+Channels (in order): 0 ``paddle``, 1 ``ball``, 2 ``trail`` (the ball's previous cell,
+which shows its direction), 3 ``brick``.
+Minimal action set: no-op, left, right (full indices 0, 1, 3).
+Randomness: only the reset (the ball starts at the left or right wall of row 3, each
+with probability 1/2). No difficulty ramp.
+"""
+from __future__ import annotations
+
+import torch
+
+from normrl.envs.minatar.common import GRID, LEFT, NOOP, RIGHT, MinAtarEnv, State, one_hot_grid, uniform_to_int
+
+# Ball directions: 0 up-left, 1 up-right, 2 down-right, 3 down-left.
+_DX = (-1, 1, 1, -1)
+_DY = (-1, -1, 1, 1)
+_FLIP_X = (1, 0, 3, 2)  # bounce off a side wall
+_FLIP_Y = (3, 2, 1, 0)  # bounce off the ceiling, a brick, or straight back off the paddle
+_DEFLECT = (2, 3, 0, 1)  # ball caught by the paddle's corner: reverse both components
+_BRICK_ROWS = (1, 2, 3)
+
+
+class BreakoutEnv(MinAtarEnv):
+    """Batched MinAtar Breakout; options as :class:`normrl.envs.minatar.common.MinAtarEnv`.
+
+    State keys (all ``(num_envs, ...)``): ``ball_x``, ``ball_y``, ``ball_dir`` (0 up-left,
+    1 up-right, 2 down-right, 3 down-left), ``pos`` (paddle column), ``last_x``,
+    ``last_y`` (trail cell), ``strike`` (a brick was hit last step: the reference breaks
+    at most one brick per two consecutive brick contacts), ``brick_map`` (bool 10x10).
+    """
+
+    game = "breakout"
+    channel_names = ("paddle", "ball", "trail", "brick")
+    minimal_action_set = (NOOP, LEFT, RIGHT)
+    reset_draw_shapes = {"ball_start": ()}
+    step_draw_shapes = {}
+
+    def _tables(self, device: torch.device) -> dict[str, torch.Tensor]:
+        return {name: torch.tensor(values, dtype=torch.int64, device=device)
+                for name, values in (("dx", _DX), ("dy", _DY), ("flip_x", _FLIP_X), ("flip_y", _FLIP_Y), ("deflect", _DEFLECT))}
+
+    def _full_bricks(self, n: int, device: torch.device) -> torch.Tensor:
+        rows = torch.zeros(GRID, dtype=torch.bool, device=device)
+        rows[list(_BRICK_ROWS)] = True
+        return rows.view(1, GRID, 1).expand(n, GRID, GRID).clone()
+
+    def initial_state(self, draws: dict[str, torch.Tensor]) -> State:
+        start_right = uniform_to_int(draws["ball_start"], 0, 2) == 1
+        n, device = start_right.shape[0], start_right.device
+        ball_x = torch.where(start_right, 9, 0)
+        ball_y = torch.full((n,), 3, dtype=torch.int64, device=device)
+        return {
+            "ball_x": ball_x,
+            "ball_y": ball_y,
+            "ball_dir": torch.where(start_right, 3, 2),  # heading down, away from the wall
+            "pos": torch.full((n,), 4, dtype=torch.int64, device=device),
+            "last_x": ball_x.clone(),
+            "last_y": ball_y.clone(),
+            "strike": torch.zeros(n, dtype=torch.bool, device=device),
+            "brick_map": self._full_bricks(n, device),
+        }
+
+    def transition(self, state: State, action: torch.Tensor, draws: dict[str, torch.Tensor]):
+        t = self._tables(action.device)
+        pos = state["pos"]
+        pos = torch.where(action == LEFT, (pos - 1).clamp(min=0), pos)
+        pos = torch.where(action == RIGHT, (pos + 1).clamp(max=GRID - 1), pos)
+
+        x, y, d = state["ball_x"], state["ball_y"], state["ball_dir"]
+        new_x = x + t["dx"][d]
+        new_y = y + t["dy"][d]
+        off_side = (new_x < 0) | (new_x > GRID - 1)
+        new_x = new_x.clamp(0, GRID - 1)
+        d = torch.where(off_side, t["flip_x"][d], d)
+
+        bricks = state["brick_map"]
+        n = bricks.shape[0]
+        flat = bricks.reshape(n, GRID * GRID)
+        cell = new_y.clamp(0, GRID - 1) * GRID + new_x
+        hits_ceiling = new_y < 0
+        hits_brick = ~hits_ceiling & flat.gather(1, cell.unsqueeze(1)).squeeze(1)
+        breaks = hits_brick & ~state["strike"]
+        reaches_bottom = ~hits_ceiling & ~hits_brick & (new_y == GRID - 1)
+
+        # Refill happens when the ball reaches the paddle row with no bricks left.
+        refill = reaches_bottom & ~flat.any(dim=1)
+        flat = flat & ~(breaks.unsqueeze(1) & (torch.arange(GRID * GRID, device=cell.device) == cell.unsqueeze(1)))
+        bricks = torch.where(refill.view(n, 1, 1), self._full_bricks(n, bricks.device), flat.view(n, GRID, GRID))
+
+        straight_back = reaches_bottom & (x == pos)
+        corner = reaches_bottom & ~straight_back & (new_x == pos)
+        terminal = reaches_bottom & ~straight_back & ~corner
+
+        d = torch.where(hits_ceiling | breaks | straight_back, t["flip_y"][d], d)
+        d = torch.where(corner, t["deflect"][d], d)
+        new_y = torch.where(hits_ceiling, torch.zeros_like(new_y), new_y)
+        new_y = torch.where(breaks | straight_back | corner, y, new_y)
+
+        next_state = {
+            "ball_x": new_x,
+            "ball_y": new_y,
+            "ball_dir": d,
+            "pos": pos,
+            "last_x": x,
+            "last_y": y,
+            "strike": hits_brick,
+            "brick_map": bricks,
+        }
+        return next_state, breaks.to(torch.float32), terminal
+
+    def render(self, state: State) -> torch.Tensor:
+        paddle = one_hot_grid(torch.full_like(state["pos"], GRID - 1), state["pos"])
+        ball = one_hot_grid(state["ball_y"], state["ball_x"])
+        trail = one_hot_grid(state["last_y"], state["last_x"])
+        return torch.stack([paddle, ball, trail, state["brick_map"]], dim=1)

@@ -1,0 +1,268 @@
+"""Shared machinery of the batched torch MinAtar games.
+
+MinAtar (Young & Tian 2019, arXiv 1903.03176) is a set of five 10x10 miniature Atari
+games. The reference implementation is the ``minatar`` package (1.0.15); the games
+in this folder reimplement its *rules* as batched tensor code: every sub-environment
+of a batch advances in the same tensor operations, on any device.
+
+Design (one idea per piece):
+
+* The game state is a ``dict[str, Tensor]`` whose tensors all have a leading
+  ``num_envs`` dimension (``MinAtarEnv.state``).
+* All randomness of a step is drawn up front as uniforms in ``[0, 1)`` from one
+  ``torch.Generator`` on the device (:meth:`MinAtarEnv.sample_draws`). The game rules
+  are the pure function ``transition(state, action, draws) -> (next_state, reward,
+  terminal)``, so tests can replay the reference package's random outcomes exactly
+  and ``torch.compile`` sees no generator calls inside the rules.
+* :meth:`MinAtarEnv.step_with_draws` composes sticky actions, the transition,
+  episode bookkeeping, optional truncation and automatic reset; :meth:`step` is
+  ``step_with_draws(actions, sample_draws())``.
+
+A draw dictionary has three entries: ``"sticky"`` (shape ``(num_envs,)``), ``"step"``
+(the game's per-step draws, named by ``step_draw_shapes``) and ``"reset"`` (the draws
+of a fresh episode, named by ``reset_draw_shapes``; every step draws them for all
+sub-envs because the host does not know which sub-envs will finish). A uniform ``u``
+becomes an integer in ``[low, high)`` as ``low + floor(u * (high - low))``
+(:func:`uniform_to_int`) and a coin of probability ``p`` as ``u < p``.
+
+Sticky actions follow the reference ``minatar.Environment``: each step, with
+probability ``sticky_action_prob`` the previous (full-set) action is repeated instead
+of the chosen one, and the executed action becomes the new "previous" action. Like the
+reference, the previous action survives episode resets and starts at 0 (no-op).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+from normrl.envs.base import TensorEnv
+from normrl.envs.episode_stats import EpisodeStats
+
+#: The six MinAtar actions, in the reference's index order: no-op, left, up, right,
+#: down, fire.
+FULL_ACTION_NAMES: tuple[str, ...] = ("n", "l", "u", "r", "d", "f")
+NOOP, LEFT, UP, RIGHT, DOWN, FIRE = range(6)
+GRID = 10
+
+State = dict[str, torch.Tensor]
+Draws = dict[str, Any]
+
+
+def uniform_to_int(u: torch.Tensor, low: int, high: int) -> torch.Tensor:
+    """Map uniforms in ``[0, 1)`` to integers uniform in ``[low, high)`` (int64)."""
+    n = high - low
+    return low + torch.clamp((u * n).long(), max=n - 1)
+
+
+def where_state(mask: torch.Tensor, a: State, b: State) -> State:
+    """Per sub-env select: ``a[k][i]`` where ``mask[i]`` else ``b[k][i]``, for every key."""
+    out = {}
+    for key, av in a.items():
+        m = mask.view(mask.shape + (1,) * (av.dim() - 1))
+        out[key] = torch.where(m, av, b[key])
+    return out
+
+
+def one_hot_grid(y: torch.Tensor, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Boolean ``(..., 10, 10)`` planes with a single cell ``(y, x)`` set.
+
+    ``y`` and ``x`` are integer tensors of equal shape; where ``valid`` is false (or a
+    coordinate lies off the grid) the plane stays empty.
+    """
+    inside = (y >= 0) & (y < GRID) & (x >= 0) & (x < GRID)
+    if valid is not None:
+        inside = inside & valid
+    rows = torch.arange(GRID, device=y.device)
+    plane = (y.unsqueeze(-1) == rows).unsqueeze(-1) & (x.unsqueeze(-1) == rows).unsqueeze(-2)
+    return plane & inside.unsqueeze(-1).unsqueeze(-1)
+
+
+class MinAtarEnv(TensorEnv):
+    """Base class of the batched MinAtar games (arXiv 1903.03176; rules of ``minatar`` 1.0.15).
+
+    Args (all keyword except ``num_envs``):
+        num_envs: number of sub-environments stepped together (default 1).
+        device: torch device of every tensor (default ``"cpu"``).
+        seed: seed of the env's ``torch.Generator`` (default None: a random seed).
+        full_action_space: False (default) exposes the game's minimal action set, in
+            the reference's ``minimal_action_set()`` order, mapped to the full indices
+            (n, l, u, r, d, f) = (0..5); True exposes all 6 actions.
+        sticky_action_prob: probability of repeating the previous action (default 0.1,
+            as the reference).
+        difficulty_ramping: speed-up of spawns/movement over time in the games that
+            ramp (Asterix, Seaquest, SpaceInvaders; default True, as the reference).
+        pad_channels_to: pad observation channels with zero planes up to this count
+            (default None: the game's own count). Sequential MinAtar streams use 10
+            (Seaquest's count) for every game.
+        max_episode_steps: truncate episodes after this many steps (default None: no
+            time limit, as the reference).
+
+    Observations are float32 ``(num_envs, C, 10, 10)`` in {0, 1}, channels in the
+    reference's order (``channel_names``). ``info`` holds ``episode_return``,
+    ``episode_length`` and ``done`` (see :class:`normrl.envs.base.TensorEnv`); with
+    ``max_episode_steps`` set it also holds ``final_obs``, the observation each step
+    produced before the automatic reset (needed to bootstrap at truncation); see
+    :class:`normrl.envs.episode_stats.EpisodeStats`.
+
+    Subclasses define ``game`` (the reference module name), ``channel_names``,
+    ``minimal_action_set``, ``reset_draw_shapes``, ``step_draw_shapes`` and the pure
+    methods :meth:`initial_state`, :meth:`transition` and :meth:`render`.
+    """
+
+    game: str = ""
+    channel_names: tuple[str, ...] = ()
+    minimal_action_set: tuple[int, ...] = ()
+    #: per-sub-env shapes of the uniforms a fresh episode needs
+    reset_draw_shapes: dict[str, tuple[int, ...]] = {}
+    #: per-sub-env shapes of the uniforms one step of the rules needs
+    step_draw_shapes: dict[str, tuple[int, ...]] = {}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        device: str | torch.device = "cpu",
+        seed: int | None = None,
+        *,
+        full_action_space: bool = False,
+        sticky_action_prob: float = 0.1,
+        difficulty_ramping: bool = True,
+        pad_channels_to: int | None = None,
+        max_episode_steps: int | None = None,
+    ):
+        if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        if not 0.0 <= float(sticky_action_prob) <= 1.0:
+            raise ValueError(f"sticky_action_prob must be in [0, 1], got {sticky_action_prob!r}")
+        n_channels = len(self.channel_names)
+        if pad_channels_to is not None and (not isinstance(pad_channels_to, int) or pad_channels_to < n_channels):
+            raise ValueError(
+                f"pad_channels_to must be None or an int >= {n_channels} ({self.game} has {n_channels} channels), "
+                f"got {pad_channels_to!r}"
+            )
+        if max_episode_steps is not None and (not isinstance(max_episode_steps, int) or max_episode_steps < 1):
+            raise ValueError(f"max_episode_steps must be None or a positive int, got {max_episode_steps!r}")
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.full_action_space = bool(full_action_space)
+        self.sticky_action_prob = float(sticky_action_prob)
+        self.difficulty_ramping = bool(difficulty_ramping)
+        self.n_channels = n_channels
+        self.obs_channels = pad_channels_to if pad_channels_to is not None else n_channels
+        self.max_episode_steps = max_episode_steps
+        actions = tuple(range(len(FULL_ACTION_NAMES))) if self.full_action_space else tuple(self.minimal_action_set)
+        #: policy action index -> full action index (n, l, u, r, d, f)
+        self.action_set = torch.tensor(actions, dtype=torch.int64, device=self.device)
+        self.single_observation_space = gym.spaces.Box(0.0, 1.0, (self.obs_channels, GRID, GRID), dtype="float32")
+        self.single_action_space = gym.spaces.Discrete(len(actions))
+        self.generator = torch.Generator(device=self.device)
+        self._seed(seed)
+        self.reset()
+
+    # ------------------------------------------------------------------ game hooks
+    def initial_state(self, draws: dict[str, torch.Tensor]) -> State:
+        """Fresh-episode states for a batch, from the reset uniforms ``draws``."""
+        raise NotImplementedError
+
+    def transition(self, state: State, action: torch.Tensor, draws: dict[str, torch.Tensor]) -> tuple[State, torch.Tensor, torch.Tensor]:
+        """One step of the rules: ``(next_state, reward float32, terminal bool)``.
+
+        ``action`` holds full-set indices (after sticky actions); pure, no side effects.
+        """
+        raise NotImplementedError
+
+    def render(self, state: State) -> torch.Tensor:
+        """Boolean observation planes ``(batch, n_channels, 10, 10)`` of ``state``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ randomness
+    def _seed(self, seed: int | None) -> None:
+        if seed is None:
+            self.generator.seed()
+        else:
+            self.generator.manual_seed(int(seed))
+
+    def _uniforms(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+        n = self.num_envs
+        sizes = [math.prod(s) for s in shapes.values()]
+        flat = torch.rand((n, sum(sizes)), generator=self.generator, device=self.device)
+        out, start = {}, 0
+        for (name, shape), size in zip(shapes.items(), sizes):
+            out[name] = flat[:, start : start + size].reshape((n, *shape))
+            start += size
+        return out
+
+    def sample_draws(self) -> Draws:
+        """All uniforms one :meth:`step` may need, from the env's generator."""
+        return {
+            "sticky": torch.rand(self.num_envs, generator=self.generator, device=self.device),
+            "step": self._uniforms(self.step_draw_shapes),
+            "reset": self._uniforms(self.reset_draw_shapes),
+        }
+
+    # ------------------------------------------------------------------ TensorEnv API
+    def observe(self, state: State | None = None) -> torch.Tensor:
+        """Float32 observation ``(batch, obs_channels, 10, 10)`` of ``state`` (default: current)."""
+        planes = self.render(self.state if state is None else state).to(torch.float32)
+        if self.obs_channels > self.n_channels:
+            pad = planes.new_zeros((planes.shape[0], self.obs_channels - self.n_channels, GRID, GRID))
+            planes = torch.cat([planes, pad], dim=1)
+        return planes
+
+    def reset(self, seed: int | None = None) -> torch.Tensor:
+        """Start fresh episodes in every sub-env (reseeding first if ``seed`` is given)."""
+        if seed is not None:
+            self._seed(seed)
+        self.state = self.initial_state(self._uniforms(self.reset_draw_shapes))
+        self.last_action = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
+        self.stats = EpisodeStats(self.num_envs, self.device)
+        return self.observe()
+
+    def step(self, actions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """Advance every sub-env by one step with policy ``actions`` (shape ``(num_envs,)``)."""
+        return self.step_with_draws(actions, self.sample_draws())
+
+    def step_with_draws(self, actions, draws: Draws):
+        """:meth:`step` with explicit uniforms ``draws`` (see :meth:`sample_draws`)."""
+        actions = torch.as_tensor(actions, device=self.device).long().reshape(self.num_envs)
+        chosen = self.action_set[actions]
+        executed = torch.where(draws["sticky"] < self.sticky_action_prob, self.last_action, chosen)
+        self.last_action = executed
+        next_state, reward, terminated = self.transition(self.state, executed, draws["step"])
+        if self.max_episode_steps is None:
+            truncated = torch.zeros_like(terminated)
+            final_obs = None
+        else:
+            truncated = ~terminated & (self.stats.lengths + 1 >= self.max_episode_steps)
+            final_obs = self.observe(next_state)
+        info = self.stats.update(reward, terminated, truncated, final_obs=final_obs)
+        self.state = where_state(info["done"], self.initial_state(draws["reset"]), next_state)
+        return self.observe(), reward, terminated, truncated, info
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly: game state, previous action, episode
+        totals and the generator state."""
+        return {
+            "game": self.game,
+            "num_envs": self.num_envs,
+            "state": {k: v.clone() for k, v in self.state.items()},
+            "last_action": self.last_action.clone(),
+            "episode_stats": self.stats.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("game") != self.game or state.get("num_envs") != self.num_envs:
+            raise ValueError(
+                f"state is for game={state.get('game')!r} num_envs={state.get('num_envs')!r}, "
+                f"this env is game={self.game!r} num_envs={self.num_envs}"
+            )
+        if set(state["state"]) != set(self.state):
+            raise ValueError(f"state keys {sorted(state['state'])} do not match {sorted(self.state)}")
+        self.state = {k: v.to(self.device).clone() for k, v in state["state"].items()}
+        self.last_action = state["last_action"].to(self.device).clone()
+        self.stats.load_state_dict(state["episode_stats"])
+        self.generator.set_state(state["generator"])
