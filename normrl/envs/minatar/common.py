@@ -51,10 +51,14 @@ State = dict[str, torch.Tensor]
 Draws = dict[str, Any]
 
 
-def uniform_to_int(u: torch.Tensor, low: int, high: int) -> torch.Tensor:
-    """Map uniforms in ``[0, 1)`` to integers uniform in ``[low, high)`` (int64)."""
+def uniform_to_int(u: torch.Tensor, low: int, high: int | torch.Tensor) -> torch.Tensor:
+    """Map uniforms in ``[0, 1)`` to integers uniform in ``[low, high)`` (int64).
+
+    ``high`` may be a tensor broadcastable with ``u`` (a per-sub-env range); the
+    product ``u * (high - low)`` is computed in ``u``'s dtype, then floored.
+    """
     n = high - low
-    return low + torch.clamp((u * n).long(), max=n - 1)
+    return low + torch.minimum((u * n).long(), torch.as_tensor(n - 1, device=u.device))
 
 
 def where_state(mask: torch.Tensor, a: State, b: State) -> State:
