@@ -69,8 +69,8 @@ def cartpole_dynamics(state: torch.Tensor, action: torch.Tensor) -> tuple[torch.
     gymnasium's float64 numbers.
     """
     x, x_dot, theta, theta_dot = state.unbind(-1)
-    # exact +-10.0: 1 * 20 - 10 and 0 * 20 - 10
-    force = (action == 1).to(state.dtype) * (2 * FORCE_MAG) - FORCE_MAG
+    # +-10.0 is exact in float32, so float64 states see gymnasium's exact force
+    force = torch.where(action == 1, FORCE_MAG, -FORCE_MAG)
     costheta = torch.cos(theta)
     sintheta = torch.sin(theta)
     temp = (force + POLE_MASS_LENGTH * theta_dot.square() * sintheta) / TOTAL_MASS
@@ -81,8 +81,8 @@ def cartpole_dynamics(state: torch.Tensor, action: torch.Tensor) -> tuple[torch.
     next_state = torch.stack(
         (x + TAU * x_dot, x_dot + TAU * xacc, theta + TAU * theta_dot, theta_dot + TAU * thetaacc), dim=-1
     )
-    nx, ntheta = next_state[..., 0], next_state[..., 2]
-    terminated = (nx < -X_THRESHOLD) | (nx > X_THRESHOLD) | (ntheta < -THETA_THRESHOLD) | (ntheta > THETA_THRESHOLD)
+    # |v| > t is exactly gymnasium's v < -t or v > t
+    terminated = (next_state[..., 0].abs() > X_THRESHOLD) | (next_state[..., 2].abs() > THETA_THRESHOLD)
     return next_state, terminated
 
 
@@ -110,7 +110,7 @@ def cartpole_transition(
         ones.
     """
     final_state, terminated = cartpole_dynamics(state, action)
-    truncated = episode_length + 1 >= max_episode_steps
+    truncated = episode_length >= max_episode_steps - 1  # the step about to be counted is the last
     done = terminated | truncated
     new_state = torch.where(done.unsqueeze(-1), reset_state, final_state)
     reward = torch.ones_like(terminated, dtype=torch.float32)
@@ -168,8 +168,8 @@ class CartPoleEnv(TensorEnv):
         self.state: torch.Tensor | None = None
 
     def _draw_reset_states(self) -> torch.Tensor:
-        u = torch.rand((self.num_envs, 4), generator=self.generator, device=self.device, dtype=self.dtype)
-        return RESET_LOW + (RESET_HIGH - RESET_LOW) * u
+        states = torch.empty((self.num_envs, 4), device=self.device, dtype=self.dtype)
+        return states.uniform_(RESET_LOW, RESET_HIGH, generator=self.generator)
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
         """Start new episodes in every sub-env; ``seed`` (if given) reseeds the generator."""
