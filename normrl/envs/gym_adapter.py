@@ -38,7 +38,8 @@ class TensorToGymVectorEnv(gym.vector.VectorEnv):
       their ``_``-prefixed masks) holding the finished episodes' totals, with the mask
       ``infos["_final_info"]``.
 
-    ``infos`` is empty on steps where nothing finished. Rewards are float64 and
+    ``infos`` is empty on steps where nothing finished. A TensorEnv whose ``info`` has no
+    ``final_obs`` (e.g. MinAtar without a time limit) gives no ``final_obs`` key either. Rewards are float64 and
     terminations/truncations bool arrays of shape ``(num_envs,)``, as gymnasium's vector
     envs return them. ``reset(seed=int)`` reseeds the TensorEnv's generator; per-sub-env
     seed lists and ``options`` are not supported (ValueError). Observations are cast to
@@ -63,7 +64,10 @@ class TensorToGymVectorEnv(gym.vector.VectorEnv):
 
     def _to_numpy_obs(self, obs: torch.Tensor) -> np.ndarray:
         array = obs.detach().cpu().numpy()
-        return array if self._obs_dtype is None else array.astype(self._obs_dtype, copy=False)
+        # on a CPU device the array shares memory with the env's tensor, which an env may
+        # reuse for the next step (ale-py's buffers): hand out a copy, as gymnasium does
+        dtype = array.dtype if self._obs_dtype is None else self._obs_dtype
+        return array.astype(dtype, copy=obs.device.type == "cpu")
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset every sub-env; an int ``seed`` reseeds the wrapped env's generator."""
@@ -90,14 +94,15 @@ class TensorToGymVectorEnv(gym.vector.VectorEnv):
         done = terminations | truncations
         infos: dict[str, Any] = {}
         if done.any():
-            final_obs = np.full(self.num_envs, None, dtype=object)
-            terminal = self._to_numpy_obs(info["final_obs"]) if "final_obs" in info else obs_np
-            for i in np.flatnonzero(done):
-                final_obs[i] = terminal[i].copy()
+            if "final_obs" in info:
+                terminal = self._to_numpy_obs(info["final_obs"])
+                final_obs = np.full(self.num_envs, None, dtype=object)
+                for i in np.flatnonzero(done):
+                    final_obs[i] = terminal[i].copy()
+                infos["final_obs"] = final_obs
+                infos["_final_obs"] = done.copy()
             episode_return = info["episode_return"].cpu().numpy().astype(np.float64)
             episode_length = info["episode_length"].cpu().numpy().astype(np.int64)
-            infos["final_obs"] = final_obs
-            infos["_final_obs"] = done.copy()
             infos["final_info"] = {
                 "episode_return": np.where(done, episode_return, 0.0),
                 "_episode_return": done.copy(),

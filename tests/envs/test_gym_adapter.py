@@ -1,5 +1,7 @@
 """TensorToGymVectorEnv: gymnasium vector-env API checks, SAME_STEP autoreset infos,
 and random-policy episode statistics against gymnasium's own vector CartPole."""
+import importlib.util
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 from normrl.envs import TensorToGymVectorEnv, make_env
 from normrl.envs.cartpole import THETA_THRESHOLD, X_THRESHOLD
+from normrl.envs.registry import ALE_FACTORY, ENV_IDS
 
 
 def _adapter(num_envs=4, seed=0):
@@ -131,3 +134,24 @@ def test_invalid_inputs():
         env.step(np.array([0, 1, 1]))
     with pytest.raises(ValueError, match="TensorEnv"):
         TensorToGymVectorEnv(gym.make("CartPole-v1"))
+
+
+@pytest.mark.parametrize("env_id", [*ENV_IDS, "ALE/Pong-v5"])
+def test_every_env_id_through_the_adapter(env_id):
+    module = (ALE_FACTORY if env_id.startswith("ALE/") else ENV_IDS[env_id]).split(":")[0]
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} (for {env_id}) is not implemented yet")
+    env = TensorToGymVectorEnv(make_env(env_id, 2, seed=0))
+    obs, _ = env.reset(seed=0)
+    check_obs(obs, env.observation_space, "reset")
+    env.action_space.seed(0)
+    previous = obs
+    for _ in range(20):
+        obs, rewards, terms, truncs, infos = env.step(env.action_space.sample())
+        check_obs(obs, env.observation_space, "step")
+        assert obs.dtype == env.single_observation_space.dtype
+        assert rewards.shape == terms.shape == truncs.shape == (2,)
+        # returned arrays are never overwritten by later steps
+        assert not data_shares_objects(previous, obs)
+        previous = obs
+    env.close()
