@@ -11,7 +11,7 @@ from gymnasium.utils.passive_env_checker import check_obs, data_shares_objects
 from gymnasium.vector import AutoresetMode
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
-from normrl.envs import TensorToGymVectorEnv, make_env
+from normrl.envs import TensorEnv, TensorToGymVectorEnv, make_env
 from normrl.envs.cartpole import THETA_THRESHOLD, X_THRESHOLD
 from normrl.envs.registry import ALE_FACTORY, ENV_IDS
 
@@ -155,3 +155,34 @@ def test_every_env_id_through_the_adapter(env_id):
         assert not data_shares_objects(previous, obs)
         previous = obs
     env.close()
+
+
+class _BufferReusingEnv(TensorEnv):
+    """A TensorEnv that writes every observation into one buffer (as ale-py does)."""
+
+    def __init__(self):
+        self.num_envs, self.device = 2, torch.device("cpu")
+        self.single_observation_space = gym.spaces.Box(0, 255, (3,), dtype=np.uint8)
+        self.single_action_space = gym.spaces.Discrete(2)
+        self.buffer = torch.zeros(2, 3, dtype=torch.uint8)
+        self.t = 0
+
+    def reset(self, seed=None):
+        self.t = 0
+        self.buffer.fill_(0)
+        return self.buffer
+
+    def step(self, actions):
+        self.t += 1
+        self.buffer.fill_(self.t)
+        flags = torch.zeros(2, dtype=torch.bool)
+        info = {"done": flags, "episode_return": torch.zeros(2), "episode_length": torch.full((2,), self.t)}
+        return self.buffer, torch.zeros(2), flags, flags, info
+
+
+def test_observations_are_copied_out_of_reused_env_buffers():
+    env = TensorToGymVectorEnv(_BufferReusingEnv())
+    first, _ = env.reset()
+    second = env.step(np.zeros(2, dtype=np.int64))[0]
+    third = env.step(np.zeros(2, dtype=np.int64))[0]
+    assert first.max() == 0 and second.min() == second.max() == 1 and third.min() == third.max() == 2
