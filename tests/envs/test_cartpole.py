@@ -248,3 +248,19 @@ def test_spaces_and_input_validation():
     before = env.state.clone()
     obs.fill_(1.0)
     assert torch.equal(env.state, before)
+
+
+@pytest.mark.slow  # torch.compile takes ~15 s on a small CPU
+def test_compiled_step_matches_eager():
+    eager, compiled = CartPoleEnv(64, seed=8), CartPoleEnv(64, seed=8, compile=True)
+    eager.reset(), compiled.reset()
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        actions = torch.randint(0, 2, (64,), generator=gen)
+        out_e, out_c = eager.step(actions), compiled.step(actions)
+        # the compiled kernel may round sin/cos differently in the last bit
+        torch.testing.assert_close(out_c[0], out_e[0], rtol=1e-5, atol=1e-6)
+        for a, b in zip(out_c[1:4], out_e[1:4]):
+            assert torch.equal(a, b)
+        torch.testing.assert_close(out_c[4]["final_obs"], out_e[4]["final_obs"], rtol=1e-5, atol=1e-6)
+        assert torch.equal(out_c[4]["episode_length"], out_e[4]["episode_length"])
