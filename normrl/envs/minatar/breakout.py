@@ -40,14 +40,19 @@ class BreakoutEnv(MinAtarEnv):
     reset_draw_shapes = {"ball_start": ()}
     step_draw_shapes = {}
 
-    def _tables(self, device: torch.device) -> dict[str, torch.Tensor]:
-        return {name: torch.tensor(values, dtype=torch.int64, device=device)
-                for name, values in (("dx", _DX), ("dy", _DY), ("flip_x", _FLIP_X), ("flip_y", _FLIP_Y), ("deflect", _DEFLECT))}
-
-    def _full_bricks(self, n: int, device: torch.device) -> torch.Tensor:
-        rows = torch.zeros(GRID, dtype=torch.bool, device=device)
-        rows[list(_BRICK_ROWS)] = True
-        return rows.view(1, GRID, 1).expand(n, GRID, GRID).clone()
+    def _constants(self, device: torch.device) -> dict[str, torch.Tensor]:
+        """Direction tables and the full brick wall on ``device``, built once per device."""
+        cache = self.__dict__.setdefault("_constant_cache", {})
+        if device not in cache:
+            tables = {name: torch.tensor(values, dtype=torch.int64, device=device)
+                      for name, values in (("dx", _DX), ("dy", _DY), ("flip_x", _FLIP_X), ("flip_y", _FLIP_Y),
+                                           ("deflect", _DEFLECT))}
+            wall = torch.zeros((GRID, GRID), dtype=torch.bool)
+            wall[list(_BRICK_ROWS)] = True
+            tables["wall"] = wall.to(device)
+            tables["cells"] = torch.arange(GRID * GRID, device=device)
+            cache[device] = tables
+        return cache[device]
 
     def initial_state(self, draws: dict[str, torch.Tensor]) -> State:
         start_right = uniform_to_int(draws["ball_start"], 0, 2) == 1
@@ -62,11 +67,11 @@ class BreakoutEnv(MinAtarEnv):
             "last_x": ball_x.clone(),
             "last_y": ball_y.clone(),
             "strike": torch.zeros(n, dtype=torch.bool, device=device),
-            "brick_map": self._full_bricks(n, device),
+            "brick_map": self._constants(device)["wall"].expand(n, GRID, GRID).clone(),
         }
 
     def transition(self, state: State, action: torch.Tensor, draws: dict[str, torch.Tensor]):
-        t = self._tables(action.device)
+        t = self._constants(action.device)
         pos = state["pos"]
         pos = torch.where(action == LEFT, (pos - 1).clamp(min=0), pos)
         pos = torch.where(action == RIGHT, (pos + 1).clamp(max=GRID - 1), pos)
@@ -89,8 +94,8 @@ class BreakoutEnv(MinAtarEnv):
 
         # Refill happens when the ball reaches the paddle row with no bricks left.
         refill = reaches_bottom & ~flat.any(dim=1)
-        flat = flat & ~(breaks.unsqueeze(1) & (torch.arange(GRID * GRID, device=cell.device) == cell.unsqueeze(1)))
-        bricks = torch.where(refill.view(n, 1, 1), self._full_bricks(n, bricks.device), flat.view(n, GRID, GRID))
+        flat = flat & ~(breaks.unsqueeze(1) & (t["cells"] == cell.unsqueeze(1)))
+        bricks = torch.where(refill.view(n, 1, 1), t["wall"], flat.view(n, GRID, GRID))
 
         straight_back = reaches_bottom & (x == pos)
         corner = reaches_bottom & ~straight_back & (new_x == pos)

@@ -58,7 +58,9 @@ def uniform_to_int(u: torch.Tensor, low: int, high: int | torch.Tensor) -> torch
     product ``u * (high - low)`` is computed in ``u``'s dtype, then floored.
     """
     n = high - low
-    return low + torch.minimum((u * n).long(), torch.as_tensor(n - 1, device=u.device))
+    k = (u * n).long()
+    # clamp guards u * n rounding up to n; a tensor bound is used as is (no host copy)
+    return low + (torch.minimum(k, n - 1) if isinstance(n, torch.Tensor) else k.clamp(max=n - 1))
 
 
 def where_state(mask: torch.Tensor, a: State, b: State) -> State:
