@@ -1,0 +1,499 @@
+"""TaskScheduler: train one agent on a stream of tasks and record the return matrix.
+
+A *stream* is a list of :class:`Task` objects visited in order, ``cycles`` times. Task
+``k`` of the list has task id ``k`` in every cycle (a game seen again keeps its id, so
+per-task state such as AdaB²N's θ_k is shared across cycles). The scheduler is written
+against the agent interface of ``normrl.agents`` by duck typing:
+
+================================  ===================================================
+``agent.set_env(env)``            required: train on this env (or data set) from now on
+``agent.learn(steps)``            required: ``steps`` more env steps, counters continue
+``agent.num_steps``               required: env steps done so far (int)
+``agent.evaluate(env, episodes)`` required: mean return of ``episodes`` episodes
+``agent.networks()``              optional: modules walked for the task hooks
+``agent.task_id``                 optional: set to the current task id when tagging
+``agent.optimizer``               optional: state reset by ``reset_optimizer=True``
+``agent.lr_schedule``             optional: ``restart()`` called by ``restart_lr=True``
+``agent.replay_buffer``           optional: ``clear()`` called by ``flush_replay=True``
+``agent.writer``                  optional: a ``SummaryWriter`` for the tags below
+================================  ===================================================
+
+At every task switch (:func:`apply_task_switch`), in this order:
+
+1. ``on_task_end(old_id)`` on every module that defines it (after the previous task);
+2. the previous task's evaluation (below);
+3. ``on_task_start(new_id)`` on every module that defines it;
+4. optimizer state reset (``reset_optimizer``), LR schedule restart (``restart_lr``),
+   replay flush (``flush_replay``), ``agent.task_id = new_id`` (``tag_task_id``).
+
+The first task gets step 3-4 only (the optimizer, LR and buffer options act on switches,
+not on the very first task); the last gets steps 1-2.
+
+After each task visit the agent is evaluated on every task seen so far (``agent.task_id``
+is set to the evaluated task during its evaluation and restored after). The result is a
+matrix ``returns[visit, task]`` (rows: task visits in training order; columns: the
+distinct tasks of the stream; NaN where a task was not yet seen), lower-triangular in the
+first cycle. TensorBoard tags (``agent.writer``): ``continual/eval/<task name>`` (that
+task's return after every visit, x-axis env steps), ``continual/task_id`` (the task
+being trained, at the start and end of every visit) and ``continual/eval_mean_seen``
+(mean over the seen tasks). With ``logdir`` set, ``summary.json`` there receives the
+result after every visit (key ``"continual"``).
+
+Resumption: :meth:`TaskScheduler.state_dict` holds the visit index, the steps done
+within it, whether its start hooks ran, and the matrix; saved beside the agent's own
+checkpoint, :meth:`load_state_dict` + :meth:`run` continue exactly where training stopped.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+
+STATE_VERSION = 1
+
+
+@dataclass
+class Task:
+    """One task of a stream.
+
+    Args:
+        source: an env id for :func:`normrl.envs.make_env` (``"MinAtar/Breakout"``,
+            ``"ALE/Pong-v5"``), or a dataset task: any object with a
+            ``make(num_envs, device, seed)`` method (e.g.
+            :class:`normrl.envs.permuted.SupervisedTask`).
+        steps: env steps to train on this task per visit (positive int).
+        seed: env seed for this task; ``None`` (default) derives one from the
+            scheduler's seed and the visit index.
+        name: display name (TensorBoard tag, matrix column); default: ``source``.
+        env_kwargs: keyword arguments for ``make_env`` (default none).
+        wrapper: optional callable applied to the made env (e.g. a permutation wrapper).
+    """
+
+    source: Any
+    steps: int
+    seed: int | None = None
+    name: str | None = None
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    wrapper: Callable[[Any], Any] | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 1:
+            raise ValueError(f"Task steps must be a positive int, got {self.steps!r}")
+        if not isinstance(self.source, str) and not hasattr(self.source, "make"):
+            raise ValueError(f"Task source must be an env id string or a dataset task with make(), got {type(self.source).__name__}")
+        if self.name is None:
+            self.name = self.source if isinstance(self.source, str) else getattr(self.source, "name", type(self.source).__name__)
+
+    @property
+    def env_id(self) -> str | None:
+        """The env id, or ``None`` for a dataset task."""
+        return self.source if isinstance(self.source, str) else None
+
+    def make(self, num_envs: int, device: str | torch.device, seed: int | None):
+        """Build this task's env (or data set) on ``device``."""
+        if isinstance(self.source, str):
+            from normrl.envs.registry import make_env
+
+            env = make_env(self.source, num_envs=num_envs, device=device, seed=seed, **self.env_kwargs)
+        else:
+            env = self.source.make(num_envs=num_envs, device=device, seed=seed)
+        return self.wrapper(env) if self.wrapper is not None else env
+
+
+# -- task-switch hooks (reusable outside the scheduler, e.g. with SB3 models) ------------
+def _unique_modules(modules: Iterable[nn.Module]) -> list[nn.Module]:
+    seen: set[int] = set()
+    out = []
+    for root in modules:
+        for m in root.modules():
+            if id(m) not in seen:
+                seen.add(id(m))
+                out.append(m)
+    return out
+
+
+def notify_task_switch(modules: Iterable[nn.Module], old_task: int | None, new_task: int | None) -> int:
+    """Call the task hooks of every submodule of ``modules`` (each module once).
+
+    First ``m.on_task_end(old_task)`` on every module defining it (skipped when
+    ``old_task`` is ``None``), then ``m.on_task_start(new_task)`` (skipped when
+    ``new_task`` is ``None``). Submodules are walked with ``nn.Module.modules()``;
+    a module reachable from several roots is called once. Returns the number of calls.
+
+    SB3 integration: ``notify_task_switch([model.policy], old, new)``.
+    """
+    mods = _unique_modules(modules)
+    calls = 0
+    if old_task is not None:
+        for m in mods:
+            hook = getattr(m, "on_task_end", None)
+            if callable(hook):
+                hook(old_task)
+                calls += 1
+    if new_task is not None:
+        for m in mods:
+            hook = getattr(m, "on_task_start", None)
+            if callable(hook):
+                hook(new_task)
+                calls += 1
+    return calls
+
+
+def reset_optimizer(optimizer: torch.optim.Optimizer) -> None:
+    """Forget the optimizer's per-parameter state (Adam moments and step counts).
+
+    Uses ``normrl.normalization.reset_optimizer_state`` when that is available (it knows
+    the library's optimizer wrappers); otherwise clears ``optimizer.state``, which is what
+    a freshly built optimizer of the same hyperparameters would hold.
+    """
+    try:
+        from normrl.normalization.optimizer_reset import reset_optimizer_state
+    except ImportError:
+        optimizer.state.clear()
+        return
+    reset_optimizer_state(optimizer)
+
+
+def _networks(agent) -> list[nn.Module]:
+    nets = agent.networks() if hasattr(agent, "networks") else []
+    return [n for n in nets if isinstance(n, nn.Module)]
+
+
+def apply_task_switch(agent, old_task: int | None, new_task: int, *, reset_optimizer_state: bool = False,
+                      restart_lr: bool = False, flush_replay: bool = False, tag_task_id: bool = True,
+                      call_end_hooks: bool = True) -> None:
+    """Everything that happens to ``agent`` when task ``new_task`` starts (module docstring).
+
+    ``old_task=None`` marks the first task: only the start hooks and the task tag apply.
+    ``call_end_hooks=False`` skips ``on_task_end`` (the scheduler calls it earlier, before
+    evaluating the finished task).
+    """
+    nets = _networks(agent)
+    notify_task_switch(nets, old_task if call_end_hooks else None, new_task)
+    if old_task is not None:
+        if reset_optimizer_state and getattr(agent, "optimizer", None) is not None:
+            reset_optimizer(agent.optimizer)
+        if restart_lr and getattr(agent, "lr_schedule", None) is not None:
+            agent.lr_schedule.restart()
+        if flush_replay and getattr(agent, "replay_buffer", None) is not None:
+            agent.replay_buffer.clear()
+    if tag_task_id:
+        agent.task_id = new_task
+
+
+# -- results -------------------------------------------------------------------------------
+@dataclass
+class ContinualResult:
+    """The return matrix of a stream run.
+
+    Attributes:
+        task_names: the distinct tasks (matrix columns), in stream order.
+        visit_tasks: the task id trained at each visit (matrix rows).
+        returns: ``returns[v][k]`` = mean evaluation return on task ``k`` after visit
+            ``v``; NaN where task ``k`` had not been seen yet.
+        eval_steps: ``agent.num_steps`` at each row's evaluation.
+        completed: whether every visit of the stream was trained and evaluated.
+    """
+
+    task_names: list[str]
+    visit_tasks: list[int]
+    returns: list[list[float]]
+    eval_steps: list[int]
+    completed: bool
+
+    @property
+    def matrix(self) -> torch.Tensor:
+        """``returns`` as a float64 tensor ``(rows done, num tasks)``."""
+        if not self.returns:
+            return torch.empty(0, len(self.task_names), dtype=torch.float64)
+        return torch.tensor(self.returns, dtype=torch.float64)
+
+    def final_returns(self) -> list[float]:
+        """The last evaluated row (returns on every task after the last visit done)."""
+        return list(self.returns[-1]) if self.returns else []
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (NaN written as ``None``)."""
+        return {
+            "task_names": list(self.task_names),
+            "visit_tasks": list(self.visit_tasks),
+            "returns": [[None if math.isnan(v) else v for v in row] for row in self.returns],
+            "eval_steps": list(self.eval_steps),
+            "completed": self.completed,
+        }
+
+    def format_table(self) -> str:
+        """The matrix as aligned text: one row per visit, one column per task."""
+        width = max([10, *(len(n) for n in self.task_names)])
+        head = "trained \\ eval".ljust(18) + "".join(n.rjust(width + 1) for n in self.task_names)
+        lines = [head]
+        for v, row in enumerate(self.returns):
+            label = f"{v}:{self.task_names[self.visit_tasks[v]]}"[:18].ljust(18)
+            cells = "".join(("-" if math.isnan(x) else f"{x:.2f}").rjust(width + 1) for x in row)
+            lines.append(label + cells)
+        return "\n".join(lines)
+
+
+# -- the scheduler -----------------------------------------------------------------------------
+class TaskScheduler:
+    """Train an agent on ``tasks`` in order, ``cycles`` times, evaluating after each visit.
+
+    Args:
+        tasks: the stream (list of :class:`Task`), at least one.
+        cycles: passes over the list (default 1).
+        name: the stream's name (recorded in the state and the result; default ``"custom"``).
+        num_envs: parallel envs of each training env (default 8).
+        device: device of the envs; ``None`` (default) uses ``agent.device`` if present,
+            else CPU.
+        seed: base seed: visit ``v`` of a task without its own seed trains on env seed
+            ``seed + v``; evaluation of task ``k`` uses env seed ``seed + 1_000_003 + k``
+            (the same episodes after every visit, so rows are comparable).
+        reset_optimizer: reset the optimizer state at each switch (default ``False``).
+        restart_lr: call ``agent.lr_schedule.restart()`` at each switch (default ``False``).
+        flush_replay: clear ``agent.replay_buffer`` at each switch (default ``False``).
+        tag_task_id: set ``agent.task_id`` to the current task id (default ``True``).
+        eval_episodes: episodes per evaluation (default 10); 0 disables evaluation.
+        eval_num_envs: envs of each evaluation env (default ``min(eval_episodes, 8)``).
+        chunk_steps: train in chunks of at most this many steps, calling ``callback``
+            after each (e.g. to checkpoint); default ``None``: one chunk per visit.
+        logdir: if set, ``summary.json`` there is rewritten after every visit.
+    """
+
+    def __init__(self, tasks: list[Task], cycles: int = 1, *, name: str = "custom", num_envs: int = 8,
+                 device: str | torch.device | None = None, seed: int = 0, reset_optimizer: bool = False,
+                 restart_lr: bool = False, flush_replay: bool = False, tag_task_id: bool = True,
+                 eval_episodes: int = 10, eval_num_envs: int | None = None, chunk_steps: int | None = None,
+                 logdir: str | None = None):
+        tasks = list(tasks)
+        if not tasks or not all(isinstance(t, Task) for t in tasks):
+            raise ValueError("tasks must be a non-empty list of Task")
+        for label, value, low in (("cycles", cycles, 1), ("num_envs", num_envs, 1), ("eval_episodes", eval_episodes, 0)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{label} must be an int >= {low}, got {value!r}")
+        if chunk_steps is not None and (not isinstance(chunk_steps, int) or chunk_steps < 1):
+            raise ValueError(f"chunk_steps must be a positive int or None, got {chunk_steps!r}")
+        names = [t.name for t in tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"task names must be distinct, got {names}")
+        self.tasks = tasks
+        self.cycles = cycles
+        self.name = name
+        self.num_envs = num_envs
+        self.device = device
+        self.seed = int(seed)
+        self.reset_optimizer = reset_optimizer
+        self.restart_lr = restart_lr
+        self.flush_replay = flush_replay
+        self.tag_task_id = tag_task_id
+        self.eval_episodes = eval_episodes
+        self.eval_num_envs = eval_num_envs if eval_num_envs is not None else max(1, min(eval_episodes, 8))
+        self.chunk_steps = chunk_steps
+        self.logdir = logdir
+        # position
+        self.visit = 0
+        self.steps_done = 0
+        self.started = False
+        self.returns: list[list[float]] = []
+        self.eval_steps: list[int] = []
+        self._stop = False
+
+    @classmethod
+    def from_name(cls, name: str, steps_per_task: int, cycles: int = 1, **kwargs) -> "TaskScheduler":
+        """A scheduler over the built-in stream ``name`` (see :mod:`normrl.envs.streams`).
+
+        Keyword arguments go to the constructor; ``seed`` also fixes the permutations of
+        permuted streams. Unknown names raise ``ValueError`` listing the valid ones.
+        """
+        from normrl.envs.streams import stream_tasks
+
+        tasks = stream_tasks(name, steps_per_task, seed=kwargs.get("seed", 0))
+        return cls(tasks, cycles, name=name, **kwargs)
+
+    # -- schedule ----------------------------------------------------------------------
+    @property
+    def num_visits(self) -> int:
+        return len(self.tasks) * self.cycles
+
+    @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    def visit_task_id(self, visit: int) -> int:
+        """The task id trained at visit ``visit`` (``visit % len(tasks)``)."""
+        return visit % len(self.tasks)
+
+    @property
+    def done(self) -> bool:
+        return self.visit >= self.num_visits
+
+    @property
+    def current_task_id(self) -> int | None:
+        return None if self.done else self.visit_task_id(self.visit)
+
+    def total_steps(self) -> int:
+        """Env steps over the whole stream (sum of every visit's ``steps``)."""
+        return sum(t.steps for t in self.tasks) * self.cycles
+
+    def steps_completed(self) -> int:
+        """Env steps trained so far, counted by the schedule (resumes with the state)."""
+        per_cycle = [t.steps for t in self.tasks]
+        return sum(per_cycle[self.visit_task_id(v)] for v in range(min(self.visit, self.num_visits))) + self.steps_done
+
+    def request_stop(self) -> None:
+        """Make :meth:`run` return after the current chunk (e.g. from a signal handler)."""
+        self._stop = True
+
+    # -- running -------------------------------------------------------------------------
+    def _device(self, agent):
+        if self.device is not None:
+            return torch.device(self.device)
+        return torch.device(getattr(agent, "device", "cpu"))
+
+    def _train_seed(self, visit: int) -> int:
+        task = self.tasks[self.visit_task_id(visit)]
+        return task.seed if task.seed is not None else self.seed + visit
+
+    def _eval_seed(self, task_id: int) -> int:
+        task = self.tasks[task_id]
+        base = task.seed if task.seed is not None else self.seed
+        return base + 1_000_003 + task_id
+
+    def _log(self, agent, tag: str, value: float) -> None:
+        writer = getattr(agent, "writer", None)
+        if writer is not None:
+            writer.add_scalar(tag, value, int(agent.num_steps))
+
+    def _seen_tasks(self) -> list[int]:
+        return sorted({self.visit_task_id(v) for v in range(self.visit + 1)})
+
+    def _evaluate_row(self, agent, device) -> None:
+        row = [math.nan] * len(self.tasks)
+        if self.eval_episodes > 0:
+            saved_task_id = getattr(agent, "task_id", None)
+            for k in self._seen_tasks():
+                env = self.tasks[k].make(self.eval_num_envs, device, self._eval_seed(k))
+                try:
+                    if self.tag_task_id:
+                        agent.task_id = k
+                    row[k] = float(agent.evaluate(env, self.eval_episodes))
+                finally:
+                    env.close()
+                self._log(agent, f"continual/eval/{self.tasks[k].name}", row[k])
+            if self.tag_task_id and saved_task_id is not None:
+                agent.task_id = saved_task_id
+            seen = [row[k] for k in self._seen_tasks()]
+            self._log(agent, "continual/eval_mean_seen", sum(seen) / len(seen))
+        self.returns.append(row)
+        self.eval_steps.append(int(agent.num_steps))
+
+    def result(self) -> ContinualResult:
+        """The matrix so far."""
+        visits = [self.visit_task_id(v) for v in range(len(self.returns))]
+        return ContinualResult(self.task_names, visits, [list(r) for r in self.returns], list(self.eval_steps), self.done)
+
+    def _write_summary(self) -> None:
+        if self.logdir is None:
+            return
+        from normrl.utils.run_dir import write_summary
+
+        write_summary(self.logdir, {"stream": self.name, "cycles": self.cycles, "continual": self.result().to_dict()})
+
+    def run(self, agent, callback: Callable[["TaskScheduler", Any], Any] | None = None) -> ContinualResult:
+        """Train ``agent`` on the rest of the stream and return the matrix.
+
+        ``callback(scheduler, agent)`` runs after every training chunk and after every
+        visit's evaluation (a consistent point to save ``agent`` and ``state_dict()``).
+        It may return ``False`` (or :meth:`request_stop` may be called) to stop early;
+        :meth:`run` then returns the partial result (``completed=False``).
+        """
+        device = self._device(agent)
+        self._stop = False
+        while not self.done:
+            task_id = self.visit_task_id(self.visit)
+            task = self.tasks[task_id]
+            env = task.make(self.num_envs, device, self._train_seed(self.visit))
+            try:
+                if not self.started:
+                    old = None if self.visit == 0 else self.visit_task_id(self.visit - 1)
+                    apply_task_switch(agent, old, task_id, reset_optimizer_state=self.reset_optimizer,
+                                      restart_lr=self.restart_lr, flush_replay=self.flush_replay,
+                                      tag_task_id=self.tag_task_id, call_end_hooks=False)
+                    self.started = True
+                elif self.tag_task_id:
+                    agent.task_id = task_id  # resumed mid-visit: hooks already ran before the save
+                agent.set_env(env)
+                self._log(agent, "continual/task_id", task_id)
+                while self.steps_done < task.steps:
+                    chunk = task.steps - self.steps_done
+                    if self.chunk_steps is not None:
+                        chunk = min(chunk, self.chunk_steps)
+                    before = int(agent.num_steps)
+                    agent.learn(chunk)
+                    progress = int(agent.num_steps) - before
+                    if progress <= 0:
+                        raise RuntimeError(f"agent.learn({chunk}) made no progress (num_steps stayed at {before})")
+                    self.steps_done = min(task.steps, self.steps_done + progress)
+                    if callback is not None and callback(self, agent) is False:
+                        self._stop = True
+                    if self._stop and self.steps_done < task.steps:
+                        return self.result()
+                self._log(agent, "continual/task_id", task_id)
+            finally:
+                env.close()
+            notify_task_switch(_networks(agent), task_id, None)
+            self._evaluate_row(agent, device)
+            self.visit += 1
+            self.steps_done = 0
+            self.started = False
+            self._write_summary()
+            if callback is not None and callback(self, agent) is False:
+                self._stop = True
+            if self._stop:
+                break
+        return self.result()
+
+    # -- checkpointing -----------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Position in the stream and the matrix so far (plain JSON-ready values; NaN as ``None``)."""
+        return {
+            "version": STATE_VERSION,
+            "stream": self.name,
+            "task_names": self.task_names,
+            "task_steps": [t.steps for t in self.tasks],
+            "cycles": self.cycles,
+            "visit": self.visit,
+            "steps_done": self.steps_done,
+            "started": self.started,
+            "returns": [[None if math.isnan(v) else v for v in row] for row in self.returns],
+            "eval_steps": list(self.eval_steps),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a position saved by :meth:`state_dict` of a scheduler over the same stream.
+
+        Raises ``ValueError`` when the state is malformed or belongs to another stream
+        (different task names, steps or cycles).
+        """
+        required = ("version", "task_names", "task_steps", "cycles", "visit", "steps_done", "started", "returns", "eval_steps")
+        if not isinstance(state, dict) or any(k not in state for k in required):
+            missing = [k for k in required if not isinstance(state, dict) or k not in state]
+            raise ValueError(f"scheduler state is missing {missing}")
+        if state["version"] != STATE_VERSION:
+            raise ValueError(f"scheduler state version {state['version']!r} is not supported (expected {STATE_VERSION})")
+        mine = (self.task_names, [t.steps for t in self.tasks], self.cycles)
+        theirs = (list(state["task_names"]), list(state["task_steps"]), state["cycles"])
+        if mine != theirs:
+            raise ValueError(f"scheduler state is for another stream: tasks/steps/cycles {theirs} != {mine}")
+        visit, steps_done = state["visit"], state["steps_done"]
+        if not (0 <= visit <= self.num_visits) or len(state["returns"]) != visit or len(state["eval_steps"]) != visit:
+            raise ValueError(f"scheduler state is inconsistent: visit {visit} with {len(state['returns'])} matrix rows")
+        if not (0 <= steps_done <= (self.tasks[self.visit_task_id(visit)].steps if visit < self.num_visits else 0)):
+            raise ValueError(f"scheduler state is inconsistent: steps_done {steps_done} at visit {visit}")
+        self.visit = int(visit)
+        self.steps_done = int(steps_done)
+        self.started = bool(state["started"])
+        self.returns = [[math.nan if v is None else float(v) for v in row] for row in state["returns"]]
+        self.eval_steps = [int(s) for s in state["eval_steps"]]
