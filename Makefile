@@ -21,7 +21,8 @@ install: $(PY)
 	$(PY) -m pip install --quiet -e ".[dev,sb3]"
 
 run: install
-	$(PY) -m normrl.cli main-job --logdir $(RUN_LOGDIR)
+	$(PY) -m normrl.cli norms
+	$(PY) -m normrl.cli nap-demo --logdir $(RUN_LOGDIR)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
