@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from normrl.envs.minatar.common import DOWN, GRID, LEFT, NOOP, RIGHT, UP, MinAtarEnv, State, one_hot_grid, uniform_to_int
+from normrl.envs.minatar.common import DOWN, GRID, LEFT, NOOP, RIGHT, UP, MinAtarEnv, State, paint, uniform_to_int
 
 N_LANES = 8
 RAMP_INTERVAL = 100
@@ -145,12 +145,10 @@ class AsterixEnv(MinAtarEnv):
         return next_state, reward, killed.any(dim=1)
 
     def render(self, state: State) -> torch.Tensor:
-        player = one_hot_grid(state["player_y"], state["player_x"])
         active, x, right, gold = state["active"], state["x"], state["right"], state["gold"]
         rows = torch.arange(1, N_LANES + 1, device=x.device).expand_as(x)
-        cells = one_hot_grid(rows, x, active)
-        trail = one_hot_grid(rows, x - torch.where(right, 1, -1), active)
-        lane_is_gold = gold.view(*gold.shape, 1, 1)
-        return torch.stack(
-            [player, (cells & ~lane_is_gold).any(dim=1), trail.any(dim=1), (cells & lane_is_gold).any(dim=1)], dim=1
-        )
+        return paint(x.shape[0], len(self.channel_names), [
+            (0, state["player_y"], state["player_x"], None),
+            (torch.where(gold, 3, 1), rows, x, active),  # gold or enemy
+            (2, rows, x - torch.where(right, 1, -1), active),  # trail
+        ], x.device)

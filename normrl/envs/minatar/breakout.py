@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from normrl.envs.minatar.common import GRID, LEFT, NOOP, RIGHT, MinAtarEnv, State, one_hot_grid, uniform_to_int
+from normrl.envs.minatar.common import GRID, LEFT, NOOP, RIGHT, MinAtarEnv, State, paint, uniform_to_int
 
 # Ball directions: 0 up-left, 1 up-right, 2 down-right, 3 down-left.
 _DX = (-1, 1, 1, -1)
@@ -119,7 +119,11 @@ class BreakoutEnv(MinAtarEnv):
         return next_state, breaks.to(torch.float32), terminal
 
     def render(self, state: State) -> torch.Tensor:
-        paddle = one_hot_grid(torch.full_like(state["pos"], GRID - 1), state["pos"])
-        ball = one_hot_grid(state["ball_y"], state["ball_x"])
-        trail = one_hot_grid(state["last_y"], state["last_x"])
-        return torch.stack([paddle, ball, trail, state["brick_map"]], dim=1)
+        pos = state["pos"]
+        planes = paint(pos.shape[0], len(self.channel_names), [
+            (0, torch.full_like(pos, GRID - 1), pos, None),
+            (1, state["ball_y"], state["ball_x"], None),
+            (2, state["last_y"], state["last_x"], None),
+        ], pos.device)
+        planes[:, 3] = state["brick_map"]
+        return planes

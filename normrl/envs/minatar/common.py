@@ -86,6 +86,28 @@ def one_hot_grid(y: torch.Tensor, x: torch.Tensor, valid: torch.Tensor | None = 
     return plane & inside.unsqueeze(-1).unsqueeze(-1)
 
 
+def paint(batch: int, n_channels: int, cells, device: torch.device) -> torch.Tensor:
+    """Float32 planes ``(batch, n_channels, 10, 10)`` with the listed cells set to 1.
+
+    ``cells`` is a sequence of ``(channel, y, x, valid)``: ``channel`` an int or an
+    integer tensor, ``y``/``x`` integer tensors of shape ``(batch,)`` or ``(batch, k)``
+    and ``valid`` a bool tensor of the same shape or None. Cells off the grid or not
+    valid are left out. One scatter for all cells, so rendering costs a few kernels
+    whatever the number of objects.
+    """
+    index, value = [], []
+    for channel, y, x, valid in cells:
+        ok = (y >= 0) & (y < GRID) & (x >= 0) & (x < GRID)
+        if valid is not None:
+            ok = ok & valid
+        flat = channel * (GRID * GRID) + y * GRID + x
+        index.append(torch.where(ok, flat, 0).reshape(batch, -1))
+        value.append(ok.reshape(batch, -1).to(torch.float32))
+    planes = torch.zeros((batch, n_channels * GRID * GRID), dtype=torch.float32, device=device)
+    planes.scatter_reduce_(1, torch.cat(index, dim=1), torch.cat(value, dim=1), reduce="amax")
+    return planes.view(batch, n_channels, GRID, GRID)
+
+
 class MinAtarEnv(TensorEnv):
     """Base class of the batched MinAtar games (arXiv 1903.03176; rules of ``minatar`` 1.0.15).
 
@@ -180,7 +202,8 @@ class MinAtarEnv(TensorEnv):
         raise NotImplementedError
 
     def render(self, state: State) -> torch.Tensor:
-        """Boolean observation planes ``(batch, n_channels, 10, 10)`` of ``state``."""
+        """Observation planes ``(batch, n_channels, 10, 10)`` in {0, 1} (bool or float32)
+        of ``state``; :func:`paint` builds them in one scatter."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ randomness

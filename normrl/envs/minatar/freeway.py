@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from normrl.envs.minatar.common import DOWN, GRID, NOOP, UP, MinAtarEnv, State, one_hot_grid, uniform_to_int
+from normrl.envs.minatar.common import DOWN, GRID, NOOP, UP, MinAtarEnv, State, paint, uniform_to_int
 
 PLAYER_COLUMN = 4
 PLAYER_MOVE_INTERVAL = 3
@@ -99,15 +99,11 @@ class FreewayEnv(MinAtarEnv):
         return next_state, crossed.to(torch.float32), terminate_timer < 0
 
     def render(self, state: State) -> torch.Tensor:
-        pos = state["pos"]
-        chicken = one_hot_grid(pos, torch.full_like(pos, PLAYER_COLUMN))
-        car_x, speed = state["car_x"], state["car_speed"]
+        pos, car_x, speed = state["pos"], state["car_x"], state["car_speed"]
         car_rows = torch.arange(1, N_CARS + 1, device=pos.device).expand_as(car_x)
-        cars = one_hot_grid(car_rows, car_x)  # (N, 8, 10, 10)
         trail_x = torch.remainder(car_x - speed.sign(), GRID)
-        trails = one_hot_grid(car_rows, trail_x)
-        magnitude = speed.abs()
-        speed_planes = [
-            (trails & (magnitude == s).view(*magnitude.shape, 1, 1)).any(dim=1) for s in range(1, MAX_SPEED + 1)
-        ]
-        return torch.stack([chicken, cars.any(dim=1), *speed_planes], dim=1)
+        return paint(pos.shape[0], len(self.channel_names), [
+            (0, pos, torch.full_like(pos, PLAYER_COLUMN), None),
+            (1, car_rows, car_x, None),
+            (1 + speed.abs(), car_rows, trail_x, None),  # channel speed1..speed5
+        ], pos.device)
