@@ -111,7 +111,7 @@ def paint(batch: int, n_channels: int, cells, device: torch.device) -> torch.Ten
 class MinAtarEnv(TensorEnv):
     """Base class of the batched MinAtar games (arXiv 1903.03176; rules of ``minatar`` 1.0.15).
 
-    Args (all keyword except ``num_envs``):
+    Args (``num_envs``, ``device``, ``seed`` may be positional; the rest are keyword-only):
         num_envs: number of sub-environments stepped together (default 1).
         device: torch device of every tensor (default ``"cpu"``).
         seed: seed of the env's ``torch.Generator`` (default None: a random seed).
