@@ -23,7 +23,8 @@ At every task switch (:func:`apply_task_switch`), in this order:
 1. ``on_task_end(old_id)`` on every module that defines it (after the previous task);
 2. the previous task's evaluation (below);
 3. ``on_task_start(new_id)`` on every module that defines it;
-4. optimizer state reset (``reset_optimizer``), LR schedule restart (``restart_lr``),
+4. optimizer state reset (``reset_optimizer``), LR schedule restart (``restart_lr``;
+   by default the schedule's own ``on_task_start`` decides),
    replay flush (``flush_replay``), ``agent.task_id = new_id`` (``tag_task_id``).
 
 The first task gets step 3-4 only (the optimizer, LR and buffer options act on switches,
@@ -143,17 +144,11 @@ def notify_task_switch(modules: Iterable[nn.Module], old_task: int | None, new_t
 
 
 def reset_optimizer(optimizer: torch.optim.Optimizer) -> None:
-    """Forget the optimizer's per-parameter state (Adam moments and step counts).
+    """Forget the optimizer's per-parameter state (Adam moments and step counts), via
+    :func:`normrl.normalization.reset_optimizer_state` (works through the library's
+    optimizer wrappers)."""
+    from normrl.normalization.optimizer_reset import reset_optimizer_state
 
-    Uses ``normrl.normalization.reset_optimizer_state`` when that is available (it knows
-    the library's optimizer wrappers); otherwise clears ``optimizer.state``, which is what
-    a freshly built optimizer of the same hyperparameters would hold.
-    """
-    try:
-        from normrl.normalization.optimizer_reset import reset_optimizer_state
-    except ImportError:
-        optimizer.state.clear()
-        return
     reset_optimizer_state(optimizer)
 
 
@@ -163,11 +158,14 @@ def _networks(agent) -> list[nn.Module]:
 
 
 def apply_task_switch(agent, old_task: int | None, new_task: int, *, reset_optimizer_state: bool = False,
-                      restart_lr: bool = False, flush_replay: bool = False, tag_task_id: bool = True,
+                      restart_lr: bool | None = None, flush_replay: bool = False, tag_task_id: bool = True,
                       call_end_hooks: bool = True) -> None:
     """Everything that happens to ``agent`` when task ``new_task`` starts (module docstring).
 
     ``old_task=None`` marks the first task: only the start hooks and the task tag apply.
+    ``restart_lr``: ``True`` calls ``agent.lr_schedule.restart()``; ``None`` calls
+    ``agent.lr_schedule.on_task_start(new_task)`` if defined (the schedule's own
+    ``restart_on_task_switch`` decides); ``False`` leaves the schedule alone.
     ``call_end_hooks=False`` skips ``on_task_end`` (the scheduler calls it earlier, before
     evaluating the finished task).
     """
@@ -176,8 +174,11 @@ def apply_task_switch(agent, old_task: int | None, new_task: int, *, reset_optim
     if old_task is not None:
         if reset_optimizer_state and getattr(agent, "optimizer", None) is not None:
             reset_optimizer(agent.optimizer)
-        if restart_lr and getattr(agent, "lr_schedule", None) is not None:
-            agent.lr_schedule.restart()
+        schedule = getattr(agent, "lr_schedule", None)
+        if schedule is not None and restart_lr is True:
+            schedule.restart()
+        elif schedule is not None and restart_lr is None and callable(getattr(schedule, "on_task_start", None)):
+            schedule.on_task_start(new_task)
         if flush_replay and getattr(agent, "replay_buffer", None) is not None:
             agent.replay_buffer.clear()
     if tag_task_id:
@@ -252,7 +253,10 @@ class TaskScheduler:
             ``seed + v``; evaluation of task ``k`` uses env seed ``seed + 1_000_003 + k``
             (the same episodes after every visit, so rows are comparable).
         reset_optimizer: reset the optimizer state at each switch (default ``False``).
-        restart_lr: call ``agent.lr_schedule.restart()`` at each switch (default ``False``).
+        restart_lr: at each switch, ``True`` calls ``agent.lr_schedule.restart()``,
+            ``False`` leaves the schedule alone, ``None`` (default) calls its
+            ``on_task_start(task_id)`` so the schedule's own ``restart_on_task_switch``
+            setting decides.
         flush_replay: clear ``agent.replay_buffer`` at each switch (default ``False``).
         tag_task_id: set ``agent.task_id`` to the current task id (default ``True``).
         eval_episodes: episodes per evaluation (default 10); 0 disables evaluation.
@@ -264,7 +268,7 @@ class TaskScheduler:
 
     def __init__(self, tasks: list[Task], cycles: int = 1, *, name: str = "custom", num_envs: int = 8,
                  device: str | torch.device | None = None, seed: int = 0, reset_optimizer: bool = False,
-                 restart_lr: bool = False, flush_replay: bool = False, tag_task_id: bool = True,
+                 restart_lr: bool | None = None, flush_replay: bool = False, tag_task_id: bool = True,
                  eval_episodes: int = 10, eval_num_envs: int | None = None, chunk_steps: int | None = None,
                  logdir: str | None = None):
         tasks = list(tasks)
@@ -438,7 +442,7 @@ class TaskScheduler:
                     self.steps_done = min(task.steps, self.steps_done + progress)
                     if callback is not None and callback(self, agent) is False:
                         self._stop = True
-                    if self._stop and self.steps_done < task.steps:
+                    if self._stop:
                         return self.result()
                 self._log(agent, "continual/task_id", task_id)
             finally:
