@@ -199,8 +199,7 @@ def check_lockstep(adapter: Adapter, *, num_envs: int, steps: int, seed: int, st
     env = adapter.env_cls(num_envs=num_envs, seed=seed, sticky_action_prob=sticky_action_prob,
                           difficulty_ramping=difficulty_ramping, full_action_space=full_action_space)
     refs, scripts = [], []
-    init_draws = None
-    # Our reset() drew the first episode from the generator: replay those draws too.
+    # Our reset() draws the first episodes from the generator: replay those draws too.
     env.generator.manual_seed(seed)
     init_draws = env._uniforms(env.reset_draw_shapes)
     env.reset(seed=seed)

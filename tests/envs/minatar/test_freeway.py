@@ -41,8 +41,13 @@ def test_one_step_from_reference_states():
     # Put some states right before the time limit so that termination is exercised.
     for g in games[::20]:
         g.terminate_timer = 0
-    counts = oracle.check_one_step(ADAPTER, games, seed=2, actions=[2] * len(games))
-    assert counts["rewards"] >= 3 and counts["terminals"] == 20
+    for g in games[3::10]:  # one step below the top, free to move: "up" crosses
+        g.pos, g.move_timer = 1, 0
+    # All 6 actions, half of them "up" so that crossings happen.
+    rng = np.random.RandomState(2)
+    actions = [2 if i % 2 else int(rng.randint(6)) for i in range(len(games))]
+    counts = oracle.check_one_step(ADAPTER, games, seed=2, actions=actions)
+    assert counts["rewards"] >= 30 and counts["terminals"] == 20
 
 
 def test_lockstep_rollout_with_sticky_actions_crossings_and_time_limit():
