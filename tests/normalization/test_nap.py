@@ -230,3 +230,23 @@ def test_include_and_exclude_override_the_rule():
         NaPProjector(model, include=["fc*"])
     with pytest.raises(ValueError, match="not part of the model"):
         NaPProjector(model, exclude=[nn.Linear(2, 2)])
+
+
+def test_nap_demo_command_writes_config_and_summary(tmp_path, capsys):
+    import json
+
+    from normrl.cli import main
+
+    assert main(["nap-demo", "--tasks", "2", "--steps-per-task", "5", "--logdir", str(tmp_path), "--device", "cpu", "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["config"]["tasks"] == 2 and config["config"]["steps_per_task"] == 5
+    init = summary["initial_hidden_weight_norms"]
+    assert init["nap"] == init["plain"]  # same initial weights
+    for task in summary["per_task"]["nap"]:
+        assert task["hidden_weight_norms"] == pytest.approx(init["nap"], rel=1e-5)
+    assert summary["per_task"]["plain"][-1]["hidden_weight_norms"] != pytest.approx(init["plain"], rel=1e-3)
+    assert "plain loss" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(["nap-demo", "--tasks", "0", "--logdir", str(tmp_path)])
+    assert exc.value.code == 2
