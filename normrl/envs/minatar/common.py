@@ -241,7 +241,13 @@ class MinAtarEnv(TensorEnv):
         return planes
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
-        """Start fresh episodes in every sub-env (reseeding first if ``seed`` is given)."""
+        """Start fresh episodes in every sub-env (reseeding first if ``seed`` is given).
+
+        Also clears the episode totals and sets the previous action (for sticky
+        actions) to no-op, like constructing a new reference ``Environment``; the
+        automatic resets inside :meth:`step` keep the previous action, like the
+        reference's ``reset()``.
+        """
         if seed is not None:
             self._seed(seed)
         self.state = self.initial_state(self._uniforms(self.reset_draw_shapes))

@@ -178,3 +178,19 @@ def test_uniform_to_int_edges_and_per_env_ranges():
     assert uniform_to_int(u, 0, torch.tensor([1, 2, 4, 8])).tolist() == [0, 0, 2, 7]
     counts = torch.bincount(uniform_to_int(torch.rand(50_000), 0, 5), minlength=5).float() / 50_000
     assert torch.allclose(counts, torch.full((5,), 0.2), atol=0.01)
+
+
+def test_paint_and_one_hot_grid_set_exactly_the_valid_cells():
+    from normrl.envs.minatar.common import one_hot_grid, paint
+
+    y = torch.tensor([[0, 9, 3], [5, -1, 10]])
+    x = torch.tensor([[0, 9, 4], [5, 2, 2]])
+    valid = torch.tensor([[True, True, False], [True, True, True]])
+    planes = paint(2, 3, [(torch.tensor([[0, 2, 1], [1, 1, 1]]), y, x, valid), (2, y[:, 0], x[:, 0], None)], "cpu")
+    expected = torch.zeros(2, 3, 10, 10)
+    expected[0, 0, 0, 0] = expected[0, 2, 9, 9] = expected[0, 2, 0, 0] = 1  # (0, 3, 4) not valid
+    expected[1, 1, 5, 5] = expected[1, 2, 5, 5] = 1  # rows -1 and 10 are off the grid
+    assert torch.equal(planes, expected)
+    grids = one_hot_grid(y, x, valid)
+    assert grids.shape == (2, 3, 10, 10)
+    assert grids.sum().item() == 3 and grids[0, 0, 0, 0] and grids[0, 1, 9, 9] and grids[1, 0, 5, 5]
