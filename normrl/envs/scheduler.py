@@ -405,20 +405,40 @@ class TaskScheduler:
 
         write_summary(self.logdir, {"stream": self.name, "cycles": self.cycles, "continual": self.result().to_dict()})
 
-    def run(self, agent, callback: Callable[["TaskScheduler", Any], Any] | None = None) -> ContinualResult:
+    def make_visit_env(self, device: str | torch.device | None = None):
+        """The training env of the current visit (what :meth:`run` would build).
+
+        Build the agent on it, restore a checkpoint into the agent (which restores this
+        env's state), then pass it as ``run(agent, env=...)``: the visit then continues
+        bit for bit instead of starting fresh episodes.
+        """
+        if self.done:
+            raise ValueError("the stream is finished: no visit left")
+        device = torch.device(device if device is not None else (self.device or "cpu"))
+        return self.tasks[self.visit_task_id(self.visit)].make(self.num_envs, device, self._train_seed(self.visit))
+
+    def run(self, agent, callback: Callable[["TaskScheduler", Any], Any] | None = None, env=None) -> ContinualResult:
         """Train ``agent`` on the rest of the stream and return the matrix.
 
         ``callback(scheduler, agent)`` runs after every training chunk and after every
         visit's evaluation (a consistent point to save ``agent`` and ``state_dict()``).
         It may return ``False`` (or :meth:`request_stop` may be called) to stop early;
         :meth:`run` then returns the partial result (``completed=False``).
+
+        ``env``: the current visit's env from :meth:`make_visit_env` (optional); when the
+        agent already trains on it (``agent.env is env``), ``set_env`` is not called, so
+        the agent's restored rollout state is kept. Later visits build their own envs.
         """
         device = self._device(agent)
         self._stop = False
+        given_env = env
         while not self.done:
             task_id = self.visit_task_id(self.visit)
             task = self.tasks[task_id]
-            env = task.make(self.num_envs, device, self._train_seed(self.visit))
+            if given_env is not None:
+                env, given_env = given_env, None
+            else:
+                env = task.make(self.num_envs, device, self._train_seed(self.visit))
             try:
                 if not self.started:
                     old = None if self.visit == 0 else self.visit_task_id(self.visit - 1)
@@ -428,7 +448,8 @@ class TaskScheduler:
                     self.started = True
                 elif self.tag_task_id:
                     agent.task_id = task_id  # resumed mid-visit: hooks already ran before the save
-                agent.set_env(env)
+                if getattr(agent, "env", None) is not env:
+                    agent.set_env(env)
                 self._log(agent, "continual/task_id", task_id)
                 while self.steps_done < task.steps:
                     chunk = task.steps - self.steps_done

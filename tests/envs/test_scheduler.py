@@ -353,3 +353,22 @@ def test_from_name_with_cartpole_runs_end_to_end():
     # always pushing left ends CartPole in about 8-10 steps, whatever the permutation
     assert 5 <= result.returns[1][0] <= 15 and 5 <= result.returns[1][1] <= 15
     assert isinstance(result, ContinualResult)
+
+
+def test_make_visit_env_is_used_without_set_env_when_the_agent_already_has_it():
+    sched = TaskScheduler(_tasks(), cycles=1, seed=4, eval_episodes=0)
+    sched.load_state_dict(dict(sched.state_dict(), visit=1, steps_done=3, started=True,
+                               returns=[[1.0, None, None]], eval_steps=[4]))
+    env = sched.make_visit_env()
+    assert (env.label, env.seed) == ("b", 5)
+    agent = FakeAgent()
+    agent.env = env
+    agent.num_steps = 7
+    sched.run(agent, env=env)
+    assert [e[1] for e in agent.events if e[0] == "set_env"] == ["c"]  # not called again for b
+    assert agent.learned[0] == ("b", 3, 1)  # the rest of visit 1
+    assert env.closed
+    done = TaskScheduler(_tasks(), eval_episodes=0)
+    done.run(FakeAgent())
+    with pytest.raises(ValueError, match="finished"):
+        done.make_visit_env()
