@@ -14,16 +14,17 @@ Anderson 1983, as fixed by gymnasium's ``CartPole-v1`` with its 500-step ``TimeL
 * reward 1.0 on every step, including the terminating one;
 * truncated when the episode reaches ``max_episode_steps`` (default 500) steps, set as
   gymnasium's ``TimeLimit`` does: on the 500th step, whether or not it also terminates;
-* reset state uniform in ``[-0.05, 0.05)`` for all four variables.
+* reset state uniform(-0.05, 0.05) for all four variables.
 
 Precision: gymnasium integrates in float64 and casts observations to float32. This env
 keeps its state in ``dtype`` (default ``torch.float32``), so one step from the same state
 matches gymnasium to float32 rounding (~1e-7 relative) and long trajectories drift
 apart at that rate (the termination test sees the float32 state, so a state within
 float32 rounding of a threshold can end one step earlier or later). With
-``dtype=torch.float64`` the state follows gymnasium's float64 arithmetic, operation for
-operation (equal up to the last bits of ``sin``/``cos``). Observations are always
-float32, as in gymnasium's observation space.
+``dtype=torch.float64`` the state equals gymnasium's float64 state to a few units in the
+last place (constants are folded and ``sin``/``cos`` may round differently); the
+fidelity tests use it to compare with gymnasium tightly. Observations are always float32, as in gymnasium's
+observation space.
 
 Randomness: reset states come from a ``torch.Generator`` on the env's device, seeded by
 ``seed`` (constructor) or ``reset(seed)``. Every ``step`` draws a full batch of
@@ -63,24 +64,26 @@ _OBS_HIGH = np.array([X_THRESHOLD * 2, np.inf, THETA_THRESHOLD * 2, np.inf], dty
 def cartpole_dynamics(state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One Euler step of the cart-pole physics, batched.
 
-    ``state`` is ``(..., 4)`` in any float dtype, ``action`` the matching integer
-    tensor. Returns ``(next_state, terminated)``, terminated being tested on
-    ``next_state``. The expression order is gymnasium's, so float64 inputs give
-    gymnasium's float64 numbers.
+    ``state`` is ``(..., 4)`` (``x, x_dot, theta, theta_dot``) in any float dtype,
+    ``action`` the matching integer tensor ``(...)``. Returns ``(next_state, terminated)``,
+    terminated being tested on ``next_state``.
+
+    gymnasium's formulas, with its constants folded (``L * (4/3 - m * cos^2 / M)`` is
+    computed as ``L * 4/3 - (L * m / M) * cos^2``, and likewise for ``xacc``): in float64
+    the result equals gymnasium's to a few units in the last place.
     """
-    x, x_dot, theta, theta_dot = state.unbind(-1)
-    # +-10.0 is exact in float32, so float64 states see gymnasium's exact force
-    force = torch.where(action == 1, FORCE_MAG, -FORCE_MAG)
+    x_dot, theta, theta_dot = state[..., 1], state[..., 2], state[..., 3]
+    force = torch.where(action == 1, FORCE_MAG, -FORCE_MAG).to(state.dtype)
     costheta = torch.cos(theta)
     sintheta = torch.sin(theta)
-    temp = (force + POLE_MASS_LENGTH * theta_dot.square() * sintheta) / TOTAL_MASS
-    thetaacc = (GRAVITY * sintheta - costheta * temp) / (
-        HALF_LENGTH * (4.0 / 3.0 - MASS_POLE * costheta.square() / TOTAL_MASS)
-    )
-    xacc = temp - POLE_MASS_LENGTH * thetaacc * costheta / TOTAL_MASS
-    next_state = torch.stack(
-        (x + TAU * x_dot, x_dot + TAU * xacc, theta + TAU * theta_dot, theta_dot + TAU * thetaacc), dim=-1
-    )
+    temp = torch.addcmul(force, theta_dot * theta_dot, sintheta, value=POLE_MASS_LENGTH).div_(TOTAL_MASS)
+    numerator = torch.addcmul(GRAVITY * sintheta, costheta, temp, value=-1.0)
+    denominator = (costheta * costheta).mul_(-HALF_LENGTH * MASS_POLE / TOTAL_MASS).add_(HALF_LENGTH * 4.0 / 3.0)
+    thetaacc = numerator.div_(denominator)
+    xacc = torch.addcmul(temp, thetaacc, costheta, value=-POLE_MASS_LENGTH / TOTAL_MASS)
+    # explicit Euler: every variable moves by tau times its derivative at the old state
+    derivative = torch.stack((x_dot, xacc, theta_dot, thetaacc), dim=-1)
+    next_state = state + TAU * derivative
     # |v| > t is exactly gymnasium's v < -t or v > t
     terminated = (next_state[..., 0].abs() > X_THRESHOLD) | (next_state[..., 2].abs() > THETA_THRESHOLD)
     return next_state, terminated
@@ -105,14 +108,13 @@ def cartpole_transition(
 
     Returns:
         ``(new_state, reward, terminated, truncated, final_state)``: ``new_state`` is
-        the post-step state with finished rows replaced by ``reset_state``;
-        ``final_state`` the post-step state before that replacement; reward is float32
-        ones.
+        the post-step state with finished sub-envs replaced by ``reset_state``;
+        ``final_state`` the post-step state before that replacement (both ``(N, 4)``);
+        reward is float32 ones.
     """
     final_state, terminated = cartpole_dynamics(state, action)
     truncated = episode_length >= max_episode_steps - 1  # the step about to be counted is the last
-    done = terminated | truncated
-    new_state = torch.where(done.unsqueeze(-1), reset_state, final_state)
+    new_state = torch.where((terminated | truncated).unsqueeze(-1), reset_state, final_state)
     reward = torch.ones_like(terminated, dtype=torch.float32)
     return new_state, reward, terminated, truncated, final_state
 
@@ -126,7 +128,7 @@ class CartPoleEnv(TensorEnv):
         seed: seed of the env's ``torch.Generator``; ``None`` draws a random seed.
         max_episode_steps: truncation step (default 500, CartPole-v1's time limit).
         dtype: dtype of the physics state, ``torch.float32`` (default) or
-            ``torch.float64`` (follows gymnasium's float64 arithmetic).
+            ``torch.float64`` (equals gymnasium's float64 numbers to a few ulp).
         compile: wrap :func:`cartpole_transition` in ``torch.compile`` (default False).
 
     ``reset(seed=None)`` returns float32 observations ``(num_envs, 4)``; ``step(actions)``
@@ -165,6 +167,7 @@ class CartPoleEnv(TensorEnv):
             self.generator.manual_seed(seed)
         self.stats = EpisodeStats(num_envs, self.device)
         self._transition = torch.compile(cartpole_transition) if compile else cartpole_transition
+        #: ``(num_envs, 4)`` physics state in ``dtype``; replaced (never written into) by each step
         self.state: torch.Tensor | None = None
 
     def _draw_reset_states(self) -> torch.Tensor:
@@ -194,6 +197,7 @@ class CartPoleEnv(TensorEnv):
         self.state, reward, terminated, truncated, final_state = self._transition(
             self.state, actions, reset_state, self.stats.lengths, self.max_episode_steps
         )
+        # final_state is a fresh tensor the env does not keep: no copy needed
         info = self.stats.update(reward, terminated, truncated, final_obs=final_state.to(torch.float32))
         return self.state.to(torch.float32, copy=True), reward, terminated, truncated, info
 
