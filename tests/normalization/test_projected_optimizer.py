@@ -176,3 +176,32 @@ def test_reset_optimizer_state_through_the_wrapper_restarts_adam():
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="not a parameter"):
         reset_optimizer_state(opt, params=[torch.zeros(2)])
+
+
+def test_real_stable_baselines3_ppo_uses_nap_adam_and_checkpoints_it(tmp_path):
+    sb3 = pytest.importorskip("stable_baselines3")
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+
+    class NormedExtractor(BaseFeaturesExtractor):
+        def __init__(self, observation_space):
+            super().__init__(observation_space, features_dim=32)
+            self.net = apply_nap(nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU()))
+
+        def forward(self, x):
+            return self.net(x)
+
+    kwargs = dict(features_extractor_class=NormedExtractor, net_arch=[], optimizer_class=NaPAdam, optimizer_kwargs=dict(eps=1e-5))
+    model = sb3.PPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=32, n_epochs=2, learning_rate=0.05, seed=0, device="cpu", policy_kwargs=kwargs)
+    opt = model.policy.optimizer
+    assert type(opt) is NaPAdam and opt.defaults["eps"] == 1e-5
+    assert opt.projector.layer_names == ["features_extractor.net.0", "features_extractor.net.3"]  # not action/value heads
+    init = {k: v.clone() for k, v in opt.projector.initial_weight_norms().items()}
+    heads0 = model.policy.action_net.weight.norm().item()
+    model.learn(128)
+    assert opt.num_steps == 8  # 2 rollouts x 2 epochs x 2 minibatches
+    for name, norm in opt.projector.weight_norms().items():
+        torch.testing.assert_close(norm, init[name], rtol=1e-5, atol=0)
+    assert model.policy.action_net.weight.norm().item() != pytest.approx(heads0, rel=1e-4)
+    model.save(tmp_path / "ppo_nap.zip")
+    loaded = sb3.PPO.load(tmp_path / "ppo_nap.zip", device="cpu")
+    assert type(loaded.policy.optimizer) is NaPAdam and loaded.policy.optimizer.num_steps == 8
