@@ -55,7 +55,7 @@ def test_every_id_builds_an_env_that_follows_the_contract(env_id):
             assert reward.shape == (2,) and reward.dtype.is_floating_point
             assert info["done"].shape == (2,) and torch.equal(info["done"], terminated | truncated)
             assert info["episode_return"].shape == (2,) and info["episode_length"].shape == (2,)
-            assert repr(env).startswith(type(env).__name__)
+        assert repr(env).startswith(type(env).__name__)
     finally:
         env.close()
 
