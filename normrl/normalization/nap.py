@@ -351,17 +351,31 @@ class NaPProjector:
                 "layer (run apply_nap(model) first, or pass include=[...])"
             )
         self.layer_names = [n for n, _ in layers]
-        self.norm_layer_names = [n for n, _ in norms] if norm_params == "joint" else []
+        joint = norm_params == "joint"
+        self.norm_layer_names = [n for n, _ in norms] if joint else []
         self._weights = [m.weight for _, m in layers]
         self._row_shapes = [(-1,) + (1,) * (w.dim() - 1) for w in self._weights]
-        self._norm_params = [p for _, ps in norms for p in ps] if norm_params == "joint" else []
-        group_sizes = [len(ps) for _, ps in norms] if norm_params == "joint" else []
-        self._group_sizes = group_sizes
-        self._group_index = torch.repeat_interleave(torch.arange(len(group_sizes)), torch.tensor(group_sizes, dtype=torch.long)) if group_sizes else None
+        self._norm_params = [p for _, ps in norms for p in ps] if joint else []
+        self._group_sizes = [len(ps) for _, ps in norms] if joint else []
+        devices = {t.device for t in self._weights + self._norm_params}
+        self._fused = len(devices) == 1 and len({w.dtype for w in self._weights}) <= 1 and len({p.dtype for p in self._norm_params}) <= 1
+        self._group_index = None
+        if self._norm_params:
+            sizes = torch.tensor(self._group_sizes, dtype=torch.long)
+            self._group_index = torch.repeat_interleave(torch.arange(len(self._group_sizes)), sizes).to(self._norm_params[0].device)
         with torch.no_grad():
-            self._weight_norms = self._current_weight_norms()
-            self._norm_param_norms = self._current_joint_norms()
-        self._fused = len({w.device for w in self._weights + self._norm_params}) == 1
+            weight_norms = self._current_weight_norms()
+            joint_norms = self._current_joint_norms()
+        # Targets live in one tensor each (fused path); the lists are views into them,
+        # so load_state_dict's in-place copies update both.
+        if self._fused and not self.per_row:
+            self._weight_target = torch.stack(weight_norms)
+            self._weight_norms = list(self._weight_target.unbind())
+        else:
+            self._weight_target = None
+            self._weight_norms = weight_norms
+        self._joint_target = torch.stack(joint_norms) if joint_norms else None
+        self._norm_param_norms = list(self._joint_target.unbind()) if joint_norms else []
 
     # -- measurements -------------------------------------------------------------------
 
@@ -373,9 +387,14 @@ class NaPProjector:
     def _current_joint_norms(self) -> list:
         if not self._norm_params:
             return []
-        sq = torch.stack([n.float() for n in torch._foreach_norm([p.detach() for p in self._norm_params])]).square()
-        joint = torch.zeros(len(self._group_sizes), device=sq.device).index_add_(0, self._group_index.to(sq.device), sq).sqrt()
-        return list(joint.unbind())
+        return list(self._joint_norm_vector().unbind())
+
+    def _joint_norm_vector(self) -> torch.Tensor:
+        if self._fused:
+            sq = torch.stack(torch._foreach_norm([p.detach() for p in self._norm_params])).float().square()
+        else:
+            sq = torch.stack([torch.linalg.vector_norm(p.detach()).float().to(self._group_index.device) for p in self._norm_params]).square()
+        return torch.zeros(len(self._group_sizes), device=sq.device).index_add_(0, self._group_index, sq).sqrt()
 
     def weight_norms(self) -> dict:
         """Current norm of every projected weight (per-row vectors with ``per_row``), by layer name."""
@@ -404,21 +423,19 @@ class NaPProjector:
             torch._foreach_mul_(w, scales)
         elif self._fused:
             current = torch.stack(torch._foreach_norm(w)).clamp_min_(_TINY)
-            scales = torch.stack(self._weight_norms).div_(current)
-            torch._foreach_mul_(w, list(scales.unbind()))
+            torch._foreach_mul_(w, list(torch.div(self._weight_target, current).unbind()))
         else:
             for t, t0 in zip(w, self._weight_norms):
                 t.mul_(t0 / torch.linalg.vector_norm(t).clamp_min(_TINY))
         if self._norm_params:
-            joint = torch.stack(self._current_joint_norms()).clamp_min_(_TINY)
-            group_scale = torch.stack(self._norm_param_norms).div_(joint)
-            per_tensor = group_scale[self._group_index.to(group_scale.device)]
+            group_scale = torch.div(self._joint_target, self._joint_norm_vector().clamp_min_(_TINY))
+            per_tensor = group_scale[self._group_index]
             params = self._norm_params
             if self._fused:
                 torch._foreach_mul_(params, [s.to(p.dtype) for s, p in zip(per_tensor.unbind(), params)])
             else:
-                for p, s in zip(params, per_tensor.unbind()):
-                    p.mul_(s.to(p.device, p.dtype))
+                for p, scale in zip(params, per_tensor.unbind()):
+                    p.mul_(scale.to(p.device, p.dtype))
 
     __call__ = project
 
