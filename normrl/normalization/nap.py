@@ -285,10 +285,16 @@ class NaPProjector:
     For each projected layer the norm layer directly after it is the *norm layer* whose
     gain/offset ``norm_params`` governs.
 
+    The rule reads registration order, not data flow. It is right for chains (MLPs,
+    CNNs, anything :func:`apply_nap` produced); in residual or branching networks a
+    layer registered just before a norm may not feed it (e.g. a Pre-LN block's last
+    Linear followed by the next block's norm). Such a layer usually keeps its bias and
+    is then refused with an error; otherwise pass ``include=`` explicitly.
+
     Args:
         model: the network, after :func:`apply_nap` (or built with ``norm="nap"``).
         per_row: project each output row / conv filter to its own initial norm
-            [False: the whole tensor, as in the paper's main experiments].
+            [False: the whole tensor].
         norm_params: ``"joint"`` [default, the paper's choice: each norm layer's
             ``(γ, β)`` vector rescaled to its initial joint norm] or ``"free"``.
         exclude: modules or name patterns never projected [None].
