@@ -264,13 +264,15 @@ class TaskScheduler:
         chunk_steps: train in chunks of at most this many steps, calling ``callback``
             after each (e.g. to checkpoint); default ``None``: one chunk per visit.
         logdir: if set, ``summary.json`` there is rewritten after every visit.
+        learn_kwargs: extra keyword arguments of every ``agent.learn`` call (e.g.
+            ``{"progress": False}`` when the caller shows its own progress bar; default none).
     """
 
     def __init__(self, tasks: list[Task], cycles: int = 1, *, name: str = "custom", num_envs: int = 8,
                  device: str | torch.device | None = None, seed: int = 0, reset_optimizer: bool = False,
                  restart_lr: bool | None = None, flush_replay: bool = False, tag_task_id: bool = True,
                  eval_episodes: int = 10, eval_num_envs: int | None = None, chunk_steps: int | None = None,
-                 logdir: str | None = None):
+                 logdir: str | None = None, learn_kwargs: dict[str, Any] | None = None):
         tasks = list(tasks)
         if not tasks or not all(isinstance(t, Task) for t in tasks):
             raise ValueError("tasks must be a non-empty list of Task")
@@ -296,6 +298,7 @@ class TaskScheduler:
         self.eval_num_envs = eval_num_envs if eval_num_envs is not None else max(1, min(eval_episodes, 8))
         self.chunk_steps = chunk_steps
         self.logdir = logdir
+        self.learn_kwargs = dict(learn_kwargs or {})
         # position
         self.visit = 0
         self.steps_done = 0
@@ -456,7 +459,7 @@ class TaskScheduler:
                     if self.chunk_steps is not None:
                         chunk = min(chunk, self.chunk_steps)
                     before = int(agent.num_steps)
-                    agent.learn(chunk)
+                    agent.learn(chunk, **self.learn_kwargs)
                     progress = int(agent.num_steps) - before
                     if progress <= 0:
                         raise RuntimeError(f"agent.learn({chunk}) made no progress (num_steps stayed at {before})")
