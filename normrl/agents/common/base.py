@@ -1,0 +1,220 @@
+"""What PPO and DQN share outside their training loops: counters, the continual
+interface (``set_env``, ``task_id``, ``networks()``), evaluation, progress bar,
+TensorBoard writer, and exact checkpoints (``save`` / ``load``)."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from normrl.agents.common.build import global_rng_state, set_global_rng_state
+from normrl.agents.common.episode_log import EpisodeLog
+from normrl.utils.errors import CheckpointError
+
+CHECKPOINT_VERSION = 1
+
+
+class AgentBase:
+    """Base of :class:`~normrl.agents.PPO` and :class:`~normrl.agents.DQN` (not used alone).
+
+    Subclasses set ``ALGO``, build their networks/optimizer in ``__init__`` and
+    implement ``_act(obs, deterministic)``, ``_algo_state()`` and
+    ``_load_algo_state(state)``.
+    """
+
+    ALGO = ""
+
+    def _init_common(self, env, config, writer, logdir) -> None:
+        self.env = env
+        self.device = torch.device(env.device)
+        self.config = config
+        self.num_steps = 0
+        self.num_updates = 0
+        self.task_id = 0
+        self.episode_log = EpisodeLog()
+        self.logdir = None if logdir is None else Path(logdir)
+        if writer is None and logdir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(logdir))
+        self.writer = writer
+        self._obs = None  # the observation the next action is taken in
+
+    # -- continual interface -------------------------------------------------------------
+    def networks(self) -> list[nn.Module]:
+        """Every network of the agent (for task hooks, metrics, checkpoints)."""
+        raise NotImplementedError
+
+    def set_env(self, env) -> None:
+        """Train on ``env`` from now on (same single spaces and ``num_envs``); the
+        rollout state restarts with ``env.reset()`` at the next ``learn``."""
+        old = self.env
+        if env.single_observation_space.shape != old.single_observation_space.shape or env.single_action_space != old.single_action_space:
+            raise ValueError(
+                f"set_env needs the same spaces: observation {old.single_observation_space.shape} vs "
+                f"{env.single_observation_space.shape}, action {old.single_action_space} vs {env.single_action_space}"
+            )
+        if env.num_envs != old.num_envs:
+            raise ValueError(f"set_env needs the same num_envs ({old.num_envs}), got {env.num_envs}")
+        self.env = env
+        self._obs = None
+
+    def _current_obs(self) -> torch.Tensor:
+        if self._obs is None:
+            self._obs = self.env.reset()
+        return self._obs
+
+    # -- evaluation ----------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, env, episodes: int = 10, deterministic: bool = True, seed: int | None = None, max_steps: int = 1_000_000) -> float:
+        """Mean undiscounted return of ``episodes`` episodes on ``env`` (its own
+        instance, not the training env), with the greedy / most likely action by
+        default. Episodes are spread evenly over the sub-envs (each sub-env
+        contributes its first episodes), so short episodes are not over-counted.
+        ``max_steps`` bounds the batched steps (ValueError if reached)."""
+        if episodes < 1:
+            raise ValueError(f"episodes must be >= 1, got {episodes}")
+        n = env.num_envs
+        quota = torch.tensor([episodes // n + (i < episodes % n) for i in range(n)], device=env.device)
+        counted = torch.zeros(n, dtype=torch.long, device=env.device)
+        total = torch.zeros((), dtype=torch.float64, device=env.device)
+        obs = env.reset(seed=seed)
+        modes = [(m, m.training) for m in self.networks()]
+        for m, _ in modes:
+            m.train(False)
+        try:
+            for step in range(max_steps):
+                obs, _, _, _, info = env.step(self._act(obs, deterministic))
+                take = info["done"] & (counted < quota)
+                total += torch.where(take, info["episode_return"].double(), 0.0).sum()
+                counted += take.long()
+                if step % 16 == 15 and bool((counted >= quota).all()):
+                    break
+            else:
+                if not bool((counted >= quota).all()):
+                    raise ValueError(f"evaluate: {episodes} episodes did not finish within {max_steps} steps")
+        finally:
+            for m, mode in modes:
+                m.train(mode)
+        return float(total) / episodes
+
+    def predict(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        """Actions for a batch of observations (eval mode, no gradients)."""
+        with torch.no_grad():
+            return self._act(obs, deterministic)
+
+    # -- logging -------------------------------------------------------------------------
+    def _progress_bar(self, total: int, enabled: bool):
+        if not enabled:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, unit="step", unit_scale=True, desc=f"{self.ALGO} {getattr(self.env, 'spec_id', '')}".strip(), dynamic_ncols=True)
+
+    def _log_progress(self, bar, done_steps: int) -> None:
+        if bar is None:
+            return
+        bar.n = done_steps
+        ret = self.episode_log.recent_mean_return
+        bar.set_postfix(sps=f"{self.episode_log.last_sps:,.0f}", ret=f"{ret:.1f}", refresh=False)
+        bar.refresh()
+
+    def summary(self) -> dict[str, Any]:
+        """Counters and episode statistics (what ``summary.json`` holds)."""
+        log = self.episode_log
+        return {
+            "algo": self.ALGO,
+            "env": getattr(self.env, "spec_id", ""),
+            "steps": self.num_steps,
+            "updates": self.num_updates,
+            "episodes": log.num_episodes,
+            "mean_return_last_100": log.recent_mean_return if log.recent_returns else None,
+            "return_curve": [[s, r] for s, r in log.curve],
+        }
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write everything needed to continue bit-for-bit: networks, optimizer (with
+        the NaP projector's norms), LR schedule clock, replay buffer (DQN, in full),
+        env state and current observation, every RNG (agent generator, torch global,
+        env generator) and the counters. Atomic (temp file + rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "version": CHECKPOINT_VERSION,
+            "algo": self.ALGO,
+            "config": dataclasses.asdict(self.config),
+            "num_steps": self.num_steps,
+            "num_updates": self.num_updates,
+            "task_id": self.task_id,
+            "obs": self._obs,
+            "env": self.env.state_dict(),
+            "env_id": getattr(self.env, "spec_id", ""),
+            "episode_log": self.episode_log.state_dict(),
+            "global_rng": global_rng_state(),
+            **self._algo_state(),
+        }
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load(self, path: str | os.PathLike) -> "AgentBase":
+        """Restore a checkpoint written by :meth:`save` into this agent, in place, and
+        return it. Build the agent as for the saved run first (same algorithm, env id
+        and ``num_envs``, config, injected network/optimizer/schedule); mismatches
+        raise :class:`~normrl.utils.errors.CheckpointError`. Use
+        :meth:`from_checkpoint` to rebuild a default agent from the saved config."""
+        state = _read_checkpoint(path)
+        if state.get("algo") != self.ALGO:
+            raise CheckpointError(f"{path}: checkpoint is for {state.get('algo')!r}, not {self.ALGO!r}")
+        try:
+            self._load_algo_state(state)
+            self.env.load_state_dict(state["env"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: checkpoint does not match this agent: {exc}") from exc
+        self.num_steps = int(state["num_steps"])
+        self.num_updates = int(state["num_updates"])
+        self.task_id = int(state["task_id"])
+        self._obs = None if state["obs"] is None else state["obs"].to(self.device)
+        self.episode_log.load_state_dict(state["episode_log"])
+        set_global_rng_state(state["global_rng"])
+        return self
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, env=None, device: str | torch.device | None = None, writer=None, logdir=None):
+        """Rebuild an agent with default networks/optimizer from the config stored in
+        ``path`` and load it. ``env`` defaults to ``make_env(saved env id,
+        config.num_envs, device)``."""
+        state = _read_checkpoint(path)
+        config = cls._config_class()(**_tuples(state["config"]))
+        if env is None:
+            from normrl.envs import make_env
+
+            env = make_env(state["env_id"], config.num_envs, device or "cpu", seed=config.seed)
+        return cls(env, config, writer=writer, logdir=logdir).load(path)
+
+    @classmethod
+    def _config_class(cls):
+        raise NotImplementedError
+
+
+def _tuples(d: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+
+
+def _read_checkpoint(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # corrupt or foreign file
+        raise CheckpointError(f"{path}: not a readable normrl checkpoint ({exc})") from exc
+    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: not a normrl agent checkpoint (version {state.get('version') if isinstance(state, dict) else None})")
+    return state

@@ -1,0 +1,1 @@
+"""Deep Q-Networks (Double DQN, n-step): config, networks, loss, agent."""

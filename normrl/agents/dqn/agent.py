@@ -1,0 +1,252 @@
+"""The DQN agent: batched epsilon-greedy acting, a device-resident replay buffer with
+n-step returns and task ids, Double DQN updates and a hard or Polyak target network.
+
+The training loop (:meth:`DQN.learn`) reads top to bottom like CleanRL's ``dqn.py``;
+buffers, builders, logging and checkpoints come from :mod:`normrl.agents.common`.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from normrl.agents.common.base import AgentBase
+from normrl.agents.common.build import build_optimizer, discrete_actions, make_generator, make_monitor, seeded, task_id_setters
+from normrl.agents.common.replay_buffer import ReplayBuffer
+from normrl.agents.dqn.config import DQNConfig
+from normrl.agents.dqn.loss import td_loss, td_targets, update_target
+from normrl.agents.dqn.networks import build_q_network, epsilon_greedy, linear_epsilon
+
+
+class DQN(AgentBase):
+    """DQN (Mnih et al. 2015) with Double DQN targets (arXiv 1509.06461) over a batched
+    :class:`~normrl.envs.TensorEnv`.
+
+    Args:
+        env: the training env (``Discrete`` actions); everything stays on ``env.device``.
+        config: :class:`DQNConfig` [``DQNConfig()``]; ``config.num_envs`` is set to
+            ``env.num_envs``.
+        network: an ``nn.Module`` mapping observations to ``(B, n_actions)`` Q-values;
+            default :func:`~normrl.agents.dqn.networks.build_q_network` with
+            ``config.norm``, ``hidden``, ``activation``. The target network is a deep copy.
+        optimizer_class: optimizer constructor [``torch.optim.Adam``]; with a NaP norm
+            it is wrapped in ``ProjectedOptimizer(opt, NaPProjector(q_network))``.
+        optimizer_kwargs: extra keyword arguments [``{"lr": learning_rate, "eps":
+            adam_eps}`` for Adam, ``{"lr": learning_rate}`` otherwise].
+        lr_schedule: object with ``apply(optimizer)``, ``step()``, ``state_dict()``,
+            ``load_state_dict()``; default built from ``config.lr_schedule``.
+        writer: a TensorBoard ``SummaryWriter`` [None; made from ``logdir`` if given].
+        logdir: directory for a new ``SummaryWriter`` [None].
+
+    Attributes used by continual-learning code: ``replay_buffer`` (with ``clear()``),
+    ``task_id`` (stored with every transition), ``num_steps``, ``optimizer``,
+    ``lr_schedule``, ``writer``.
+
+    Counting (env steps = transitions over all sub-envs): updates start once
+    ``num_steps >= learning_starts``; every time ``num_steps`` passes a multiple of
+    ``train_freq``, ``gradient_steps`` updates run; every time it passes a multiple of
+    ``target_update_interval`` (after learning starts) the target network is updated.
+    (SB3 counts ``train_freq`` in batched env calls instead.)
+    """
+
+    ALGO = "dqn"
+
+    def __init__(
+        self,
+        env,
+        config: DQNConfig | None = None,
+        network: Optional[nn.Module] = None,
+        optimizer_class: Callable[..., torch.optim.Optimizer] = torch.optim.Adam,
+        optimizer_kwargs: Optional[dict] = None,
+        lr_schedule: Any = None,
+        writer=None,
+        logdir=None,
+    ):
+        config = dataclasses.replace(config or DQNConfig(), num_envs=env.num_envs).validate()
+        self._init_common(env, config, writer, logdir)
+        self.n_actions = discrete_actions(env)
+        with seeded(config.seed, self.device):
+            if network is None:
+                network = build_q_network(env.single_observation_space, self.n_actions, config.norm, config.hidden, config.activation)
+            self.q_network = network.to(self.device)
+        self.target_network = copy.deepcopy(self.q_network)
+        self.target_network.train(False)
+        for p in self.target_network.parameters():
+            p.requires_grad_(False)
+        if optimizer_kwargs is None:
+            optimizer_kwargs = {"lr": config.learning_rate}
+            if optimizer_class is torch.optim.Adam:
+                optimizer_kwargs["eps"] = config.adam_eps
+        self.optimizer = build_optimizer(self.q_network, config.norm, optimizer_class, optimizer_kwargs, config.nap_every)
+        self.lr_schedule = lr_schedule
+        if lr_schedule is None and (config.schedule_horizon > 0 or config.lr_schedule == "constant"):
+            self.lr_schedule = self._default_schedule(config.schedule_horizon)
+        self.generator = make_generator(self.device, config.seed)
+        self.replay_buffer = ReplayBuffer(config.buffer_size, env.num_envs, env.single_observation_space.shape, self._storage_dtype(), self.device)
+        self.monitor = make_monitor(self.q_network, config.monitor_every, self.writer)
+        self._task_setters = task_id_setters(self.q_network)
+        self._probe_set = False
+
+    @classmethod
+    def _config_class(cls):
+        return DQNConfig
+
+    def _storage_dtype(self) -> torch.dtype:
+        choice = self.config.obs_storage
+        if choice == "auto":
+            dtype = self.env.single_observation_space.dtype
+            return torch.uint8 if dtype in (np.uint8, np.bool_) else torch.float32
+        return torch.uint8 if choice == "uint8" else torch.float32
+
+    def _default_schedule(self, horizon_steps: int):
+        from normrl.normalization import make_lr_schedule
+
+        c = self.config
+        if c.lr_schedule == "constant":
+            return make_lr_schedule("constant", c.learning_rate, 1, warmup_steps=c.lr_warmup_updates)
+        updates = max(1, (horizon_steps - c.learning_starts) // c.train_freq * c.gradient_steps)
+        return make_lr_schedule(c.lr_schedule, c.learning_rate, updates, warmup_steps=min(c.lr_warmup_updates, updates - 1))
+
+    def networks(self) -> list[nn.Module]:
+        """``[q_network, target_network]``."""
+        return [self.q_network, self.target_network]
+
+    @property
+    def epsilon(self) -> float:
+        """Exploration epsilon at the current ``num_steps``."""
+        c = self.config
+        return linear_epsilon(self.num_steps, c.start_eps, c.end_eps, c.exploration_steps)
+
+    def _act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        eps = 0.0 if deterministic else self.epsilon
+        return epsilon_greedy(self.q_network(obs), eps, self.generator)
+
+    # -- training --------------------------------------------------------------------------
+    def learn(self, total_steps: int, progress: bool = True) -> "DQN":
+        """Train for ``total_steps`` more env steps, rounded up to whole batched steps
+        of ``num_envs``; counters, epsilon, schedule, buffer and RNG continue."""
+        if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
+            raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
+        c = self.config
+        if self.lr_schedule is None:
+            self.lr_schedule = self._default_schedule(self.num_steps + total_steps)
+        env, q_net, rb, gen = self.env, self.q_network, self.replay_buffer, self.generator
+        n = env.num_envs
+        iterations = math.ceil(total_steps / n)
+        bar = self._progress_bar(iterations * n, progress)
+        self.episode_log.restart_clock(self.num_steps)
+        obs = self._current_obs()
+        start = self.num_steps
+        stats: dict[str, torch.Tensor] = {}
+        stat_count = 0
+        try:
+            for _ in range(iterations):
+                # ---- act epsilon-greedily in every sub-env and store the transitions -----
+                q_net.train(False)
+                with torch.no_grad():
+                    actions = epsilon_greedy(q_net(obs), self.epsilon, gen)
+                next_obs, rewards, terminated, truncated, info = env.step(actions)
+                real_next = info.get("final_obs", next_obs)
+                rb.add(obs, actions, rewards, real_next, terminated, truncated, self.task_id)
+                self.episode_log.record(info)
+                obs = next_obs
+                before, self.num_steps = self.num_steps, self.num_steps + n
+                # ---- learn: gradient_steps updates per train_freq env steps -------------
+                if self.num_steps >= c.learning_starts and rb.num_startable(c.n_step) > 0:
+                    rounds = self.num_steps // c.train_freq - before // c.train_freq
+                    if rounds:
+                        q_net.train(True)
+                        for _ in range(rounds * c.gradient_steps):
+                            for k, v in self._update().items():
+                                stats[k] = stats[k] + v if k in stats else v
+                            stat_count += 1
+                    if self.num_steps // c.target_update_interval > before // c.target_update_interval:
+                        update_target(self.target_network, q_net, c.tau)
+                # ---- log every log_interval env steps (one host sync) -------------------
+                if self.num_steps // c.log_interval > before // c.log_interval:
+                    self._log(stats, stat_count)
+                    stats, stat_count = {}, 0
+                    self._log_progress(bar, self.num_steps - start)
+        finally:
+            self._obs = obs
+            if bar is not None:
+                self._log_progress(bar, self.num_steps - start)
+                bar.close()
+        self.episode_log.flush(self.num_steps, None)
+        return self
+
+    def _update(self) -> dict[str, torch.Tensor]:
+        c = self.config
+        batch = self.replay_buffer.sample(c.batch_size, c.n_step, c.gamma, self.generator)
+        with torch.no_grad():
+            q_next_target = self.target_network(batch.next_obs)
+            q_next_online = None
+            if c.double_dqn:
+                q_next_online = self.q_network(batch.next_obs)
+            targets = td_targets(q_next_online, q_next_target, batch.rewards, batch.discounts)
+        for setter in self._task_setters:
+            setter(batch.task_ids)
+        q = self.q_network(batch.obs).gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
+        loss = td_loss(q, targets, c.loss)
+        self.lr_schedule.apply(self.optimizer)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if c.max_grad_norm > 0:
+            nn.utils.clip_grad_norm_(self.q_network.parameters(), c.max_grad_norm)
+        self.optimizer.step()
+        self.lr_schedule.step()
+        self.num_updates += 1
+        if self.monitor is not None:
+            if not self._probe_set:
+                self.monitor.set_probe(batch.obs.clone())
+                self._probe_set = True
+            self.monitor.after_update(self.num_steps)
+        return {"td_loss": loss.detach(), "q_values": q.detach().mean()}
+
+    def _log(self, stats: dict[str, torch.Tensor], count: int) -> None:
+        self.episode_log.flush(self.num_steps, self.writer)
+        if self.writer is None:
+            return
+        for name, value in stats.items():
+            self.writer.add_scalar(f"losses/{name}", float(value) / count, self.num_steps)
+        self.writer.add_scalar("charts/epsilon", self.epsilon, self.num_steps)
+        self.writer.add_scalar("charts/learning_rate", self.optimizer.param_groups[0]["lr"], self.num_steps)
+
+    def set_env(self, env) -> None:
+        """Train on ``env`` from now on (same spaces and ``num_envs``); n-step returns
+        never span the switch (the buffer's newest row is marked as an episode end)."""
+        super().set_env(env)
+        self.replay_buffer.mark_episode_boundary()
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def _algo_state(self) -> dict[str, Any]:
+        return {
+            "q_network": self.q_network.state_dict(),
+            "target_network": self.target_network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "lr_schedule": None if self.lr_schedule is None else self.lr_schedule.state_dict(),
+            "generator": self.generator.get_state(),
+            "replay_buffer": self.replay_buffer.state_dict() if self.config.save_replay else None,
+        }
+
+    def _load_algo_state(self, state: dict[str, Any]) -> None:
+        self.q_network.load_state_dict(state["q_network"])
+        self.target_network.load_state_dict(state["target_network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state["lr_schedule"] is not None:
+            if self.lr_schedule is None:
+                from normrl.normalization import make_lr_schedule
+
+                s = state["lr_schedule"]
+                self.lr_schedule = make_lr_schedule(s["name"], s["base_lr"], s["total_steps"], s["warmup_steps"], s["final_lr_fraction"], s["restart_on_task_switch"])
+            self.lr_schedule.load_state_dict(state["lr_schedule"])
+        self.generator.set_state(state["generator"])
+        if state["replay_buffer"] is not None:
+            self.replay_buffer.load_state_dict({k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in state["replay_buffer"].items()})
+        else:
+            self.replay_buffer.clear()

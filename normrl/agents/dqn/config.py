@@ -1,0 +1,122 @@
+"""DQN hyperparameters.
+
+Defaults are CleanRL's ``dqn.py`` (its CartPole-v1 settings; Mnih et al. 2015 with
+Double DQN targets, van Hasselt et al. 2016, arXiv 1509.06461): Adam lr 2.5e-4,
+buffer 10,000, gamma 0.99, hard target update (tau 1.0) every 500 env steps, batch
+128, epsilon 1.0 -> 0.05 over 250,000 env steps (CleanRL: half of its 500k-step run),
+learning starts at 10,000 steps, one update every 10 env steps, MSE TD loss, a 120-84
+ReLU MLP. Per-environment presets live in :mod:`normrl.agents.presets`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+OBS_STORAGE = ("auto", "uint8", "float32")
+LOSSES = ("mse", "huber")
+
+
+@dataclass
+class DQNConfig:
+    """Hyperparameters of :class:`normrl.agents.DQN` (defaults: CleanRL ``dqn.py``).
+
+    Step counts are env steps (transitions, summed over sub-envs), so the settings mean
+    the same for any ``num_envs``.
+
+    Attributes:
+        seed: seeds network initialization and the agent's generator [0].
+        num_envs: sub-envs the CLI builds; the agent records its env's count here [1].
+        learning_rate: (peak) Adam learning rate [2.5e-4].
+        lr_schedule: ``"constant"``, ``"linear"`` or ``"cosine"``; the clock counts
+            gradient updates [``"constant"``].
+        lr_warmup_updates: linear warmup length in updates [0].
+        schedule_horizon: env steps over which a decaying schedule runs; 0 means the
+            ``total_steps`` of the first ``learn`` call [0].
+        adam_eps: Adam epsilon (used when the optimizer is Adam) [1e-8].
+        buffer_size: replay capacity in transitions [10_000].
+        obs_storage: replay observation dtype: ``"auto"`` (uint8 for uint8/bool
+            observation spaces, else float32), ``"uint8"`` or ``"float32"`` [``"auto"``].
+        gamma: discount [0.99].
+        n_step: n-step returns [1].
+        double_dqn: Double DQN targets (online argmax, target evaluation) [True].
+        tau: target update rate: 1.0 hard copy, < 1 Polyak averaging [1.0].
+        target_update_interval: env steps between target updates [500].
+        batch_size: transitions per gradient update [128].
+        start_eps: initial exploration epsilon [1.0].
+        end_eps: final epsilon [0.05].
+        exploration_steps: env steps of the linear epsilon decay [250_000].
+        learning_starts: env steps before the first update [10_000].
+        train_freq: env steps between rounds of updates [10].
+        gradient_steps: updates per round [1].
+        loss: ``"mse"`` (CleanRL) or ``"huber"`` (SB3, Dopamine) TD loss [``"mse"``].
+        max_grad_norm: global gradient-norm clip; 0 disables [0.0].
+        norm: registered norm name for the Q-network [``"none"``].
+        hidden: hidden widths of the MLP (vector observations) [(120, 84)].
+        activation: hidden nonlinearity of the MLP [``"relu"``].
+        nap_every: with a NaP norm, project after every ``nap_every`` optimizer steps [1].
+        monitor_every: PlasticityMonitor interval in updates; 0 disables [1000].
+        log_interval: env steps between TensorBoard/progress flushes [10_000].
+        save_replay: ``save`` writes the replay buffer in full (needed for exact
+            resumption); False keeps checkpoints small and resumes with an empty
+            buffer [True].
+    """
+
+    seed: int = 0
+    num_envs: int = 1
+    learning_rate: float = 2.5e-4
+    lr_schedule: str = "constant"
+    lr_warmup_updates: int = 0
+    schedule_horizon: int = 0
+    adam_eps: float = 1e-8
+    buffer_size: int = 10_000
+    obs_storage: str = "auto"
+    gamma: float = 0.99
+    n_step: int = 1
+    double_dqn: bool = True
+    tau: float = 1.0
+    target_update_interval: int = 500
+    batch_size: int = 128
+    start_eps: float = 1.0
+    end_eps: float = 0.05
+    exploration_steps: int = 250_000
+    learning_starts: int = 10_000
+    train_freq: int = 10
+    gradient_steps: int = 1
+    loss: str = "mse"
+    max_grad_norm: float = 0.0
+    norm: str = "none"
+    hidden: tuple[int, ...] = (120, 84)
+    activation: str = "relu"
+    nap_every: int = 1
+    monitor_every: int = 1000
+    log_interval: int = 10_000
+    save_replay: bool = True
+
+    def validate(self) -> "DQNConfig":
+        """Raise ``ValueError`` naming the first invalid field; return self."""
+        for name in ("num_envs", "buffer_size", "n_step", "target_update_interval", "batch_size", "exploration_steps", "train_freq", "gradient_steps", "nap_every", "log_interval"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name in ("learning_starts", "lr_warmup_updates", "schedule_horizon", "monitor_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.lr_schedule not in ("constant", "linear", "cosine"):
+            raise ValueError(f"lr_schedule must be one of 'constant', 'linear', 'cosine', got {self.lr_schedule!r}")
+        if self.obs_storage not in OBS_STORAGE:
+            raise ValueError(f"obs_storage must be one of {', '.join(OBS_STORAGE)}, got {self.obs_storage!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"tau must be in (0, 1], got {self.tau!r}")
+        for name in ("gamma", "start_eps", "end_eps"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if self.max_grad_norm < 0:
+            raise ValueError(f"max_grad_norm must be >= 0, got {self.max_grad_norm!r}")
+        if self.buffer_size < self.num_envs * self.n_step:
+            raise ValueError(f"buffer_size ({self.buffer_size}) must hold at least num_envs * n_step ({self.num_envs * self.n_step}) transitions")
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ValueError(f"hidden must be a non-empty tuple of positive widths, got {self.hidden!r}")
+        return self

@@ -1,0 +1,1 @@
+"""Proximal Policy Optimization: config, networks, loss, agent."""

@@ -1,0 +1,247 @@
+"""The PPO agent: batched on-device rollouts, GAE, clipped-objective minibatch epochs.
+
+The training loop (:meth:`PPO.learn`) reads top to bottom like CleanRL's ``ppo.py``;
+the pieces it shares with DQN (buffers, builders, episode logging, checkpoints) are
+imported from :mod:`normrl.agents.common`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Callable, Optional
+
+import torch
+import torch.nn as nn
+
+from normrl.agents.common.base import AgentBase
+from normrl.agents.common.build import build_optimizer, discrete_actions, make_generator, make_monitor, seeded, task_id_setters
+from normrl.agents.common.gae import compute_gae
+from normrl.agents.common.rollout_buffer import RolloutBuffer
+from normrl.agents.ppo.config import PPOConfig
+from normrl.agents.ppo.loss import ppo_loss
+from normrl.agents.ppo.networks import ActorCritic, sample_actions
+
+
+class PPO(AgentBase):
+    """Proximal Policy Optimization (Schulman et al. 2017, arXiv 1707.06347) over a
+    batched :class:`~normrl.envs.TensorEnv`, with CleanRL's implementation details.
+
+    Args:
+        env: the training env (``Discrete`` actions); its ``num_envs`` sub-envs step
+            together and everything stays on ``env.device``.
+        config: :class:`PPOConfig` [``PPOConfig()``]; ``config.num_envs`` is set to
+            ``env.num_envs``.
+        network: an ``nn.Module`` with ``forward(obs) -> (logits, value)`` and
+            ``value(obs)``; default :class:`~normrl.agents.ppo.networks.ActorCritic`
+            built with ``config.norm``, ``hidden``, ``activation``.
+        optimizer_class: optimizer constructor [``torch.optim.Adam``]; with a NaP norm
+            it is wrapped in ``ProjectedOptimizer(opt, NaPProjector(network))``.
+        optimizer_kwargs: extra keyword arguments [``{"lr": learning_rate, "eps":
+            adam_eps}`` for Adam, ``{"lr": learning_rate}`` otherwise].
+        lr_schedule: an object with ``apply(optimizer)``, ``step()`` and
+            ``state_dict()``/``load_state_dict()`` (e.g. ``make_lr_schedule(...)``),
+            applied before and advanced after every optimizer update; default built
+            from ``config.lr_schedule`` over ``config.schedule_horizon`` env steps.
+        writer: a TensorBoard ``SummaryWriter`` [None; made from ``logdir`` if given].
+        logdir: directory for a new ``SummaryWriter`` [None].
+
+    Truncated episodes are bootstrapped: the reward of a truncated step gets
+    ``gamma * V(final_obs)`` added, computed once per rollout for the truncated
+    transitions only.
+    """
+
+    ALGO = "ppo"
+
+    def __init__(
+        self,
+        env,
+        config: PPOConfig | None = None,
+        network: Optional[nn.Module] = None,
+        optimizer_class: Callable[..., torch.optim.Optimizer] = torch.optim.Adam,
+        optimizer_kwargs: Optional[dict] = None,
+        lr_schedule: Any = None,
+        writer=None,
+        logdir=None,
+    ):
+        config = dataclasses.replace(config or PPOConfig(), num_envs=env.num_envs).validate()
+        self._init_common(env, config, writer, logdir)
+        self.n_actions = discrete_actions(env)
+        with seeded(config.seed, self.device):
+            if network is None:
+                network = ActorCritic(env.single_observation_space, self.n_actions, config.norm, config.hidden, config.activation, config.shared_network)
+            self.network = network.to(self.device)
+        if optimizer_kwargs is None:
+            optimizer_kwargs = {"lr": config.learning_rate}
+            if optimizer_class is torch.optim.Adam:
+                optimizer_kwargs["eps"] = config.adam_eps
+        self.optimizer = build_optimizer(self.network, config.norm, optimizer_class, optimizer_kwargs, config.nap_every)
+        self.lr_schedule = lr_schedule
+        if lr_schedule is None and config.schedule_horizon > 0:
+            self.lr_schedule = self._default_schedule(config.schedule_horizon)
+        self.generator = make_generator(self.device, config.seed)
+        self.buffer = RolloutBuffer(config.num_steps, env.num_envs, env.single_observation_space.shape, self._obs_dtype(), self.device)
+        self.monitor = make_monitor(self.network, config.monitor_every, self.writer)
+        self._task_setters = task_id_setters(self.network)
+        self._probe_set = False
+
+    @classmethod
+    def _config_class(cls):
+        return PPOConfig
+
+    def _obs_dtype(self) -> torch.dtype:
+        sample = torch.as_tensor(self.env.single_observation_space.sample())
+        return sample.dtype if sample.dtype in (torch.uint8, torch.bool) else torch.float32
+
+    @property
+    def batch_size(self) -> int:
+        """Transitions per rollout: ``num_envs * num_steps``."""
+        return self.config.num_envs * self.config.num_steps
+
+    def _updates_per_rollout(self) -> int:
+        return self.config.update_epochs * self.config.num_minibatches
+
+    def _default_schedule(self, horizon_steps: int):
+        from normrl.normalization import make_lr_schedule
+
+        c = self.config
+        total_updates = max(1, math.ceil(horizon_steps / self.batch_size)) * self._updates_per_rollout()
+        warmup = min(c.lr_warmup_updates, total_updates - 1) if c.lr_schedule != "constant" else c.lr_warmup_updates
+        return make_lr_schedule(c.lr_schedule, c.learning_rate, total_updates, warmup_steps=warmup)
+
+    def networks(self) -> list[nn.Module]:
+        """``[network]`` (the actor-critic)."""
+        return [self.network]
+
+    def _act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        logits, _ = self.network(obs)
+        if deterministic:
+            return logits.argmax(-1)
+        return sample_actions(logits, self.generator)[0]
+
+    # -- training --------------------------------------------------------------------------
+    def learn(self, total_steps: int, progress: bool = True) -> "PPO":
+        """Train for ``total_steps`` more env steps, rounded up to whole rollouts of
+        ``num_envs * num_steps``; counters, schedule and RNG continue from before."""
+        if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
+            raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
+        c = self.config
+        if self.lr_schedule is None:
+            self.lr_schedule = self._default_schedule(total_steps)
+        env, net, buf, gen = self.env, self.network, self.buffer, self.generator
+        iterations = math.ceil(total_steps / self.batch_size)
+        bar = self._progress_bar(iterations * self.batch_size, progress)
+        self.episode_log.restart_clock(self.num_steps)
+        obs = self._current_obs()
+        final_obs_buf = None
+        start = self.num_steps
+        try:
+            for _ in range(iterations):
+                # ---- rollout: num_steps batched env steps, no host sync -------------------
+                net.train(False)
+                truncs = []
+                with torch.no_grad():
+                    for t in range(c.num_steps):
+                        logits, value = net(obs)
+                        action, log_prob = sample_actions(logits, gen)
+                        next_obs, reward, terminated, truncated, info = env.step(action)
+                        done = info["done"] if "done" in info else (terminated | truncated)
+                        buf.store(t, obs, action, log_prob, value, reward, done, self.task_id)
+                        if "final_obs" in info:
+                            if final_obs_buf is None:
+                                final_obs_buf = torch.zeros_like(buf.obs)
+                            final_obs_buf[t].copy_(info["final_obs"])
+                            truncs.append(truncated & ~terminated)
+                        self.episode_log.record(info)
+                        obs = next_obs
+                    self.num_steps += self.batch_size
+                    # ---- bootstrap truncated episodes from V(final_obs), one sync -------
+                    if truncs:
+                        trunc = torch.stack(truncs)
+                        idx = trunc.nonzero(as_tuple=True)
+                        if idx[0].numel():
+                            buf.rewards[idx] += c.gamma * net.value(final_obs_buf[idx])
+                    next_value = net.value(obs)
+                    advantages, returns = compute_gae(buf.rewards, buf.values, buf.dones, next_value, c.gamma, c.gae_lambda)
+                # ---- update: update_epochs passes of num_minibatches minibatches ---------
+                net.train(True)
+                stats = self._update(advantages, returns)
+                # ---- logging: one host sync per rollout ----------------------------------
+                self.episode_log.flush(self.num_steps, self.writer)
+                if self.writer is not None:
+                    for name, value in stats.items():
+                        self.writer.add_scalar(f"losses/{name}", float(value), self.num_steps)
+                    self.writer.add_scalar("charts/learning_rate", self.optimizer.param_groups[0]["lr"], self.num_steps)
+                self._log_progress(bar, self.num_steps - start)
+        finally:
+            self._obs = obs
+            if bar is not None:
+                bar.close()
+        return self
+
+    def _update(self, advantages: torch.Tensor, returns: torch.Tensor) -> dict[str, torch.Tensor]:
+        c, buf, net = self.config, self.buffer, self.network
+        n = self.batch_size
+        b_obs = buf.obs.reshape((n,) + buf.obs.shape[2:])
+        b_actions, b_log_probs = buf.actions.reshape(n), buf.log_probs.reshape(n)
+        b_values, b_adv, b_returns = buf.values.reshape(n), advantages.reshape(n), returns.reshape(n)
+        b_tasks = buf.task_ids.reshape(n)
+        mb = n // c.num_minibatches
+        totals: dict[str, torch.Tensor] = {}
+        count = 0
+        for _ in range(c.update_epochs):
+            perm = torch.randperm(n, device=self.device, generator=self.generator)
+            kls = []
+            for start in range(0, n, mb):
+                idx = perm[start : start + mb]
+                for setter in self._task_setters:
+                    setter(b_tasks[idx])
+                logits, values = net(b_obs[idx])
+                loss, parts = ppo_loss(
+                    logits, values, b_actions[idx], b_log_probs[idx], b_values[idx], b_adv[idx], b_returns[idx],
+                    c.clip_coef, c.clip_vloss, c.ent_coef, c.vf_coef, c.norm_adv,
+                )
+                self.lr_schedule.apply(self.optimizer)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if c.max_grad_norm > 0:
+                    nn.utils.clip_grad_norm_(net.parameters(), c.max_grad_norm)
+                self.optimizer.step()
+                self.lr_schedule.step()
+                self.num_updates += 1
+                if self.monitor is not None:
+                    self._monitor_update(b_obs, parts["entropy"])
+                for k, v in parts.items():
+                    totals[k] = totals[k] + v if k in totals else v
+                count += 1
+                kls.append(parts["approx_kl"])
+            if c.target_kl is not None and float(torch.stack(kls).mean()) > c.target_kl:
+                break
+        return {k: v / count for k, v in totals.items()}
+
+    def _monitor_update(self, b_obs: torch.Tensor, entropy: torch.Tensor) -> None:
+        if not self._probe_set:
+            self.monitor.set_probe(b_obs[: min(256, b_obs.shape[0])].clone())
+            self._probe_set = True
+        self.monitor.after_update(self.num_steps, policy_entropy=entropy)
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def _algo_state(self) -> dict[str, Any]:
+        return {
+            "network": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "lr_schedule": None if self.lr_schedule is None else self.lr_schedule.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def _load_algo_state(self, state: dict[str, Any]) -> None:
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state["lr_schedule"] is not None:
+            if self.lr_schedule is None:
+                from normrl.normalization import make_lr_schedule
+
+                s = state["lr_schedule"]
+                self.lr_schedule = make_lr_schedule(s["name"], s["base_lr"], s["total_steps"], s["warmup_steps"], s["final_lr_fraction"], s["restart_on_task_switch"])
+            self.lr_schedule.load_state_dict(state["lr_schedule"])
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,104 @@
+"""PPO hyperparameters.
+
+Defaults are CleanRL's ``ppo.py`` (Huang et al. 2022, "The 37 implementation details of
+PPO", ICLR blog track; its CartPole-v1 settings): 4 envs x 128 steps, 4 minibatches,
+4 epochs, Adam lr 2.5e-4 (eps 1e-5) annealed linearly to 0, gamma 0.99, GAE lambda
+0.95, clip 0.2 with value clipping, entropy 0.01, value coefficient 0.5, gradient-norm
+clip 0.5, advantage normalization, two separate 64-64 tanh MLPs. Per-environment
+presets live in :mod:`normrl.agents.presets`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass
+class PPOConfig:
+    """Hyperparameters of :class:`normrl.agents.PPO` (defaults: CleanRL ``ppo.py``).
+
+    Attributes:
+        seed: seeds network initialization and the agent's sampling generator [0].
+        num_envs: sub-envs the CLI builds; the agent records its env's count here [4].
+        num_steps: rollout length per sub-env per update [128].
+        learning_rate: (peak) Adam learning rate [2.5e-4].
+        lr_schedule: ``"constant"``, ``"linear"`` (to 0, CleanRL's annealing) or
+            ``"cosine"`` [``"linear"``]; the clock counts optimizer updates.
+        lr_warmup_updates: linear warmup length in updates [0].
+        schedule_horizon: env steps over which the schedule decays; 0 means the
+            ``total_steps`` of the first ``learn`` call [0].
+        adam_eps: Adam epsilon (used when the optimizer is Adam) [1e-5].
+        gamma: discount [0.99].
+        gae_lambda: GAE lambda [0.95].
+        num_minibatches: minibatches per epoch [4].
+        update_epochs: passes over each rollout [4].
+        norm_adv: normalize advantages per minibatch [True].
+        clip_coef: policy ratio clip [0.2].
+        clip_vloss: clip the value loss around the old values [True].
+        ent_coef: entropy bonus coefficient [0.01].
+        vf_coef: value loss coefficient [0.5].
+        max_grad_norm: global gradient-norm clip; 0 disables [0.5].
+        target_kl: stop the epochs early when the approximate KL exceeds it; None
+            disables (one host sync per epoch when set) [None].
+        norm: registered norm name for the networks (``"none"``, ``"layernorm"``,
+            ``"nap"``, ...) [``"none"``].
+        hidden: hidden widths of the MLPs (vector observations) [(64, 64)].
+        activation: hidden nonlinearity of the MLPs [``"tanh"``].
+        shared_network: one network with ``n_actions + 1`` outputs (policy logits and
+            value) instead of separate actor and critic; image observations always
+            share [False].
+        nap_every: with a NaP norm, project after every ``nap_every`` optimizer steps [1].
+        monitor_every: PlasticityMonitor interval in updates; 0 disables [1000].
+    """
+
+    seed: int = 0
+    num_envs: int = 4
+    num_steps: int = 128
+    learning_rate: float = 2.5e-4
+    lr_schedule: str = "linear"
+    lr_warmup_updates: int = 0
+    schedule_horizon: int = 0
+    adam_eps: float = 1e-5
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    num_minibatches: int = 4
+    update_epochs: int = 4
+    norm_adv: bool = True
+    clip_coef: float = 0.2
+    clip_vloss: bool = True
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    target_kl: Optional[float] = None
+    norm: str = "none"
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    shared_network: bool = False
+    nap_every: int = 1
+    monitor_every: int = 1000
+
+    def validate(self) -> "PPOConfig":
+        """Raise ``ValueError`` naming the first invalid field; return self."""
+        positive = ("num_envs", "num_steps", "num_minibatches", "update_epochs", "nap_every")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.lr_schedule not in ("constant", "linear", "cosine"):
+            raise ValueError(f"lr_schedule must be one of 'constant', 'linear', 'cosine', got {self.lr_schedule!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        for name in ("gamma", "gae_lambda"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        for name in ("clip_coef", "ent_coef", "vf_coef", "max_grad_norm"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        for name in ("lr_warmup_updates", "schedule_horizon", "monitor_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if (self.num_envs * self.num_steps) % self.num_minibatches:
+            raise ValueError(f"num_envs * num_steps ({self.num_envs * self.num_steps}) must be divisible by num_minibatches ({self.num_minibatches})")
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ValueError(f"hidden must be a non-empty tuple of positive widths, got {self.hidden!r}")
+        return self
