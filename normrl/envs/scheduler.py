@@ -380,17 +380,19 @@ class TaskScheduler:
         row = [math.nan] * len(self.tasks)
         if self.eval_episodes > 0:
             saved_task_id = getattr(agent, "task_id", None)
-            for k in self._seen_tasks():
-                env = self.tasks[k].make(self.eval_num_envs, device, self._eval_seed(k))
-                try:
-                    if self.tag_task_id:
-                        agent.task_id = k
-                    row[k] = float(agent.evaluate(env, self.eval_episodes))
-                finally:
-                    env.close()
-                self._log(agent, f"continual/eval/{self.tasks[k].name}", row[k])
-            if self.tag_task_id and saved_task_id is not None:
-                agent.task_id = saved_task_id
+            try:
+                for k in self._seen_tasks():
+                    env = self.tasks[k].make(self.eval_num_envs, device, self._eval_seed(k))
+                    try:
+                        if self.tag_task_id:
+                            agent.task_id = k
+                        row[k] = float(agent.evaluate(env, self.eval_episodes))
+                    finally:
+                        env.close()
+                    self._log(agent, f"continual/eval/{self.tasks[k].name}", row[k])
+            finally:
+                if self.tag_task_id and saved_task_id is not None:
+                    agent.task_id = saved_task_id
             seen = [row[k] for k in self._seen_tasks()]
             self._log(agent, "continual/eval_mean_seen", sum(seen) / len(seen))
         self.returns.append(row)
