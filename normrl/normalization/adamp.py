@@ -19,8 +19,10 @@ deemed scale-invariant and the radial part is removed row by row,
 
 Weight decay is decoupled (applied to the weight, as in AdamW):
 AdamP ``w ← w·(1 − lr·wd·r)``, SGDP ``w ← w·(1 − lr·wd·r/(1 − momentum))``, with
-``r = wd_ratio`` if projected else 1. With ``delta = 0`` (the check never fires) and
-``weight_decay = 0`` they are exactly Adam / SGD with momentum.
+``r = wd_ratio`` if projected else 1. With ``delta = 0`` (the check never fires)
+and ``weight_decay = 0`` they are exactly Adam / SGD with momentum. The branch is
+taken with ``torch.where`` (both views are computed), so a step costs no host
+synchronization.
 
 Defaults: AdamP ``lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, delta=0.1,
 wd_ratio=0.1, nesterov=False``; SGDP ``lr`` required, ``momentum=0, dampening=0,
@@ -43,22 +45,34 @@ def _cosines(g2: torch.Tensor, w2: torch.Tensor, eps: float) -> torch.Tensor:
     return dots / (torch.linalg.vector_norm(g2, dim=1) * torch.linalg.vector_norm(w2, dim=1) + eps)
 
 
+def _view_projection(weight, grad, update, rows: int, delta: float, eps: float):
+    w2 = weight.reshape(rows, -1)
+    fires = _cosines(grad.reshape(rows, -1), w2, eps).max() < delta / math.sqrt(w2.shape[1])
+    w_hat = w2 / (torch.linalg.vector_norm(w2, dim=1, keepdim=True) + eps)
+    d2 = update.reshape(rows, -1)
+    return fires, (d2 - w_hat * (w_hat * d2).sum(dim=1, keepdim=True)).reshape(update.shape)
+
+
 def radial_projection(weight: torch.Tensor, grad: torch.Tensor, update: torch.Tensor, delta: float, eps: float):
     """Return ``(update, projected)``: ``update`` without its radial component if the
-    channel-wise or layer-wise cosine check fires (see module docstring), else unchanged.
+    channel-wise or (failing that) the layer-wise cosine check fires (see the module
+    docstring), else unchanged. ``projected`` is a 0-d bool tensor.
 
-    ``projected`` is a Python bool (the check needs one host read per parameter, as in
-    the paper's algorithm).
+    Both views are computed and selected with ``torch.where``, so the branch of the
+    algorithm costs no host synchronization on an accelerator.
     """
-    for rows in (weight.shape[0], 1):
-        w2 = weight.reshape(rows, -1)
-        g2 = grad.reshape(rows, -1)
-        if _cosines(g2, w2, eps).max().item() < delta / math.sqrt(w2.shape[1]):
-            w_hat = w2 / (torch.linalg.vector_norm(w2, dim=1, keepdim=True) + eps)
-            d2 = update.reshape(rows, -1)
-            d2 = d2 - w_hat * (w_hat * d2).sum(dim=1, keepdim=True)
-            return d2.reshape(update.shape), True
-    return update, False
+    channel_fires, channel_update = _view_projection(weight, grad, update, weight.shape[0], delta, eps)
+    layer_fires, layer_update = _view_projection(weight, grad, update, 1, delta, eps)
+    out = torch.where(channel_fires, channel_update, torch.where(layer_fires, layer_update, update))
+    return out, channel_fires | layer_fires
+
+
+def _decay_factor(decay: float, wd_ratio: float, projected):
+    """``1 − decay·r`` with ``r = wd_ratio`` where projected, else 1 (a tensor when
+    ``projected`` is one, so no host read)."""
+    if projected is None:
+        return 1 - decay
+    return torch.where(projected, 1 - decay * wd_ratio, 1 - decay)
 
 
 def _check(name: str, value: float, low: float = 0.0) -> None:
@@ -125,13 +139,12 @@ class AdamP(Optimizer):
                     update = (beta1 * exp_avg + (1 - beta1) * grad) / denom
                 else:
                     update = exp_avg / denom
-                wd = 1.0
+                projected = None
                 if p.dim() > 1:
                     update, projected = radial_projection(p, grad, update, group["delta"], group["eps"])
-                    if projected:
-                        wd = group["wd_ratio"]
                 if group["weight_decay"] != 0:
-                    p.mul_(1 - group["lr"] * group["weight_decay"] * wd)
+                    decay = group["lr"] * group["weight_decay"]
+                    p.mul_(_decay_factor(decay, group["wd_ratio"], projected))
                 p.add_(update, alpha=-step_size)
         return loss
 
@@ -192,12 +205,11 @@ class SGDP(Optimizer):
                     update = grad + momentum * buf if group["nesterov"] else buf
                 else:
                     update = grad
-                wd = 1.0
+                projected = None
                 if p.dim() > 1:
                     update, projected = radial_projection(p, grad, update, group["delta"], group["eps"])
-                    if projected:
-                        wd = group["wd_ratio"]
                 if group["weight_decay"] != 0:
-                    p.mul_(1 - group["lr"] * group["weight_decay"] * wd / (1 - momentum))
+                    decay = group["lr"] * group["weight_decay"] / (1 - momentum)
+                    p.mul_(_decay_factor(decay, group["wd_ratio"], projected))
                 p.add_(update, alpha=-group["lr"])
         return loss

@@ -116,7 +116,7 @@ def test_radial_projection_closed_form_and_view_order():
     for cos, fires in [(0.005, True), (0.02, False)]:
         grad = (cos * e[0] + math.sqrt(1 - cos**2) * e[1]).view(1, dim)
         out, projected = radial_projection(w, grad, update, delta=0.1, eps=1e-8)
-        assert projected is fires
+        assert bool(projected) is fires
         torch.testing.assert_close(out, e[2].view(1, dim) if fires else update)
 
     # Two rows with opposite radial gradients: the channel view does not fire
@@ -125,7 +125,7 @@ def test_radial_projection_closed_form_and_view_order():
     g2 = torch.stack([0.6 * e[0][:50] + 0.8 * e[2][:50], -0.6 * e[1][:50] + 0.8 * e[3][:50]])
     d2 = torch.stack([e[0][:50], e[1][:50] * 0.5])
     out, projected = radial_projection(w2, g2, d2, delta=0.1, eps=1e-8)
-    assert projected
+    assert bool(projected)
     # whole-tensor ŵ = (e0, e1)/√2, ⟨ŵ, d⟩ = 1.5/√2: d − ŵ·1.5/√2 = (e0·0.25, −e1·0.25)
     torch.testing.assert_close(out, torch.stack([0.25 * e[0][:50], -0.25 * e[1][:50]]))
     assert abs((out * w2).sum().item()) < 1e-6 and (out[0] * w2[0]).sum().item() == pytest.approx(0.25)
