@@ -59,9 +59,11 @@ def test_apply_nap_inserts_norm_before_each_hidden_nonlinearity_of_mlp():
 def test_apply_nap_on_cnn_uses_channels_first_norms_and_counts():
     model = _cnn()
     apply_nap(model)
-    kinds = [type(m).__name__ for m in model]
-    assert kinds[:3] == ["Conv2d", kinds[1], "ReLU"] and kinds[3:6] == ["Conv2d", kinds[4], "ReLU"]
-    assert kinds[6:] == ["Flatten", "Linear", kinds[8], "ReLU", "Linear"]
+    conv_norm = type(create_norm_layer("layernorm", 8, layout="nchw"))
+    lin_norm = type(create_norm_layer("layernorm", 16))
+    assert [type(m) for m in model] == [
+        nn.Conv2d, conv_norm, nn.ReLU, nn.Conv2d, conv_norm, nn.ReLU, nn.Flatten, nn.Linear, lin_norm, nn.ReLU, nn.Linear,
+    ]
     assert sum(isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is None for m in model) == 3
     assert model[-1].bias is not None
     # The conv norms are the nchw variant: same output as a freshly created one.
