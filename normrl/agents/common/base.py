@@ -152,7 +152,8 @@ class AgentBase:
             "num_updates": self.num_updates,
             "task_id": self.task_id,
             "obs": self._obs,
-            "env": self.env.state_dict(),
+            # an env the agent never reset may have no state yet
+            "env": None if self._obs is None else self.env.state_dict(),
             "env_id": getattr(self.env, "spec_id", ""),
             "episode_log": self.episode_log.state_dict(),
             "global_rng": global_rng_state(),
@@ -174,7 +175,8 @@ class AgentBase:
             raise CheckpointError(f"{path}: checkpoint is for {state.get('algo')!r}, not {self.ALGO!r}")
         try:
             self._load_algo_state(state)
-            self.env.load_state_dict(state["env"])
+            if state["env"] is not None:
+                self.env.load_state_dict(state["env"])
         except (KeyError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"{path}: checkpoint does not match this agent: {exc}") from exc
         self.num_steps = int(state["num_steps"])

@@ -1,0 +1,82 @@
+"""save mid-run + load into a fresh agent + continue == uninterrupted run (CPU, bitwise)."""
+import pytest
+import torch
+
+from normrl.agents import DQN, PPO, DQNConfig, PPOConfig
+from normrl.envs import make_env
+from normrl.utils.errors import CheckpointError
+
+from .helpers import SmallActorCritic, small_mlp
+
+PPO_CFG = PPOConfig(seed=3, num_steps=16, num_minibatches=2, update_epochs=2, schedule_horizon=256, monitor_every=0)
+DQN_CFG = DQNConfig(seed=3, buffer_size=200, learning_starts=40, train_freq=4, gradient_steps=2, target_update_interval=24,
+                    exploration_steps=100, batch_size=16, n_step=3, monitor_every=0)
+
+
+def _ppo(seed=3):
+    env = make_env("CartPole-v1", 4, "cpu", seed=seed)
+    torch.manual_seed(0)  # injected networks are initialized by the caller
+    return PPO(env, PPO_CFG, network=SmallActorCritic(4, 2))
+
+
+def _dqn(seed=3, tau=1.0):
+    env = make_env("CartPole-v1", 4, "cpu", seed=seed)
+    cfg = DQNConfig(**{**DQN_CFG.__dict__, "tau": tau})
+    torch.manual_seed(0)
+    return DQN(env, cfg, network=small_mlp(4, 2))
+
+
+def _params(agent):
+    return [t.clone() for net in agent.networks() for t in net.state_dict().values()]
+
+
+def _same(a, b):
+    return len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_ppo_resume_is_bitwise_identical(tmp_path):
+    full = _ppo().learn(128, progress=False)
+    half = _ppo().learn(64, progress=False)
+    half.save(tmp_path / "ppo.pt")
+    torch.manual_seed(12345)  # the checkpoint restores the global RNG too
+    resumed = _ppo(seed=99).load(tmp_path / "ppo.pt")
+    assert resumed.num_steps == 64 and resumed.num_updates == half.num_updates
+    resumed.learn(64, progress=False)
+    assert resumed.num_steps == full.num_steps == 128
+    assert _same(_params(resumed), _params(full))
+    assert resumed.lr_schedule.t == full.lr_schedule.t
+    assert torch.equal(resumed.optimizer.state_dict()["state"][0]["exp_avg"], full.optimizer.state_dict()["state"][0]["exp_avg"])
+    # and training actually changed the parameters
+    assert not _same(_params(_ppo()), _params(full))
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.5])
+def test_dqn_resume_is_bitwise_identical(tmp_path, tau):
+    full = _dqn(tau=tau).learn(160, progress=False)
+    half = _dqn(tau=tau).learn(80, progress=False)
+    half.save(tmp_path / "dqn.pt")
+    resumed = _dqn(seed=99, tau=tau).load(tmp_path / "dqn.pt")
+    assert len(resumed.replay_buffer) == len(half.replay_buffer) == 80
+    resumed.learn(80, progress=False)
+    assert resumed.num_updates == full.num_updates > 0
+    assert _same(_params(resumed), _params(full))
+
+
+def test_dqn_checkpoint_without_replay(tmp_path):
+    cfg = DQNConfig(**{**DQN_CFG.__dict__, "save_replay": False})
+    agent = DQN(make_env("CartPole-v1", 4, "cpu", seed=0), cfg, network=small_mlp(4, 2)).learn(40, progress=False)
+    agent.save(tmp_path / "small.pt")
+    other = DQN(make_env("CartPole-v1", 4, "cpu", seed=0), cfg, network=small_mlp(4, 2)).load(tmp_path / "small.pt")
+    assert len(other.replay_buffer) == 0 and other.num_steps == 40
+
+
+def test_load_errors(tmp_path):
+    agent = _ppo()
+    with pytest.raises(FileNotFoundError):
+        agent.load(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        agent.load(tmp_path / "junk.pt")
+    _dqn().save(tmp_path / "dqn.pt")
+    with pytest.raises(CheckpointError, match="'dqn', not 'ppo'"):
+        agent.load(tmp_path / "dqn.pt")
