@@ -1,0 +1,67 @@
+"""Learning tests: reward thresholds on CartPole-v1 (and MinAtar Breakout) with the
+per-env presets. Each run stops as soon as its threshold is met (mean return of the
+last 100 episodes), so passing runs are short."""
+import pytest
+import torch
+
+from normrl.agents import DQN, PPO
+from normrl.agents.presets import preset_config
+from normrl.envs import make_env
+
+pytestmark = pytest.mark.slow
+
+
+def train_until(agent, threshold: float, max_steps: int, chunk: int) -> float:
+    """Learn in chunks until the last-100-episode mean reaches ``threshold`` or
+    ``max_steps`` env steps are done; return the last mean."""
+    log = agent.episode_log
+    while agent.num_steps < max_steps:
+        agent.learn(min(chunk, max_steps - agent.num_steps), progress=False)
+        if len(log.recent_returns) == 100 and log.recent_mean_return >= threshold:
+            break
+    return log.recent_mean_return
+
+
+def _ppo(seed: int, max_steps: int, **overrides) -> PPO:
+    cfg = preset_config("ppo", "CartPole-v1", seed=seed, schedule_horizon=max_steps, monitor_every=0, **overrides)
+    return PPO(make_env("CartPole-v1", cfg.num_envs, "cpu", seed=seed), cfg)
+
+
+def _dqn(seed: int, **overrides) -> DQN:
+    cfg = preset_config("dqn", "CartPole-v1", seed=seed, monitor_every=0, log_interval=2000, **overrides)
+    return DQN(make_env("CartPole-v1", cfg.num_envs, "cpu", seed=seed), cfg)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ppo_solves_cartpole(seed):
+    agent = _ppo(seed, 200_000)
+    mean = train_until(agent, 475.0, 200_000, 8192)
+    assert mean >= 475.0, f"seed {seed}: mean return {mean:.1f} after {agent.num_steps} steps"
+
+
+def test_dqn_learns_cartpole_in_two_of_three_seeds():
+    results = {}
+    for seed in (0, 1, 2):
+        agent = _dqn(seed)
+        results[seed] = (train_until(agent, 400.0, 150_000, 5000), agent.num_steps)
+        if sum(m >= 400.0 for m, _ in results.values()) >= 2:
+            break
+    assert sum(m >= 400.0 for m, _ in results.values()) >= 2, results
+
+
+@pytest.mark.parametrize("norm", ["layernorm", "nap"])
+def test_ppo_learns_cartpole_with_norm(norm):
+    agent = _ppo(0, 200_000, norm=norm)
+    if norm == "nap":
+        assert hasattr(agent.optimizer, "projector")  # wrapped automatically
+    mean = train_until(agent, 400.0, 200_000, 8192)
+    assert mean >= 400.0, f"{norm}: mean return {mean:.1f} after {agent.num_steps} steps"
+
+
+@pytest.mark.parametrize("norm", ["layernorm", "nap"])
+def test_dqn_learns_cartpole_with_norm(norm):
+    agent = _dqn(0, norm=norm)
+    if norm == "nap":
+        assert hasattr(agent.optimizer, "projector")
+    mean = train_until(agent, 300.0, 150_000, 5000)
+    assert mean >= 300.0, f"{norm}: mean return {mean:.1f} after {agent.num_steps} steps"
