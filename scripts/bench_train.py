@@ -8,6 +8,8 @@ minimal SB3 ``VecEnv`` over the TensorEnv (numpy out, one host copy per step, th
 bootstrapping). That is the fastest SB3 path available: it spares SB3 the Python loop
 of ``DummyVecEnv`` over single gymnasium envs and the process overhead of
 ``SubprocVecEnv``, so the speedup measures the training loops, not the env.
+``--sb3-env gym`` instead gives SB3 its usual ``DummyVecEnv`` over gymnasium's
+``CartPole-v1`` / the ``minatar`` package's envs (what SB3 users run).
 
 Settings per (env, algo), shared by both libraries:
 
@@ -127,6 +129,32 @@ def build_sb3(algo, env_id, vec_env, args, device):
                policy_kwargs=policy_kwargs, device=device, verbose=0, seed=0)
 
 
+def make_sb3_gym_vec_env(env_id: str, num_envs: int):
+    """SB3's usual path: ``DummyVecEnv`` over ``num_envs`` single gymnasium envs
+    (gymnasium's ``CartPole-v1``; the ``minatar`` package's ``MinAtar/<Game>-v1``,
+    transposed to channels-first float32 like normrl's)."""
+    import gymnasium as gym
+    from stable_baselines3.common.env_util import make_vec_env
+
+    if env_id.startswith("MinAtar/"):
+        from minatar.gym import register_envs
+
+        if f"{env_id}-v1" not in gym.registry:
+            register_envs()
+
+        class ChannelsFirst(gym.ObservationWrapper):
+            def __init__(self, env):
+                super().__init__(env)
+                h, w, c = env.observation_space.shape
+                self.observation_space = gym.spaces.Box(0.0, 1.0, (c, h, w), np.float32)
+
+            def observation(self, obs):
+                return np.ascontiguousarray(np.transpose(obs, (2, 0, 1)), dtype=np.float32)
+
+        return make_vec_env(f"{env_id}-v1", n_envs=num_envs, seed=0, wrapper_class=ChannelsFirst)
+    return make_vec_env(env_id, n_envs=num_envs, seed=0)
+
+
 # -- normrl side -------------------------------------------------------------------------
 def build_ours(algo, env_id, env, args):
     from normrl.agents import DQN, DQNConfig, PPO, PPOConfig
@@ -166,6 +194,8 @@ def main(argv=None) -> int:
     p.add_argument("--algos", nargs="+", default=["ppo", "dqn"], choices=["ppo", "dqn"])
     p.add_argument("--envs", nargs="+", default=["CartPole-v1", "MinAtar/Breakout"])
     p.add_argument("--threads", type=int, default=None, help="torch threads [torch's default]")
+    p.add_argument("--sb3-env", choices=["tensor", "gym"], default="tensor",
+                   help="SB3's env: the same normrl TensorEnv through a VecEnv shim [tensor], or DummyVecEnv over gymnasium/minatar envs [gym]")
     p.add_argument("--skip-sb3", action="store_true")
     p.add_argument("--out", default="bench_results/train.json")
     args = p.parse_args(argv)
@@ -183,10 +213,11 @@ def main(argv=None) -> int:
             ours = sps(lambda s: agent.learn(s, progress=False), args.steps)
             sb3 = None
             if not args.skip_sb3:
-                model = build_sb3(algo, env_id, make_sb3_vec_env(make_env(env_id, n, args.device, seed=0)), args, args.device)
+                vec_env = make_sb3_vec_env(make_env(env_id, n, args.device, seed=0)) if args.sb3_env == "tensor" else make_sb3_gym_vec_env(env_id, n)
+                model = build_sb3(algo, env_id, vec_env, args, args.device)
                 model.learn(warm)
                 sb3 = sps(lambda s: model.learn(s, reset_num_timesteps=False), args.sb3_steps)
-            row = {"env": env_id, "algo": algo, "num_envs": n, "ours_sps": ours, "sb3_sps": sb3, "speedup": None if sb3 is None else ours / sb3}
+            row = {"env": env_id, "algo": algo, "num_envs": n, "sb3_env": args.sb3_env, "ours_sps": ours, "sb3_sps": sb3, "speedup": None if sb3 is None else ours / sb3}
             rows.append(row)
             print(_format_row(row), flush=True)
     out = {
