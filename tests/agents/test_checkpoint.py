@@ -80,3 +80,26 @@ def test_load_errors(tmp_path):
     _dqn().save(tmp_path / "dqn.pt")
     with pytest.raises(CheckpointError, match="'dqn', not 'ppo'"):
         agent.load(tmp_path / "dqn.pt")
+
+
+@pytest.mark.parametrize("algo, norm", [("ppo", "nap"), ("dqn", "nap"), ("dqn", "layernorm")])
+def test_default_networks_resume_bitwise_with_norms(tmp_path, algo, norm):
+    """Default networks with a norm; NaP wraps the optimizer in a ProjectedOptimizer whose
+    projector state travels with the checkpoint."""
+    def make():
+        env = make_env("CartPole-v1", 4, "cpu", seed=5)
+        if algo == "ppo":
+            return PPO(env, PPOConfig(**{**PPO_CFG.__dict__, "norm": norm}))
+        return DQN(env, DQNConfig(**{**DQN_CFG.__dict__, "norm": norm}))
+
+    full = make().learn(128 if algo == "ppo" else 160, progress=False)
+    half = make().learn(64 if algo == "ppo" else 80, progress=False)
+    if norm == "nap":
+        assert type(half.optimizer).__name__ == "ProjectedOptimizer"
+    half.save(tmp_path / "ck.pt")
+    resumed = make().load(tmp_path / "ck.pt").learn(64 if algo == "ppo" else 80, progress=False)
+    assert _same(_params(resumed), _params(full))
+    if norm == "nap":  # hidden weights kept at their initial norms
+        proj = resumed.optimizer.projector
+        for now, init in zip(proj.weight_norms().values(), proj.initial_weight_norms().values()):
+            assert torch.allclose(now, init, rtol=1e-5)

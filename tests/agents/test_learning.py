@@ -68,3 +68,26 @@ def test_dqn_learns_cartpole_with_norm(norm):
         assert hasattr(agent.optimizer, "projector")
     mean = train_until(agent, 300.0, 150_000, 5000)
     assert mean >= 300.0, f"{norm}: mean return {mean:.1f} after {agent.num_steps} steps"
+
+
+def _random_policy_mean_return(env_id: str, episodes: int = 500) -> float:
+    env = make_env(env_id, 64, "cpu", seed=123)
+    env.reset()
+    gen = torch.Generator().manual_seed(0)
+    n = env.single_action_space.n
+    returns = []
+    while len(returns) < episodes:
+        _, _, _, _, info = env.step(torch.randint(n, (64,), generator=gen))
+        returns += info["episode_return"][info["done"]].tolist()
+    return sum(returns) / len(returns)
+
+
+def test_ppo_beats_random_on_minatar_breakout():
+    random_mean = _random_policy_mean_return("MinAtar/Breakout")
+    assert 0.1 < random_mean < 1.0  # sanity: a random paddle rarely returns the ball
+    threshold = max(5 * random_mean, 1.5)
+    cfg = preset_config("ppo", "MinAtar/Breakout", seed=0, num_envs=32, num_steps=64, learning_rate=1e-3,
+                        schedule_horizon=400_000, monitor_every=0)
+    agent = PPO(make_env("MinAtar/Breakout", cfg.num_envs, "cpu", seed=0), cfg)
+    mean = train_until(agent, threshold, 250_000, 8192)
+    assert mean >= threshold, f"mean return {mean:.2f} after {agent.num_steps} steps (random policy: {random_mean:.2f})"

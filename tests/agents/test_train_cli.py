@@ -78,3 +78,17 @@ def test_dqn_run_resumes_from_checkpoint(tmp_path):
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert summary["steps"] == 120 and summary["trained_steps"] == 40
     assert {"charts/epsilon", "charts/learning_rate", "losses/td_loss", "losses/q_values", "charts/sps"} <= _scalars(tmp_path / "a")
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_plasticity_monitor_logs_by_default(algo, tmp_path):
+    """monitor_every > 0 with a logdir: PlasticityMonitor tags beside the returns."""
+    pytest.importorskip("normrl.metrics.monitor")
+    extra = ["--num-steps", "16", "--update-epochs", "1"] if algo == "ppo" else ["--learning-starts", "32", "--train-freq", "8"]
+    assert main(["train", "--algo", algo, "--env", "CartPole-v1", "--steps", "256", "--num-envs", "8", "--monitor-every", "2",
+                 "--logdir", str(tmp_path), "--no-progress", *extra]) == 0
+    tags = _scalars(tmp_path)
+    assert any(t.startswith("plasticity/dormant_ratio/") for t in tags), sorted(tags)
+    assert any(t.startswith("plasticity/effective_lr/") for t in tags)
+    if algo == "ppo":
+        assert "plasticity/policy_entropy" in tags

@@ -157,6 +157,7 @@ class AgentBase:
             "env_id": getattr(self.env, "spec_id", ""),
             "episode_log": self.episode_log.state_dict(),
             "global_rng": global_rng_state(),
+            "monitor": None if getattr(self, "monitor", None) is None else self.monitor.state_dict(),
             **self._algo_state(),
         }
         tmp = path.with_name(f".{path.name}.tmp")
@@ -184,6 +185,12 @@ class AgentBase:
         self.task_id = int(state["task_id"])
         self._obs = None if state["obs"] is None else state["obs"].to(self.device)
         self.episode_log.load_state_dict(state["episode_log"])
+        if state.get("monitor") is not None and getattr(self, "monitor", None) is not None:
+            mon = dict(state["monitor"])
+            if mon.get("probe") is not None:
+                mon["probe"] = mon["probe"].to(self.device)
+            self.monitor.load_state_dict(mon)
+            self._probe_set = self.monitor.probe is not None
         set_global_rng_state(state["global_rng"])
         return self
 
