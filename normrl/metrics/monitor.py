@@ -344,7 +344,10 @@ class PlasticityMonitor:
             for buf, t in zip(self._before, state["before"]):
                 buf.copy_(t)
         self._before_update = int(state["before_update"])
-        self.probe = None if state["probe"] is None else state["probe"].clone()
+        probe = state["probe"]
+        if probe is not None and self._weights:
+            probe = probe.to(self._weights[0].device)
+        self.probe = None if probe is None else probe.clone()
 
     def __repr__(self) -> str:
         return (
