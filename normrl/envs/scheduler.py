@@ -227,14 +227,14 @@ class ContinualResult:
         }
 
     def format_table(self) -> str:
-        """The matrix as aligned text: one row per visit, one column per task."""
-        width = max([10, *(len(n) for n in self.task_names)])
-        head = "trained \\ eval".ljust(18) + "".join(n.rjust(width + 1) for n in self.task_names)
-        lines = [head]
-        for v, row in enumerate(self.returns):
-            label = f"{v}:{self.task_names[self.visit_tasks[v]]}"[:18].ljust(18)
-            cells = "".join(("-" if math.isnan(x) else f"{x:.2f}").rjust(width + 1) for x in row)
-            lines.append(label + cells)
+        """The matrix as aligned text: one row per visit (``<visit>:<task>``), one column per task."""
+        width = max([8, *(len(n) for n in self.task_names)])
+        labels = [f"{v}:{self.task_names[t]}" for v, t in enumerate(self.visit_tasks)]
+        label_width = max([len("trained \\ eval"), *(len(lab) for lab in labels)])
+        lines = ["trained \\ eval".ljust(label_width) + "".join(n.rjust(width + 2) for n in self.task_names)]
+        for label, row in zip(labels, self.returns):
+            cells = "".join(("-" if math.isnan(x) else f"{x:.2f}").rjust(width + 2) for x in row)
+            lines.append(label.ljust(label_width) + cells)
         return "\n".join(lines)
 
 

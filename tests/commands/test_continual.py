@@ -1,0 +1,108 @@
+"""``normrl continual``: a real PPO run on a permuted CartPole stream, killed with
+SIGTERM mid-stream and resumed, matches an uninterrupted run; checkpoints are never
+silently overwritten; bad checkpoints give one-line errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from normrl.cli import main
+
+STREAM = "permuted-obs:CartPole-v1:2"
+STEPS = 4096
+
+
+def _argv(logdir, *extra):
+    return ["continual", "--stream", STREAM, "--algo", "ppo", "--steps-per-task", str(STEPS), "--cycles", "2",
+            "--logdir", str(logdir), "--checkpoint-every", "512", "--eval-episodes", "4", "--device", "cpu",
+            "--no-progress", *extra]
+
+
+def _summary(logdir):
+    return json.loads((Path(logdir) / "summary.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    logdir = tmp_path_factory.mktemp("full")
+    assert main(_argv(logdir)) == 0
+    return logdir
+
+
+@pytest.mark.slow
+def test_sigterm_then_resume_matches_uninterrupted_run(uninterrupted, tmp_path):
+    logdir = tmp_path / "killed"
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "normrl.cli", *_argv(logdir)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    latest = logdir / "checkpoints" / "latest.json"
+    deadline = time.time() + 60
+    while not latest.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, (out, err)
+    assert "continue with --resume" in out
+    stopped_at = json.loads(latest.read_text())["num_steps"]
+    assert 0 < stopped_at < 4 * STEPS
+    partial = _summary(logdir)["continual"]
+    assert not partial["completed"]
+
+    assert main(_argv(logdir, "--resume")) == 0
+    full, resumed = _summary(uninterrupted)["continual"], _summary(logdir)["continual"]
+    assert resumed["completed"] and resumed["visit_tasks"] == full["visit_tasks"] == [0, 1, 0, 1]
+    assert resumed["eval_steps"] == full["eval_steps"]
+    assert resumed["eval_steps"][-1] == 4 * STEPS
+    assert resumed["returns"] == full["returns"]  # bit-exact continuation
+    assert _summary(logdir)["agent"]["steps"] == 4 * STEPS
+    # only the newest checkpoint is kept
+    assert [p.name for p in (logdir / "checkpoints").glob("step_*")] == [f"step_{4 * STEPS:012d}"]
+
+
+@pytest.mark.slow
+def test_existing_run_is_refused_and_complete_run_resumes_to_a_no_op(uninterrupted, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(_argv(uninterrupted))
+    assert exc.value.code == 2
+    assert "already holds a run's checkpoints" in capsys.readouterr().err
+    assert main(_argv(uninterrupted, "--resume")) == 0
+    assert "already complete" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_bad_checkpoints_give_clear_errors(uninterrupted, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(_argv(tmp_path / "empty", "--resume"))
+    assert "no checkpoint" in capsys.readouterr().err
+
+    # options that differ from the saved run
+    with pytest.raises(SystemExit):
+        main([*_argv(uninterrupted, "--resume"), "--reset-optimizer"])
+    assert "options differ" in capsys.readouterr().err
+
+    # a corrupt pointer file
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(uninterrupted, broken)
+    (broken / "checkpoints" / "latest.json").write_text("{not json")
+    with pytest.raises(SystemExit):
+        main(_argv(broken, "--resume"))
+    assert "corrupt checkpoint" in capsys.readouterr().err
+
+
+def test_argument_errors_are_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(_argv(tmp_path / "x", "--cycles", "0"))
+    assert "--cycles must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*_argv(tmp_path / "y"), "--norm", "no-such-norm"])
+    assert "unknown norm" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["continual", "--stream", "nope", "--algo", "ppo", "--steps-per-task", "10", "--logdir", str(tmp_path / "z")])
+    assert "valid streams" in capsys.readouterr().err
