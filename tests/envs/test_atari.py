@@ -175,3 +175,55 @@ def test_game_name_spellings():
     assert rom_id("ALE/SpaceInvaders-v5") == "space_invaders"
     games = list_atari_games()
     assert {"Pong", "Breakout", "MontezumaRevenge", "Pitfall2"} <= set(games)
+
+
+def test_adapter_passes_ale_data_through_unchanged():
+    """Same seed and actions as ale-py's own vector env: identical frames and rewards."""
+    from ale_py.vector_env import AtariVectorEnv
+
+    ref = AtariVectorEnv("breakout", 2, num_threads=1, autoreset_mode="SameStep", reward_clipping=False,
+                         repeat_action_probability=0.25)
+    env = AtariEnv("Breakout", num_envs=2, seed=21, num_threads=1)
+    gen = torch.Generator().manual_seed(3)
+    try:
+        ref_obs, _ = ref.reset(seed=21)
+        assert np.array_equal(env.reset().numpy(), ref_obs)
+        for _ in range(150):
+            a = _actions(gen, 4, 2)
+            ref_obs, ref_r, ref_term, ref_trunc, _ = ref.step(a.numpy())
+            obs, r, term, trunc, info = env.step(a)
+            assert np.array_equal(obs.numpy(), ref_obs)
+            assert np.array_equal(r.numpy(), ref_r.astype(np.float32))
+            assert np.array_equal(info["done"].numpy(), ref_term | ref_trunc)
+    finally:
+        ref.close()
+        env.close()
+
+
+def test_sequential_atari_stream_through_the_scheduler():
+    """Two games with the full action set share spaces, so one agent moves between them."""
+    from normrl.envs import TaskScheduler
+
+    class RandomAgent:
+        def __init__(self):
+            self.num_steps, self.task_id, self.env, self.spaces = 0, 0, None, []
+
+        def set_env(self, env):
+            self.env = env
+            self.spaces.append((env.single_observation_space.shape, env.single_action_space.n, env.game))
+            self.obs = env.reset()
+
+        def learn(self, steps):
+            gen = torch.Generator().manual_seed(self.num_steps)
+            for _ in range(steps):
+                self.obs = self.env.step(_actions(gen, 18, self.env.num_envs))[0]
+            self.num_steps += steps
+
+        def evaluate(self, env, episodes):
+            raise AssertionError("eval_episodes=0 must not evaluate")
+
+    agent = RandomAgent()
+    sched = TaskScheduler.from_name("atari-Pong,Breakout", 20, cycles=1, num_envs=1, eval_episodes=0)
+    result = sched.run(agent)
+    assert agent.spaces == [((4, 84, 84), 18, "Pong"), ((4, 84, 84), 18, "Breakout")]
+    assert agent.num_steps == 40 and result.completed and result.matrix.shape == (2, 2)
