@@ -343,8 +343,10 @@ class NaPProjector:
                 continue
             if module.bias is not None and not include:
                 raise ValueError(
-                    f"layer {name!r} feeds a normalization but still has a bias, so it is not scale-invariant "
-                    "and projecting it would change the function: run apply_nap(model) or build it with bias=False"
+                    f"layer {name!r} is registered just before a normalization layer but has a bias, so it is "
+                    "not scale-invariant and projecting it would change the function: run apply_nap(model) or "
+                    "build it with bias=False; in a residual/branching network, where registration order is not "
+                    "data flow, pass include=[...] with the layers that really feed a norm"
                 )
             layers.append((name, module))
             if followed_by_norm and not _matches(nxt[0], nxt[1], exclude):
