@@ -252,3 +252,18 @@ def test_nap_demo_command_writes_config_and_summary(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["nap-demo", "--tasks", "0", "--logdir", str(tmp_path)])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("build", ["mlp", "nature_cnn", "mlp_apply_nap"])
+def test_projector_on_library_networks_selects_every_layer_but_the_head(build):
+    from normrl.networks import MLP, NatureCNN
+
+    model = {
+        "mlp": lambda: MLP(8, 3, hidden=(32, 32), norm="nap"),
+        "nature_cnn": lambda: NatureCNN(4, 18, norm="nap"),
+        "mlp_apply_nap": lambda: apply_nap(MLP(8, 3, hidden=(32, 32))),
+    }[build]()
+    layers = [name for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    projector = NaPProjector(model)
+    assert projector.layer_names == layers[:-1]
+    assert len(projector.norm_layer_names) == len(layers) - 1
