@@ -204,6 +204,11 @@ def run(args) -> int:
             raise CheckpointError(f"--resume: {folder} is inconsistent (agent at {agent.num_steps} steps, "
                                   f"scheduler saved at {saved['agent_num_steps']})")
 
+    # Mid-visit, the agent continues on the env it was restored into. At a visit boundary
+    # the next visit starts on a freshly made env, exactly as in an uninterrupted run (the
+    # construction env then only carried the restored state of the previous visit's env).
+    visit_env = env if (folder is None or scheduler.started) else None
+
     bar = None
     if not args.no_progress:
         from tqdm.auto import tqdm
@@ -225,8 +230,10 @@ def run(args) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        result = scheduler.run(agent, callback=checkpoint, env=env)
+        result = scheduler.run(agent, callback=checkpoint, env=visit_env)
     finally:
+        if visit_env is None:
+            env.close()
         for s, handler in previous.items():
             signal.signal(s, handler)
         if bar is not None:

@@ -415,7 +415,9 @@ class TaskScheduler:
 
         Build the agent on it, restore a checkpoint into the agent (which restores this
         env's state), then pass it as ``run(agent, env=...)``: the visit then continues
-        bit for bit instead of starting fresh episodes.
+        bit for bit instead of starting fresh episodes. Only do this mid-visit
+        (``state_dict()["started"]`` true); at a visit boundary pass no env, so the visit
+        starts on a fresh env as it would have without the interruption.
         """
         if self.done:
             raise ValueError("the stream is finished: no visit left")

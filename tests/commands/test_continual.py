@@ -14,7 +14,7 @@ import pytest
 from normrl.cli import main
 
 STREAM = "permuted-obs:CartPole-v1:2"
-STEPS = 4096
+STEPS = 2048
 
 
 def _argv(logdir, *extra):
@@ -62,6 +62,31 @@ def test_sigterm_then_resume_matches_uninterrupted_run(uninterrupted, tmp_path):
     assert _summary(logdir)["agent"]["steps"] == 4 * STEPS
     # only the newest checkpoint is kept
     assert [p.name for p in (logdir / "checkpoints").glob("step_*")] == [f"step_{4 * STEPS:012d}"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_at", [(1, 1024), (1, STEPS), (2, 0)], ids=["mid-visit", "before-eval", "visit-boundary"])
+def test_sigint_at_each_kind_of_checkpoint_then_resume_is_exact(uninterrupted, tmp_path, monkeypatch, stop_at):
+    """SIGINT delivered right after the checkpoint at (visit, steps_done): mid-visit, after
+    a visit's training but before its evaluation, and between visits."""
+    import normrl.commands.continual as cmd
+
+    real_save = cmd.save_checkpoint
+    fired = []
+
+    def save_then_interrupt(logdir, agent, sched):
+        path = real_save(logdir, agent, sched)
+        if not fired and (sched.visit, sched.steps_done) == stop_at:
+            fired.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+        return path
+
+    monkeypatch.setattr(cmd, "save_checkpoint", save_then_interrupt)
+    logdir = tmp_path / "run"
+    assert main(_argv(logdir)) == 130 and fired
+    monkeypatch.setattr(cmd, "save_checkpoint", real_save)
+    assert main(_argv(logdir, "--resume")) == 0
+    assert _summary(logdir)["continual"] == _summary(uninterrupted)["continual"]
 
 
 @pytest.mark.slow
