@@ -4,7 +4,7 @@ Every block computes a residual update ``F(x) = Linear(act(Linear(x)))`` (width 
 width → width) and combines it with its input according to its placement:
 
 * ``pre``  (Pre-LN, Xiong et al. 2020, arXiv 2002.04745): ``y = x + F(Norm(x))``;
-* ``post`` (Post-LN, the original Transformer): ``y = Norm(x + F(x))``;
+* ``post`` (Post-LN, the original Transformer, arXiv 1706.03762): ``y = Norm(x + F(x))``;
 * ``peri`` (Peri-LN, Kim et al. 2025, arXiv 2502.02732):
   ``y = x + Norm_out(F(Norm_in(x)))``, two norms per block;
 * ``lns``  (LayerNorm Scaling, "The Curse of Depth in LLMs", Sun et al. 2025,
