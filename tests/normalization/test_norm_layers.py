@@ -128,9 +128,11 @@ def test_task_hooks_are_callable_with_an_int(name, layout):
 
 
 @pytest.mark.parametrize("name", list_norms())
-def test_unsupported_layout_is_rejected(name):
-    with pytest.raises(ValueError, match="layout"):
-        create_norm_layer(name, C, layout="nhwc")
+def test_unsupported_layout_is_rejected_by_the_class_itself(name):
+    cls = get_norm_layer(name)
+    for layout in ("nhwc", *({"nc", "nchw"} - set(cls.layouts))):
+        with pytest.raises(ValueError, match="layout"):
+            cls(C, layout=layout)
 
 
 # ----------------------------------------------------------------------------- closed forms
