@@ -10,6 +10,8 @@ from normrl.envs.registry import list_envs, make_env
 
 _EXPORTS = {
     "TaskScheduler": "scheduler",
+    "Task": "scheduler",
+    "list_streams": "streams",
     "SplitCIFAR": "split_cifar",
     "TensorToGymVectorEnv": "gym_adapter",
 }
