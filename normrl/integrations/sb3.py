@@ -418,7 +418,11 @@ class TensorVecEnv(VecEnv):
         self.env.close()
 
     def get_attr(self, attr_name: str, indices=None) -> list[Any]:
-        return [getattr(self.env, attr_name)] * len(self._get_indices(indices))
+        if attr_name == "render_mode":  # TensorEnvs do not render
+            value = getattr(self.env, attr_name, None)
+        else:
+            value = getattr(self.env, attr_name)
+        return [value] * len(self._get_indices(indices))
 
     def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
         setattr(self.env, attr_name, value)
