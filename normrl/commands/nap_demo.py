@@ -27,6 +27,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of data, labels and initialization (default: 0)")
     parser.add_argument("--logdir", default="runs/nap-demo", help="where config.json and summary.json go (default: runs/nap-demo)")
     parser.add_argument("--device", default="auto", help="torch device, or 'auto' for cuda when available (default: auto)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads for torch (default: 1; the matrices are small, more threads mostly add contention)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -56,6 +58,9 @@ def run(args) -> int:
         raise UserError(f"--tasks must be >= 1, got {args.tasks}")
     if args.steps_per_task < 1:
         raise UserError(f"--steps-per-task must be >= 1, got {args.steps_per_task}")
+    if args.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
     device_name = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     try:
         device = torch.device(device_name)
@@ -63,7 +68,7 @@ def run(args) -> int:
     except (RuntimeError, AssertionError) as exc:
         raise UserError(f"--device {args.device!r} is not usable: {exc}") from None
 
-    cfg = dict(DEFAULTS, tasks=args.tasks, steps_per_task=args.steps_per_task, seed=args.seed, device=str(device),
+    cfg = dict(DEFAULTS, tasks=args.tasks, steps_per_task=args.steps_per_task, seed=args.seed, device=str(device), threads=args.threads,
                norm="layernorm", projection="whole tensor, every step", norm_params="joint")
     write_config(args.logdir, cfg, command=NAME)
 
