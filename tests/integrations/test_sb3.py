@@ -173,3 +173,20 @@ def test_learn_stream_switches_envs_and_calls_task_hooks():
     matrix = result.matrix
     assert matrix.shape == (2, 2) and torch.isnan(matrix[0, 1]) and torch.isfinite(matrix[1]).all()
     assert cb.monitor.num_updates == 2 * 2 * 2  # 2 tasks x 2 rollouts x 2 minibatches; one monitor across tasks
+
+
+def test_sb3_example_script_runs_and_reports(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "sb3_example.py"
+    spec = importlib.util.spec_from_file_location("sb3_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--steps", "512", "--every", "5", "--logdir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "NaPLayerNorm" in out and "optimizer: NaPOptimizer" in out
+    assert "plasticity/srank/all" in out and str(tmp_path / "ppo_nap_1") in out
+    acc = EventAccumulator(str(tmp_path / "ppo_nap_1"))
+    acc.Reload()
+    assert "plasticity/dormant_ratio/all" in acc.Tags()["scalars"]
