@@ -370,15 +370,25 @@ class TensorVecEnv(VecEnv):
     ``"terminal_observation"`` (from ``info["final_obs"]`` when the env provides it, else
     the returned observation), ``"TimeLimit.truncated"`` and ``"episode"`` (``{"r": return,
     "l": length}``, what SB3's Monitor provides for ``ep_info_buffer``).
+
+    Args:
+        tensor_env: the TensorEnv (closing this VecEnv closes it).
+        observation_space: report this space instead of the env's own [None]; it must
+            have the same shape and dtype. The tasks of a stream share shapes but not
+            always bounds (a permuted observation permutes the bounds), while SB3's
+            ``set_env`` demands equal spaces: :class:`SB3StreamAgent` passes the model's.
     """
 
-    def __init__(self, tensor_env):
+    def __init__(self, tensor_env, observation_space: Optional[gym.Space] = None):
         from normrl.envs.base import TensorEnv
 
         if not isinstance(tensor_env, TensorEnv):
             raise ValueError(f"TensorVecEnv needs a normrl TensorEnv, got {type(tensor_env).__name__}")
+        own = tensor_env.single_observation_space
+        if observation_space is not None and (observation_space.shape != own.shape or observation_space.dtype != own.dtype):
+            raise ValueError(f"observation_space {observation_space} does not have the env's shape/dtype ({own})")
         self.env = tensor_env
-        super().__init__(tensor_env.num_envs, tensor_env.single_observation_space, tensor_env.single_action_space)
+        super().__init__(tensor_env.num_envs, observation_space or own, tensor_env.single_action_space)
         self._actions: Optional[torch.Tensor] = None
         self._dtype = getattr(self.observation_space, "dtype", None)
 
@@ -477,7 +487,8 @@ class SB3StreamAgent:
             :class:`PlasticityCallback`) [None].
         deterministic: greedy actions during evaluation [True].
 
-    Each task's TensorEnv is wrapped in :class:`TensorVecEnv` and given to
+    Each task's TensorEnv is wrapped in :class:`TensorVecEnv` (reporting the model's
+    observation space when shape and dtype agree, so bounds may differ) and given to
     ``model.set_env`` (which resets it at the next ``learn``); ``learn(steps)`` is
     ``model.learn(steps, reset_num_timesteps=False)``. ``networks()`` is
     ``[model.policy]``, so the scheduler calls the task hooks on its modules;
@@ -524,7 +535,10 @@ class SB3StreamAgent:
 
     def set_env(self, env) -> None:
         self.env = env
-        self.model.set_env(TensorVecEnv(env))
+        space = self.model.observation_space
+        own = env.single_observation_space
+        same_layout = getattr(space, "shape", None) == own.shape and getattr(space, "dtype", None) == own.dtype
+        self.model.set_env(TensorVecEnv(env, observation_space=space if same_layout else None))
 
     def learn(self, steps: int, **kwargs) -> None:
         callbacks = [] if self.callback is None else (list(self.callback) if isinstance(self.callback, (list, tuple)) else [self.callback])

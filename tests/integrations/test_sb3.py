@@ -11,7 +11,6 @@ from stable_baselines3.common.evaluation import evaluate_policy  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 from normrl.envs import TaskScheduler, make_env  # noqa: E402
-from normrl.envs.scheduler import Task  # noqa: E402
 from normrl.integrations.sb3 import (  # noqa: E402
     NormMLPExtractor, PlasticityCallback, TensorVecEnv, learn_stream, norm_policy_kwargs,
 )
@@ -164,8 +163,8 @@ def test_learn_stream_switches_envs_and_calls_task_hooks():
     venv = TensorVecEnv(make_env("CartPole-v1", 4, "cpu", seed=0))
     model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, policy_kwargs=norm_policy_kwargs("nap"), seed=0, device="cpu")
     model.policy.recorder = _TaskRecorder()
-    scheduler = TaskScheduler([Task("CartPole-v1", 256, name="a"), Task("CartPole-v1", 256, name="b")], num_envs=4,
-                              eval_episodes=2, seed=0)
+    # permuted observations: same shape, permuted bounds (the model's space is reported to SB3)
+    scheduler = TaskScheduler.from_name("permuted-obs:CartPole-v1:2", steps_per_task=256, num_envs=4, eval_episodes=2, seed=0)
     cb = PlasticityCallback(every=4)
     result = learn_stream(model, scheduler, callback=cb)
     assert model.policy.recorder.calls == [("start", 0), ("end", 0), ("start", 1), ("end", 1)]
