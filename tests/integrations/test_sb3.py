@@ -138,8 +138,16 @@ def test_dqn_cnn_on_real_atari_with_nap_keeps_projected_norms():
     assert len(projector.layer_names) == 4  # 3 convs + the 512 Linear; not the output layer
     init = {k: v.clone() for k, v in projector.initial_weight_norms().items()}
     w0 = model.q_net.features_extractor.cnn[1].weight.detach().clone()
-    model.learn(1600)
-    assert model.policy.optimizer.num_steps == (1600 - 1000) // 4
+    cb = PlasticityCallback(every=100)
+    model.learn(2000, callback=cb)
+    assert model.policy.optimizer.num_steps == (2000 - 1000) // 4
+    # plasticity of the online Q-network's conv layers, probe from the replay buffer (uint8 frames)
+    assert cb.monitor.num_logs == 2 and cb.monitor.probe.dtype == torch.uint8 and cb.monitor.probe.shape == (256, 4, 84, 84)
+    assert "plasticity/dormant_ratio/features_extractor.cnn.3" in cb.last_logged
+    assert "plasticity/weight_norm/q_net.0" in cb.last_logged and "plasticity/policy_entropy" not in cb.last_logged
+    for name, n0 in init.items():  # the monitor sees the projected norms too
+        key = "plasticity/weight_norm/" + name.removeprefix("q_net.")
+        assert cb.last_logged[key] == pytest.approx(n0.item(), rel=1e-4), key
     assert not torch.equal(w0, model.q_net.features_extractor.cnn[1].weight)  # it trained
     now = projector.weight_norms()
     for name, n0 in init.items():
