@@ -10,7 +10,7 @@ code uses during its first max(1000, warmup_iters) steps):
   training normalizes by the geometric mean of the window,
   ``σ̂² = exp(mean_i log x2_{t−i})``; before that by ``x2_t`` itself.
 * Adaptive outlier filtration (``outlier_filtration=True``, the reference code's
-  suggestion for vision): with ``V`` the (unbiased) variance of all entries of
+  suggestion for vision), active whenever smoothing is (after warmup, window full): with ``V`` the (unbiased) variance of all entries of
   ``sqrt(window)`` before this step, the batch is an outlier when
   ``AM(window) − GM(window) > M·V`` in any channel; it is then normalized by ``x2_t``,
   its window slot is replaced by ``running_var``, and the backward uses this step's
@@ -115,7 +115,7 @@ class UnifiedNorm(StepCounted):
             recorded = self.running_window.sqrt().var()
             self.running_window[slot].copy_(x2)
             skip = torch.zeros((), dtype=torch.bool, device=x.device)
-            if self.outlier_filtration and step >= self.warmup_iters:
+            if self.outlier_filtration and smooth:
                 am = self.running_window.mean(0)
                 gm = self.running_window.log().mean(0).exp()
                 skip = ((am - gm) > recorded * m).any()
