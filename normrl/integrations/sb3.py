@@ -28,7 +28,6 @@ copies them to the target network at every target update (SB3 collects them with
 """
 from __future__ import annotations
 
-import functools
 from typing import Any, Optional, Sequence
 
 import gymnasium as gym
