@@ -45,6 +45,27 @@ def test_policy_kwargs_build_normed_policies_for_ppo_a2c_dqn():
         norm_policy_kwargs("layernorm", features="resnet")
 
 
+def test_ppo_cnn_policy_shares_a_normed_nature_cnn():
+    pytest.importorskip("ale_py")
+    venv = TensorVecEnv(make_env("ALE/Breakout-v5", 1, "cpu", seed=0))
+    model = PPO("CnnPolicy", venv, n_steps=8, batch_size=8, policy_kwargs=norm_policy_kwargs("nap", features="nature_cnn"),
+                device="cpu")
+    policy = model.policy
+    assert policy.pi_features_extractor is policy.vf_features_extractor  # shared, as SB3's CnnPolicy
+    cnn = policy.features_extractor.cnn
+    kinds = [type(m).__name__ for m in cnn]
+    assert kinds == ["InputToFloat", "Conv2d", "NaPLayerNorm", "ReLU", "Conv2d", "NaPLayerNorm", "ReLU", "Conv2d",
+                     "NaPLayerNorm", "ReLU", "Flatten", "Linear", "NaPLayerNorm", "ReLU"]
+    assert [m.layout for m in cnn if type(m).__name__ == "NaPLayerNorm"] == ["nchw"] * 3 + ["nc"]
+    assert policy.optimizer.projector.layer_names == ["features_extractor.cnn.1", "features_extractor.cnn.4",
+                                                      "features_extractor.cnn.7", "features_extractor.cnn.11"]
+    obs = venv.reset()
+    with torch.no_grad():
+        values = policy.predict_values(torch.as_tensor(obs))
+    assert values.shape == (1, 1) and torch.isfinite(values).all()
+    venv.close()
+
+
 def _cartpole_ppo(norm, seed=0, **kw):
     env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
     # rl-zoo's CartPole-v1 PPO hyperparameters, with 10 epochs instead of 20
