@@ -67,6 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--logdir", default=None, help="run directory [runs/<algo>_<env>_<norm>_s<seed>_<time>]")
     parser.add_argument("--checkpoint", default=None, help="save the agent here at the end")
     parser.add_argument("--resume", default=None, help="load this checkpoint before training")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads; 1 is usually fastest for small networks on a shared machine [0: torch's default]")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_config_flags(parser, PPOConfig, "PPO config")
     _add_config_flags(parser, DQNConfig, "DQN config")
@@ -89,6 +91,10 @@ def run(args) -> int:
         raise UserError(f"--{foreign[0].replace('_', '-')} is not a {args.algo} option")
     if "hidden" in given:
         given["hidden"] = tuple(given["hidden"])
+    if args.threads < 0:
+        raise UserError(f"--threads must be >= 0, got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.steps < 1:
         raise UserError(f"--steps must be >= 1, got {args.steps}")
     if args.num_envs is not None:
@@ -106,7 +112,8 @@ def run(args) -> int:
         f"{args.algo}_{re.sub(r'[^A-Za-z0-9.-]+', '-', args.env)}_{args.norm}_s{args.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
     )
     env = make_env(args.env, config.num_envs, device, seed=args.seed)
-    write_config(logdir, config, algo=args.algo, env=args.env, steps=args.steps, device=str(device), resume=args.resume)
+    write_config(logdir, config, algo=args.algo, env=args.env, steps=args.steps, device=str(device), resume=args.resume,
+                 threads=torch.get_num_threads())
 
     from normrl.agents import DQN, PPO
 
@@ -119,8 +126,7 @@ def run(args) -> int:
     wall = time.perf_counter() - t0
     if args.checkpoint:
         agent.save(args.checkpoint)
-    if agent.writer is not None:
-        agent.writer.close()
+    agent.close()
     summary = agent.summary()
     steps = agent.num_steps - start_steps
     summary.update(norm=args.norm, seed=args.seed, device=str(device), num_envs=config.num_envs,

@@ -136,6 +136,11 @@ class AgentBase:
             "return_curve": [[s, r] for s, r in log.curve],
         }
 
+    def close(self) -> None:
+        """Flush and close the TensorBoard writer (if any)."""
+        if self.writer is not None:
+            self.writer.close()
+
     # -- checkpoints ---------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write everything needed to continue bit-for-bit: networks, optimizer (with
