@@ -19,6 +19,8 @@ Computations run in float32 (half/bfloat16 inputs are upcast).
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "dormant_ratio",
     "active_fraction",
     "singular_values",
+    "batched_singular_values",
     "srank",
     "srank_from_singular_values",
     "effective_rank",
@@ -115,6 +118,42 @@ def singular_values(features: torch.Tensor) -> torch.Tensor:
     """Singular values (descending) of the feature matrix ``(N, d)`` (inputs with more
     dims are flattened per sample), float32, no centering."""
     return torch.linalg.svdvals(_features(features, "singular_values"))
+
+
+def batched_singular_values(features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Singular values of several feature matrices from batched eigensolver calls on
+    their Gram matrices: ``σ(Φ) = sqrt(eig(G))`` with ``G = Φ Φᵀ`` (``N ≤ d``) or
+    ``ΦᵀΦ`` (``N > d``), of size ``k = min(N, d)``.
+
+    Matrices whose Gram matrices have the same size share one call (the layers of an MLP
+    of equal widths, or every layer wider than the probe batch: one call in the usual
+    MLP/CNN cases). Gram matrices and eigenvalues are computed in float64 (float32 on
+    devices without float64), so the singular values stay accurate to ~1e-8 of the
+    largest one despite the squaring. Returns, per matrix (flattened per sample), its
+    ``min(N, d)`` singular values in descending order, float32.
+
+    Why: torch's SVD/eigensolvers check convergence with a device→host synchronization
+    on CUDA; batching makes that one synchronization per Gram size instead of one per
+    layer.
+    """
+    mats = [_features(f, "batched_singular_values") for f in features]
+    if not mats:
+        raise ValueError("batched_singular_values needs at least one matrix")
+    dtype = torch.float32 if mats[0].device.type == "mps" else torch.float64
+    grams = []
+    for m in mats:
+        m = m.to(dtype)
+        grams.append(m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m)
+    groups: dict[int, list[int]] = {}
+    for i, g in enumerate(grams):
+        groups.setdefault(g.shape[0], []).append(i)
+    out: list[torch.Tensor] = [None] * len(mats)  # type: ignore[list-item]
+    for idx in groups.values():
+        eig = torch.linalg.eigvalsh(torch.stack([grams[i] for i in idx]))  # ascending
+        sv = eig.clamp_min(0).sqrt().flip(-1).float()
+        for j, i in enumerate(idx):
+            out[i] = sv[j]
+    return out
 
 
 def srank_from_singular_values(sv: torch.Tensor, delta: float = 0.01) -> torch.Tensor:

@@ -84,7 +84,12 @@ class PlasticityMonitor:
 
     Cost control: the metrics are computed on the device and all scalars are stacked
     into one tensor that is moved to the host with a single ``.tolist()`` per logging
-    event (:attr:`host_transfers` counts them); non-logging updates only increment a
+    event (:attr:`host_transfers` counts them). The singular values of all layers come
+    from one batched eigensolver call on the probe's Gram matrices
+    (:func:`~normrl.metrics.functional.batched_singular_values`, one call per distinct
+    Gram size, usually one); on CUDA torch's solver checks convergence with a
+    synchronization of its own per call, so an event synchronizes about twice, never
+    once per layer; non-logging updates only increment a
     counter, except the update right before a logging one (update count ≡ ``every``−1
     mod ``every``), which copies the weights (``torch._foreach_copy_`` into reused
     buffers) so the logging update's ``ΔW`` is exact. The weights at construction are
@@ -253,10 +258,10 @@ class PlasticityMonitor:
         if self.probe is not None:
             acts = self._activations()
             scores, rank_metrics = [], {"srank": [], "effective_rank": [], "stable_rank": [], "feature_norm": []}
-            for name, a in zip(self.layers, acts):
+            svs = F.batched_singular_values(acts)
+            for name, a, sv in zip(self.layers, acts, svs):
                 s = F.unit_scores(a)
                 scores.append(s)
-                sv = F.singular_values(a)
                 per = {
                     "dormant_ratio": (s <= self.tau).float().mean(),
                     "active_fraction": (s > 0).float().mean(),

@@ -120,3 +120,19 @@ def test_bad_inputs_raise():
         srank(torch.ones(2, 2), delta=1.5)
     with pytest.raises(ValueError, match="shape"):
         srank(torch.ones(5))
+
+
+def test_batched_singular_values_match_svd():
+    from normrl.metrics.functional import batched_singular_values, singular_values, srank_from_singular_values
+
+    g = torch.Generator().manual_seed(3)
+    wide = torch.randn(32, 100, generator=g)                                    # N < d: 32x32 Gram
+    narrow = torch.randn(32, 5, generator=g) @ torch.randn(5, 8, generator=g)   # rank 5, N > d: 8x8 Gram
+    conv = torch.relu(torch.randn(32, 3, 4, 4, generator=g))                    # flattened to 48 > N
+    small = torch.randn(4, 3, generator=g)                                      # other batch size: 3x3 Gram
+    out = batched_singular_values([wide, narrow, conv, small])
+    for sv, mat in zip(out, (wide, narrow, conv, small)):
+        ref = singular_values(mat)
+        assert sv.shape == ref.shape
+        assert torch.allclose(sv, ref, rtol=1e-4, atol=1e-5 * ref[0].item())
+    assert srank_from_singular_values(out[1]).item() == srank(narrow).item() == 5
