@@ -151,4 +151,4 @@ class AsterixEnv(MinAtarEnv):
             (0, state["player_y"], state["player_x"], None),
             (torch.where(gold, 3, 1), rows, x, active),  # gold or enemy
             (2, rows, x - torch.where(right, 1, -1), active),  # trail
-        ], x.device)
+        ], x.device, self.obs_dtype)

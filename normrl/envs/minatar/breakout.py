@@ -25,6 +25,12 @@ _DEFLECT = (2, 3, 0, 1)  # ball caught by the paddle's corner: reverse both comp
 _BRICK_ROWS = (1, 2, 3)
 
 
+def _any_brick(flat: torch.Tensor) -> torch.Tensor:
+    """``flat.any(dim=1)`` for bool ``(n, 100)``, read four cells at a time as int32
+    (torch's bool ``any`` along a short row is several times slower)."""
+    return flat.contiguous().view(torch.int32).amax(dim=1) != 0
+
+
 class BreakoutEnv(MinAtarEnv):
     """Batched MinAtar Breakout; options as :class:`normrl.envs.minatar.common.MinAtarEnv`.
 
@@ -93,7 +99,7 @@ class BreakoutEnv(MinAtarEnv):
         reaches_bottom = ~hits_ceiling & ~hits_brick & (new_y == GRID - 1)
 
         # Refill happens when the ball reaches the paddle row with no bricks left.
-        refill = reaches_bottom & ~flat.any(dim=1)
+        refill = reaches_bottom & ~_any_brick(flat)
         flat = flat & ~(breaks.unsqueeze(1) & (t["cells"] == cell.unsqueeze(1)))
         bricks = torch.where(refill.view(n, 1, 1), t["wall"], flat.view(n, GRID, GRID))
 
@@ -124,6 +130,6 @@ class BreakoutEnv(MinAtarEnv):
             (0, torch.full_like(pos, GRID - 1), pos, None),
             (1, state["ball_y"], state["ball_x"], None),
             (2, state["last_y"], state["last_x"], None),
-        ], pos.device)
+        ], pos.device, self.obs_dtype)
         planes[:, 3] = state["brick_map"]
         return planes

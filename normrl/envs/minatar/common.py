@@ -46,6 +46,8 @@ from normrl.envs.episode_stats import EpisodeStats
 FULL_ACTION_NAMES: tuple[str, ...] = ("n", "l", "u", "r", "d", "f")
 NOOP, LEFT, UP, RIGHT, DOWN, FIRE = range(6)
 GRID = 10
+#: observation dtypes ``MinAtarEnv(obs_dtype=...)`` accepts, by name
+OBS_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "uint8": torch.uint8, "bool": torch.bool}
 
 State = dict[str, torch.Tensor]
 Draws = dict[str, Any]
@@ -86,8 +88,8 @@ def one_hot_grid(y: torch.Tensor, x: torch.Tensor, valid: torch.Tensor | None = 
     return plane & inside.unsqueeze(-1).unsqueeze(-1)
 
 
-def paint(batch: int, n_channels: int, cells, device: torch.device) -> torch.Tensor:
-    """Float32 planes ``(batch, n_channels, 10, 10)`` with the listed cells set to 1.
+def paint(batch: int, n_channels: int, cells, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Planes ``(batch, n_channels, 10, 10)`` of ``dtype`` (default float32) with the listed cells set to 1.
 
     ``cells`` is a sequence of ``(channel, y, x, valid)``: ``channel`` an int or an
     integer tensor, ``y``/``x`` integer tensors of shape ``(batch,)`` or ``(batch, k)``
@@ -95,17 +97,18 @@ def paint(batch: int, n_channels: int, cells, device: torch.device) -> torch.Ten
     valid are left out. One scatter for all cells, so rendering costs a few kernels
     whatever the number of objects.
     """
-    index, value = [], []
+    trash = n_channels * GRID * GRID  # left-out cells are written to an extra column, dropped below
+    index = []
     for channel, y, x, valid in cells:
         ok = (y >= 0) & (y < GRID) & (x >= 0) & (x < GRID)
         if valid is not None:
             ok = ok & valid
         flat = channel * (GRID * GRID) + y * GRID + x
-        index.append(torch.where(ok, flat, 0).reshape(batch, -1))
-        value.append(ok.reshape(batch, -1).to(torch.float32))
-    planes = torch.zeros((batch, n_channels * GRID * GRID), dtype=torch.float32, device=device)
-    planes.scatter_reduce_(1, torch.cat(index, dim=1), torch.cat(value, dim=1), reduce="amax")
-    return planes.view(batch, n_channels, GRID, GRID)
+        index.append(torch.where(ok, flat, trash).reshape(batch, -1))
+    # A one-byte canvas (a quarter of float32's memory traffic), then one conversion.
+    planes = torch.zeros((batch, trash + 1), dtype=torch.bool, device=device)
+    planes.scatter_(1, torch.cat(index, dim=1), True)
+    return planes[:, :trash].to(dtype).contiguous().view(batch, n_channels, GRID, GRID)
 
 
 class MinAtarEnv(TensorEnv):
@@ -127,8 +130,16 @@ class MinAtarEnv(TensorEnv):
             (Seaquest's count) for every game.
         max_episode_steps: truncate episodes after this many steps (default None: no
             time limit, as the reference).
+        obs_dtype: dtype of the observations: ``torch.float32`` (default), ``torch.uint8``
+            or ``torch.bool`` (or their names ``"float32"``, ``"uint8"``, ``"bool"``). The
+            one-byte dtypes move a quarter of float32's memory per step; the values are
+            the same 0/1 either way (convert to float in the network).
+        compile: run the whole per-step function (sticky actions, rules, episode
+            bookkeeping, automatic reset, rendering) through ``torch.compile``
+            (default False). The uniforms are drawn outside, so the compiled function
+            is pure and has no graph break; the first step pays the compilation.
 
-    Observations are float32 ``(num_envs, C, 10, 10)`` in {0, 1}, channels in the
+    Observations are ``(num_envs, C, 10, 10)`` in {0, 1} (dtype ``obs_dtype``), channels in the
     reference's order (``channel_names``). ``info`` holds ``episode_return``,
     ``episode_length`` and ``done`` (see :class:`normrl.envs.base.TensorEnv`); with
     ``max_episode_steps`` set it also holds ``final_obs``, the observation each step
@@ -159,6 +170,8 @@ class MinAtarEnv(TensorEnv):
         difficulty_ramping: bool = True,
         pad_channels_to: int | None = None,
         max_episode_steps: int | None = None,
+        obs_dtype: torch.dtype | str = torch.float32,
+        compile: bool = False,
     ):
         if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
@@ -172,6 +185,10 @@ class MinAtarEnv(TensorEnv):
             )
         if max_episode_steps is not None and (not isinstance(max_episode_steps, int) or max_episode_steps < 1):
             raise ValueError(f"max_episode_steps must be None or a positive int, got {max_episode_steps!r}")
+        obs_dtype = OBS_DTYPES.get(obs_dtype, obs_dtype) if isinstance(obs_dtype, str) else obs_dtype
+        if obs_dtype not in OBS_DTYPES.values():
+            raise ValueError(f"obs_dtype must be one of {', '.join(OBS_DTYPES)} (or the torch dtypes), got {obs_dtype!r}")
+        self.obs_dtype = obs_dtype
         self.num_envs = num_envs
         self.device = torch.device(device)
         self.full_action_space = bool(full_action_space)
@@ -183,8 +200,11 @@ class MinAtarEnv(TensorEnv):
         actions = tuple(range(len(FULL_ACTION_NAMES))) if self.full_action_space else tuple(self.minimal_action_set)
         #: policy action index -> full action index (n, l, u, r, d, f)
         self.action_set = torch.tensor(actions, dtype=torch.int64, device=self.device)
-        self.single_observation_space = gym.spaces.Box(0.0, 1.0, (self.obs_channels, GRID, GRID), dtype="float32")
+        self.single_observation_space = gym.spaces.Box(
+            0, 1, (self.obs_channels, GRID, GRID), dtype=str(obs_dtype).removeprefix("torch."))
         self.single_action_space = gym.spaces.Discrete(len(actions))
+        self.compile = bool(compile)
+        self._step_fn = self._compiled_step() if self.compile else self.pure_step
         self.generator = torch.Generator(device=self.device)
         self._seed(seed)
         self.reset()
@@ -202,9 +222,22 @@ class MinAtarEnv(TensorEnv):
         raise NotImplementedError
 
     def render(self, state: State) -> torch.Tensor:
-        """Observation planes ``(batch, n_channels, 10, 10)`` in {0, 1} (bool or float32)
-        of ``state``; :func:`paint` builds them in one scatter."""
+        """Observation planes ``(batch, n_channels, 10, 10)`` in {0, 1} (bool, uint8 or
+        float32; ideally ``self.obs_dtype``, which saves a conversion) of ``state``;
+        :func:`paint` builds them in one scatter."""
         raise NotImplementedError
+
+    def _compiled_step(self):
+        """``torch.compile(self.pure_step)``; on CPU with inductor's scalar C++ loops.
+
+        On the machines this was measured on (x86 with AVX-512), inductor's vectorized
+        CPU code for these integer/bool-heavy kernels (masked partial-row loads, index
+        gathers, bool<->uint8 mask casts) ran 20-70x slower than its scalar loops, which
+        gcc still auto-vectorizes where it can; ``cpp.simdlen=1`` selects the scalar
+        loops for this function only. CUDA (Triton) is unaffected.
+        """
+        options = {"cpp.simdlen": 1} if self.device.type == "cpu" else None
+        return torch.compile(self.pure_step, options=options)
 
     # ------------------------------------------------------------------ randomness
     def _seed(self, seed: int | None) -> None:
@@ -233,8 +266,8 @@ class MinAtarEnv(TensorEnv):
 
     # ------------------------------------------------------------------ TensorEnv API
     def observe(self, state: State | None = None) -> torch.Tensor:
-        """Float32 observation ``(batch, obs_channels, 10, 10)`` of ``state`` (default: current)."""
-        planes = self.render(self.state if state is None else state).to(torch.float32)
+        """Observation ``(batch, obs_channels, 10, 10)`` of ``state`` (default: current), dtype ``obs_dtype``."""
+        planes = self.render(self.state if state is None else state).to(self.obs_dtype)
         if self.obs_channels > self.n_channels:
             pad = planes.new_zeros((planes.shape[0], self.obs_channels - self.n_channels, GRID, GRID))
             planes = torch.cat([planes, pad], dim=1)
@@ -262,19 +295,37 @@ class MinAtarEnv(TensorEnv):
     def step_with_draws(self, actions, draws: Draws):
         """:meth:`step` with explicit uniforms ``draws`` (see :meth:`sample_draws`)."""
         actions = torch.as_tensor(actions, device=self.device).long().reshape(self.num_envs)
+        (self.state, self.last_action, self.stats.returns, self.stats.lengths,
+         obs, reward, terminated, truncated, info) = self._step_fn(
+            self.state, self.last_action, self.stats.returns, self.stats.lengths, actions, draws)
+        return obs, reward, terminated, truncated, info
+
+    def pure_step(self, state: State, last_action: torch.Tensor, returns: torch.Tensor, lengths: torch.Tensor,
+                  actions: torch.Tensor, draws: Draws):
+        """The whole step as a pure function of tensors (what ``compile=True`` compiles).
+
+        Returns ``(next_state, executed_action, returns, lengths, obs, reward,
+        terminated, truncated, info)``: the state after the automatic reset, the
+        executed full-set actions (the next "previous action"), the running episode
+        totals after the step (zeroed where done), and the step's outputs. The info
+        dict is the one :class:`EpisodeStats` builds.
+        """
         chosen = self.action_set[actions]
-        executed = torch.where(draws["sticky"] < self.sticky_action_prob, self.last_action, chosen)
-        self.last_action = executed
-        next_state, reward, terminated = self.transition(self.state, executed, draws["step"])
+        executed = torch.where(draws["sticky"] < self.sticky_action_prob, last_action, chosen)
+        next_state, reward, terminated = self.transition(state, executed, draws["step"])
+        returns = returns + reward.to(returns.dtype)
+        lengths = lengths + 1
         if self.max_episode_steps is None:
             truncated = torch.zeros_like(terminated)
-            final_obs = None
         else:
-            truncated = ~terminated & (self.stats.lengths + 1 >= self.max_episode_steps)
-            final_obs = self.observe(next_state)
-        info = self.stats.update(reward, terminated, truncated, final_obs=final_obs)
-        self.state = where_state(info["done"], self.initial_state(draws["reset"]), next_state)
-        return self.observe(), reward, terminated, truncated, info
+            truncated = ~terminated & (lengths >= self.max_episode_steps)
+        done = terminated | truncated
+        info = {"done": done, "episode_return": returns, "episode_length": lengths}
+        if self.max_episode_steps is not None:
+            info["final_obs"] = self.observe(next_state)
+        state = where_state(done, self.initial_state(draws["reset"]), next_state)
+        return (state, executed, returns.masked_fill(done, 0), lengths.masked_fill(done, 0),
+                self.observe(state), reward, terminated, truncated, info)
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:

@@ -106,4 +106,4 @@ class FreewayEnv(MinAtarEnv):
             (0, pos, torch.full_like(pos, PLAYER_COLUMN), None),
             (1, car_rows, car_x, None),
             (1 + speed.abs(), car_rows, trail_x, None),  # channel speed1..speed5
-        ], pos.device)
+        ], pos.device, self.obs_dtype)
