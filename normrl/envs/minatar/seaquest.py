@@ -1,0 +1,337 @@
+"""MinAtar Seaquest as a batched torch environment (arXiv 1903.03176; rules of ``minatar`` 1.0.15).
+
+The player steers a two-cell submarine (front and back show its heading) in rows 0-8
+and fires bullets along its heading. Enemy fish and enemy submarines cross the rows
+1-8; enemy submarines also fire bullets along their heading. Divers cross the same
+rows; touching one picks it up (at most 6 on board). Each enemy hit by a friendly
+bullet gives +1. Oxygen (200) drops by one per step under water. Coming up to row 0
+with at least one diver refills the oxygen and drops one diver -- or, with 6 on board,
+pays ``oxygen * 10 // 200`` and empties the diver bar -- and speeds the game up.
+The episode ends when an enemy, an enemy bullet or an out-of-oxygen condition meets
+the player, or when the player surfaces with no diver.
+
+Rule details kept from the reference (they change observations and returns):
+
+* Surfacing with 6 divers sets the count to 0 and then drops one more diver, so the
+  count becomes -1 (an empty bar); surfacing again is then safe (-1 is not 0) and
+  keeps counting down. Pickups still stop at 6.
+* Enemies spawn every ``e_spawn_speed`` steps (20 at first) at the left edge moving
+  right or the right edge moving left (probability 1/2 each), as a submarine with
+  probability 1/3, in a row uniform in 1-8. The spawn is skipped when an enemy in
+  that row heads the other way. Divers spawn every 30 steps (side 1/2, row 1-8).
+* Enemies move one cell every ``move_speed + 1`` steps (their own countdown restarts
+  at the current ``move_speed``), divers every 6 steps, bullets every step. Enemy
+  submarines shoot every 11 steps -- including on the step they leave the screen or
+  are shot while moving, from the cell they reached.
+* With difficulty ramping, each surfacing with a diver lowers ``e_spawn_speed`` by
+  one (down to 1) and, when the ramp index before it is odd, ``move_speed`` by one
+  (down to 2). ``difficulty_ramping=False`` keeps the initial speeds.
+* Order of events in one step: spawns; fire or move; friendly bullets move and hit
+  (each takes the first fish at its cell in spawn order, else the first enemy sub;
+  bullets are taken newest first); divers (newest first, pickup before and after
+  their move); enemy subs (newest first: contact, move, contact or hit by the oldest
+  bullet at their new cell, shot); enemy bullets (contact before and after moving);
+  fish (as subs, no shot); timers, oxygen, surfacing.
+
+Variable lists become fixed-capacity slot tensors kept in the reference's list order
+(valid slots first, in spawn order; removals keep the order). Capacities, from the
+rules: an enemy stays at most 59 steps on screen (10 moves, at most 6 steps apart)
+and at most one spawns per step, so at most 60 fish and 60 enemy subs exist at once
+(capacity 64 each); an enemy bullet lives at most 9 steps and a sub fires at most once
+in 9 steps, so at most 68 enemy bullets (capacity 80); a friendly bullet lives at most
+9 steps and the player fires at most every 5, so at most 2 (capacity 3); a diver lives
+at most 59 steps and one spawns every 30, so at most 2 (capacity 4). The capacities
+are therefore never reached.
+
+One reference quirk is not reproduced: the reference removes list entries by value,
+so when two entities of one kind are identical in every field (same cell, heading and
+timers) it may drop the older twin instead of the one that was hit and move the
+survivor twice. The surviving values are the same; only the list order of such twins
+can differ, which matters only for a later tie between overlapping enemies.
+
+Channels (in order): 0 ``sub_front``, 1 ``sub_back``, 2 ``friendly_bullet``, 3 ``trail``
+(the cell behind each enemy and diver), 4 ``enemy_bullet``, 5 ``enemy_fish``,
+6 ``enemy_sub``, 7 ``oxygen_guage`` (row 9, ``oxygen * 10 // 200`` cells from the left),
+8 ``diver_guage`` (row 9, one cell per diver ending at column 8), 9 ``diver``.
+Minimal action set: all six actions (no-op, left, up, right, down, fire).
+"""
+from __future__ import annotations
+
+import torch
+
+from normrl.envs.minatar.common import DOWN, FIRE, GRID, LEFT, NOOP, RIGHT, UP, MinAtarEnv, State, paint, uniform_to_int
+
+MAX_OXYGEN = 200
+INIT_SPAWN_SPEED = 20
+DIVER_SPAWN_SPEED = 30
+INIT_MOVE_SPEED = 5
+SHOT_COOL_DOWN = 5
+ENEMY_SHOT_INTERVAL = 10
+DIVER_MOVE_INTERVAL = 5
+MAX_DIVERS = 6
+
+#: slot capacity and per-entity fields of each variable-length list (see module docstring)
+LISTS: dict[str, tuple[int, tuple[str, ...]]] = {
+    "f_bullet": (3, ("x", "y", "right")),
+    "e_bullet": (80, ("x", "y", "right")),
+    "fish": (64, ("x", "y", "right", "move")),
+    "esub": (64, ("x", "y", "right", "move", "shot")),
+    "diver": (4, ("x", "y", "right", "move")),
+}
+
+
+def _fields(prefix: str) -> tuple[str, ...]:
+    return ("valid",) + LISTS[prefix][1]
+
+
+def _compact(valid: torch.Tensor, values: dict[str, torch.Tensor], capacity: int) -> dict[str, torch.Tensor]:
+    """Move the valid slots (in order) to the front of ``capacity`` slots, zeros behind."""
+    n = valid.shape[0]
+    dest = valid.long().cumsum(dim=1) - 1
+    dest = torch.where(valid & (dest < capacity), dest, capacity)  # slot ``capacity`` is a bin
+    out = {}
+    for key, v in (("valid", valid), *values.items()):
+        packed = torch.zeros((n, capacity + 1), dtype=v.dtype, device=v.device)
+        packed.scatter_(1, dest, torch.where(valid, v, torch.zeros_like(v)))
+        out[key] = packed[:, :capacity]
+    return out
+
+
+def _pack(prefix: str, parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Concatenate slot groups (in list order) and compact them into the list's capacity."""
+    capacity, names = LISTS[prefix]
+    cat = {k: torch.cat([p[k] for p in parts], dim=1) for k in ("valid",) + names}
+    return _compact(cat["valid"], {k: cat[k] for k in names}, capacity)
+
+
+def _step_x(x: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    return x + torch.where(right, 1, -1)
+
+
+def _off_grid(x: torch.Tensor) -> torch.Tensor:
+    return (x < 0) | (x > GRID - 1)
+
+
+def _one_hot(index: torch.Tensor, size: int, on: torch.Tensor) -> torch.Tensor:
+    """``(n, size)`` bool with ``index[i]`` set where ``on[i]`` (index ignored elsewhere)."""
+    slots = torch.arange(size, device=index.device)
+    return (slots == index.unsqueeze(1)) & on.unsqueeze(1)
+
+
+class SeaquestEnv(MinAtarEnv):
+    """Batched MinAtar Seaquest; options as :class:`normrl.envs.minatar.common.MinAtarEnv`.
+
+    State keys (all ``(num_envs, ...)``): player ``player_x``, ``player_y``,
+    ``player_right`` (heading), ``oxygen``, ``diver_count``, ``shot_timer``, ``surface``
+    (already surfaced, no refill until it dives again); spawn and speed ``e_spawn_speed``,
+    ``e_spawn_timer``, ``d_spawn_timer``, ``move_speed``, ``ramp_index``. Each list
+    ``f_bullet``, ``e_bullet``, ``fish``, ``esub``, ``diver`` is stored as
+    ``<list>_<field>`` tensors of shape ``(num_envs, capacity)`` with fields ``valid``,
+    ``x``, ``y``, ``right`` (+ ``move`` countdown for fish, subs, divers; + ``shot``
+    countdown for subs); see :data:`LISTS` for capacities. Valid slots come first in
+    spawn order; empty slots hold zeros.
+    """
+
+    game = "seaquest"
+    channel_names = ("sub_front", "sub_back", "friendly_bullet", "trail", "enemy_bullet", "enemy_fish",
+                     "enemy_sub", "oxygen_guage", "diver_guage", "diver")
+    minimal_action_set = (NOOP, LEFT, UP, RIGHT, DOWN, FIRE)
+    reset_draw_shapes = {}
+    step_draw_shapes = {"enemy_side": (), "enemy_is_sub": (), "enemy_row": (), "diver_side": (), "diver_row": ()}
+
+    def initial_state(self, draws: dict[str, torch.Tensor]) -> State:
+        n, device = self.num_envs, self.device
+
+        def full(value: int, dtype=torch.int64) -> torch.Tensor:
+            return torch.full((n,), value, dtype=dtype, device=device)
+
+        state = {
+            "player_x": full(5), "player_y": full(0), "player_right": full(False, torch.bool),
+            "oxygen": full(MAX_OXYGEN), "diver_count": full(0), "shot_timer": full(0),
+            "surface": full(True, torch.bool),
+            "e_spawn_speed": full(INIT_SPAWN_SPEED), "e_spawn_timer": full(INIT_SPAWN_SPEED),
+            "d_spawn_timer": full(DIVER_SPAWN_SPEED), "move_speed": full(INIT_MOVE_SPEED), "ramp_index": full(0),
+        }
+        for prefix, (capacity, _) in LISTS.items():
+            for field in _fields(prefix):
+                dtype = torch.bool if field in ("valid", "right") else torch.int64
+                state[f"{prefix}_{field}"] = torch.zeros((n, capacity), dtype=dtype, device=device)
+        return state
+
+    def transition(self, state: State, action: torch.Tensor, draws: dict[str, torch.Tensor]):
+        n = action.shape[0]
+        device = action.device
+        L = {p: {f: state[f"{p}_{f}"] for f in _fields(p)} for p in LISTS}
+        zero = torch.zeros(n, dtype=torch.int64, device=device)
+        reward = torch.zeros(n, dtype=torch.int64, device=device)
+        terminal = torch.zeros(n, dtype=torch.bool, device=device)
+        move_speed = state["move_speed"]
+
+        def single(do, **values):
+            return {"valid": do.unsqueeze(1), **{k: v.unsqueeze(1) for k, v in values.items()}}
+
+        # 1. Spawns (enemy, then diver).
+        spawn_enemy = state["e_spawn_timer"] == 0
+        lr = draws["enemy_side"].double() < 1 / 2
+        is_sub = draws["enemy_is_sub"].double() < 1 / 3
+        row = uniform_to_int(draws["enemy_row"], 1, 9)
+        x0 = torch.where(lr, 0, GRID - 1)
+        blocked = zero.bool()
+        for p in ("esub", "fish"):
+            blocked |= (L[p]["valid"] & (L[p]["y"] == row.unsqueeze(1)) & (L[p]["right"] != lr.unsqueeze(1))).any(1)
+        place = spawn_enemy & ~blocked
+        L["esub"] = _pack("esub", [L["esub"], single(place & is_sub, x=x0, y=row, right=lr, move=move_speed,
+                                                      shot=torch.full_like(row, ENEMY_SHOT_INTERVAL))])
+        L["fish"] = _pack("fish", [L["fish"], single(place & ~is_sub, x=x0, y=row, right=lr, move=move_speed)])
+        e_spawn_timer = torch.where(spawn_enemy, state["e_spawn_speed"], state["e_spawn_timer"])
+
+        spawn_diver = state["d_spawn_timer"] == 0
+        d_lr = draws["diver_side"].double() < 1 / 2
+        L["diver"] = _pack("diver", [L["diver"], single(spawn_diver, x=torch.where(d_lr, 0, GRID - 1),
+                                                         y=uniform_to_int(draws["diver_row"], 1, 9), right=d_lr,
+                                                         move=torch.full_like(row, DIVER_MOVE_INTERVAL))])
+        d_spawn_timer = torch.where(spawn_diver, DIVER_SPAWN_SPEED, state["d_spawn_timer"])
+
+        # 2. Player: fire (if the gun is ready) or move.
+        px, py, pright = state["player_x"], state["player_y"], state["player_right"]
+        fire = (action == FIRE) & (state["shot_timer"] == 0)
+        L["f_bullet"] = _pack("f_bullet", [L["f_bullet"], single(fire, x=px, y=py, right=pright)])
+        shot_timer = torch.where(fire, SHOT_COOL_DOWN, state["shot_timer"])
+        px = torch.where(action == LEFT, (px - 1).clamp(min=0), px)
+        px = torch.where(action == RIGHT, (px + 1).clamp(max=GRID - 1), px)
+        pright = torch.where(action == LEFT, False, torch.where(action == RIGHT, True, pright))
+        py = torch.where(action == UP, (py - 1).clamp(min=0), py)
+        py = torch.where(action == DOWN, (py + 1).clamp(max=GRID - 2), py)
+        pxc, pyc = px.unsqueeze(1), py.unsqueeze(1)
+
+        # 3. Friendly bullets move; newest first, each takes the first fish at its cell, else the first sub.
+        fb = L["f_bullet"]
+        fb["x"] = torch.where(fb["valid"], _step_x(fb["x"], fb["right"]), fb["x"])
+        fb["valid"] = fb["valid"] & ~_off_grid(fb["x"])
+        for b in reversed(range(LISTS["f_bullet"][0])):
+            alive = fb["valid"][:, b]
+            bx, by = fb["x"][:, b : b + 1], fb["y"][:, b : b + 1]
+            hit = zero.bool()
+            for p in ("fish", "esub"):
+                there = L[p]["valid"] & (L[p]["x"] == bx) & (L[p]["y"] == by)
+                take = alive & ~hit & there.any(1)
+                L[p]["valid"] = L[p]["valid"] & ~_one_hot(there.long().argmax(1), there.shape[1], take)
+                hit |= take
+            fb["valid"] = fb["valid"] & ~_one_hot(torch.full_like(zero, b), fb["valid"].shape[1], hit)
+            reward += hit.long()
+
+        # 4. Divers, newest first: picked up at the player's cell (before or after their
+        #    move) while fewer than 6 are on board.
+        dv = L["diver"]
+        d_move = dv["move"] == 0
+        d_next = _step_x(dv["x"], dv["right"])
+        d_at = dv["valid"] & (dv["x"] == pxc) & (dv["y"] == pyc)
+        d_moves_on = dv["valid"] & ~d_at & d_move & (d_next == pxc) & (dv["y"] == pyc)
+        want = d_at | d_moves_on
+        newer_wanting = want.flip(1).long().cumsum(1).flip(1) - want.long()
+        picked = want & (newer_wanting < (MAX_DIVERS - state["diver_count"]).unsqueeze(1))
+        diver_count = state["diver_count"] + picked.long().sum(1)
+        dv["x"] = torch.where(d_move, d_next, dv["x"])
+        dv["move"] = torch.where(d_move, DIVER_MOVE_INTERVAL, dv["move"] - 1)
+        dv["valid"] = dv["valid"] & ~picked & ~(d_move & _off_grid(d_next))
+
+        # 5. Enemy subs, newest first: contact, move, contact or hit by a bullet, shot.
+        def enemies_move(e: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+            """Move enemies in place; returns (terminal, reward) contributions."""
+            contact = (e["valid"] & (e["x"] == pxc) & (e["y"] == pyc)).any(1)
+            moves = e["valid"] & (e["move"] == 0)
+            e["x"] = torch.where(moves, _step_x(e["x"], e["right"]), e["x"])
+            e["move"] = torch.where(moves, move_speed.unsqueeze(1), torch.where(e["valid"], e["move"] - 1, e["move"]))
+            off = moves & _off_grid(e["x"])
+            meets = moves & ~off & (e["x"] == pxc) & (e["y"] == pyc)
+            seeking = moves & ~off & ~meets
+            # The oldest live bullet at a cell goes to the newest enemy that moved onto it,
+            # the next oldest to the next newest, ...
+            slots = torch.arange(e["valid"].shape[1], device=device)
+            shot_down = torch.zeros_like(seeking)
+            for b in range(LISTS["f_bullet"][0]):
+                cand = seeking & ~shot_down & fb["valid"][:, b : b + 1] & (e["x"] == fb["x"][:, b : b + 1]) \
+                    & (e["y"] == fb["y"][:, b : b + 1])
+                newest = torch.where(cand, slots, -1).amax(1)
+                got = newest >= 0
+                shot_down |= _one_hot(newest, slots.shape[0], got)
+                fb["valid"] = fb["valid"] & ~_one_hot(torch.full_like(zero, b), fb["valid"].shape[1], got)
+            e["valid"] = e["valid"] & ~off & ~shot_down
+            return contact | meets.any(1), shot_down.long().sum(1)
+
+        es = L["esub"]
+        shooters = es["valid"].clone()  # every sub in the list at this point shoots on schedule
+        term, r = enemies_move(es)
+        terminal |= term
+        reward += r
+        fires = shooters & (es["shot"] == 0)
+        es["shot"] = torch.where(fires, ENEMY_SHOT_INTERVAL, torch.where(shooters, es["shot"] - 1, es["shot"]))
+        # New enemy bullets are appended newest sub first.
+        new_bullets = {"valid": fires.flip(1), "x": es["x"].flip(1), "y": es["y"].flip(1), "right": es["right"].flip(1)}
+        L["e_bullet"] = _pack("e_bullet", [L["e_bullet"], new_bullets])
+
+        # 6. Enemy bullets: contact before and after moving.
+        eb = L["e_bullet"]
+        terminal |= (eb["valid"] & (eb["x"] == pxc) & (eb["y"] == pyc)).any(1)
+        eb["x"] = torch.where(eb["valid"], _step_x(eb["x"], eb["right"]), eb["x"])
+        eb["valid"] = eb["valid"] & ~_off_grid(eb["x"])
+        terminal |= (eb["valid"] & (eb["x"] == pxc) & (eb["y"] == pyc)).any(1)
+
+        # 7. Fish, like subs without shots.
+        term, r = enemies_move(L["fish"])
+        terminal |= term
+        reward += r
+
+        # 8. Timers, oxygen and surfacing.
+        e_spawn_timer = e_spawn_timer - (e_spawn_timer > 0).long()
+        d_spawn_timer = d_spawn_timer - (d_spawn_timer > 0).long()
+        shot_timer = shot_timer - (shot_timer > 0).long()
+        oxygen = state["oxygen"]
+        terminal |= oxygen <= 0
+        under = py > 0
+        arrives = ~under & ~state["surface"]
+        terminal |= arrives & (diver_count == 0)
+        surfaces = arrives & (diver_count != 0)
+        full_load = surfaces & (diver_count == MAX_DIVERS)
+        reward += torch.where(full_load, torch.div(oxygen * 10, MAX_OXYGEN, rounding_mode="floor"), 0)
+        diver_count = torch.where(full_load, 0, diver_count) - surfaces.long()
+        oxygen = torch.where(surfaces, MAX_OXYGEN, oxygen - under.long())
+        surface = torch.where(under, False, torch.where(surfaces, True, state["surface"]))
+        e_spawn_speed, ramp_index = state["e_spawn_speed"], state["ramp_index"]
+        ramp = surfaces & ((e_spawn_speed > 1) | (move_speed > 2)) & self.difficulty_ramping
+        move_speed = move_speed - (ramp & (move_speed > 2) & (ramp_index % 2 == 1)).long()
+        e_spawn_speed = e_spawn_speed - (ramp & (e_spawn_speed > 1)).long()
+        ramp_index = ramp_index + ramp.long()
+
+        next_state = {
+            "player_x": px, "player_y": py, "player_right": pright,
+            "oxygen": oxygen, "diver_count": diver_count, "shot_timer": shot_timer, "surface": surface,
+            "e_spawn_speed": e_spawn_speed, "e_spawn_timer": e_spawn_timer, "d_spawn_timer": d_spawn_timer,
+            "move_speed": move_speed, "ramp_index": ramp_index,
+        }
+        for prefix, lst in L.items():
+            packed = _pack(prefix, [lst])
+            for field in _fields(prefix):
+                next_state[f"{prefix}_{field}"] = packed[field]
+        return next_state, reward.to(torch.float32), terminal
+
+    def render(self, state: State) -> torch.Tensor:
+        px, py = state["player_x"], state["player_y"]
+        n, device = px.shape[0], px.device
+        cols = torch.arange(GRID, device=device).expand(n, GRID)
+        bottom = torch.full_like(cols, GRID - 1)
+        oxygen_cells = torch.div(state["oxygen"].clamp(min=0) * 10, MAX_OXYGEN, rounding_mode="floor")
+        diver_from = GRID - 1 - state["diver_count"]
+        cells = [
+            (0, py, px, None),
+            (1, py, torch.where(state["player_right"], px - 1, px + 1), None),
+            (7, bottom, cols, cols < oxygen_cells.unsqueeze(1)),
+            (8, bottom, cols, (cols >= diver_from.unsqueeze(1)) & (cols < GRID - 1)),
+        ]
+        for prefix, channel in (("f_bullet", 2), ("e_bullet", 4)):
+            cells.append((channel, state[f"{prefix}_y"], state[f"{prefix}_x"], state[f"{prefix}_valid"]))
+        for prefix, channel in (("fish", 5), ("esub", 6), ("diver", 9)):
+            x, y, valid, right = (state[f"{prefix}_{f}"] for f in ("x", "y", "valid", "right"))
+            cells.append((channel, y, x, valid))
+            cells.append((3, y, torch.where(right, x - 1, x + 1), valid))
+        return paint(n, len(self.channel_names), cells, device)
