@@ -17,10 +17,11 @@ class ChainEnv(TensorEnv):
     tell whether bootstrapping used ``final_obs``. Deterministic; ``state_dict`` holds
     the positions."""
 
-    def __init__(self, num_envs: int = 2, length: int = 3, device="cpu", terminate: bool = False):
+    def __init__(self, num_envs: int = 2, length=3, device="cpu", terminate: bool = False):
+        """``length``: an int, or one episode length per sub-env (a list)."""
         self.num_envs = num_envs
         self.device = torch.device(device)
-        self.length = length
+        self.length = torch.as_tensor(length, dtype=torch.float32, device=self.device).expand(num_envs)
         self.terminate = terminate
         self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
         self.single_action_space = gym.spaces.Discrete(2)
