@@ -25,8 +25,9 @@ Exact variant implemented (facts from the paper and the official code, lvyilin/A
 * Eval: plain BatchNorm with the running statistics.
 
 Per-sample task ids come from the training loop (replay buffers store one per item),
-never from a global: wrap the forward pass in ``with adab2n_task_ids(model, ids):`` or
-call ``layer.set_task_ids(ids)``. Without ids every sample counts as the layer's
+never from a global: wrap the forward pass in ``with adab2n_task_ids(model, ids):``,
+call ``layer.set_task_ids(ids)`` (until changed), or ``layer.set_batch_task_ids(ids)``
+(next training forward only; the DQN agent calls this with each replay minibatch). Without ids every sample counts as the layer's
 ``current_task`` (set by ``on_task_start``), so ``layer(x)`` alone works.
 
 Layouts: ``"nchw"`` (AdaB²N-2d, statistics over N, H, W per channel) and ``"nc"``
@@ -99,6 +100,7 @@ class AdaB2N(nn.Module):
         self.register_buffer("current_task", torch.tensor(0, dtype=torch.long))
         self.register_buffer("tasks_seen", torch.tensor(1, dtype=torch.long))
         self.task_ids: torch.Tensor | None = None
+        self._one_shot = False
         self.aux_loss = torch.zeros(())
 
     # ------------------------------------------------------------------ task interface
@@ -113,13 +115,21 @@ class AdaB2N(nn.Module):
         self.tasks_seen.fill_(max(int(self.tasks_seen), min(int(task_id) + 2, self.max_tasks)))
 
     def set_task_ids(self, task_ids: torch.Tensor | None) -> None:
-        """Per-sample task ids (int tensor of shape (N,)) for the following forwards;
-        ``None`` means every sample is ``current_task``."""
+        """Per-sample task ids (int tensor of shape (N,)) for the following forwards
+        until changed; ``None`` means every sample is ``current_task``."""
+        self._one_shot = False
         if task_ids is not None:
             task_ids = torch.as_tensor(task_ids)
             if task_ids.dim() != 1 or task_ids.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.bool):
                 raise ValueError(f"task_ids must be a 1-d integer tensor, got dtype {task_ids.dtype} shape {tuple(task_ids.shape)}")
         self.task_ids = task_ids
+
+    def set_batch_task_ids(self, task_ids: torch.Tensor) -> None:
+        """Per-sample task ids for the *next training forward only* (the hook the RL
+        agents call right before their training forward with the replay minibatch's
+        task ids); forwards in between, e.g. acting, are not affected afterwards."""
+        self.set_task_ids(task_ids)
+        self._one_shot = True
 
     def _check_task_id(self, task_id: int) -> None:
         if not 0 <= task_id < self.max_tasks:
@@ -158,6 +168,8 @@ class AdaB2N(nn.Module):
             return self._restore(y.reshape(flat.shape), x)
         n = flat.shape[0]
         ids = self.task_ids
+        if self._one_shot:
+            self.task_ids, self._one_shot = None, False
         if ids is None:
             ids = self.current_task.expand(n)
         elif ids.shape[0] != n:
