@@ -237,7 +237,7 @@ class MinAtarEnv(TensorEnv):
         loops for this function only. CUDA (Triton) is unaffected.
         """
         options = {"cpp.simdlen": 1} if self.device.type == "cpu" else None
-        return torch.compile(self.pure_step, options=options)
+        return torch.compile(self.pure_step, fullgraph=True, options=options)
 
     # ------------------------------------------------------------------ randomness
     def _seed(self, seed: int | None) -> None:

@@ -194,3 +194,72 @@ def test_paint_and_one_hot_grid_set_exactly_the_valid_cells():
     grids = one_hot_grid(y, x, valid)
     assert grids.shape == (2, 3, 10, 10)
     assert grids.sum().item() == 3 and grids[0, 0, 0, 0] and grids[0, 1, 9, 9] and grids[1, 0, 5, 5]
+
+
+@pytest.mark.parametrize("cls", GAMES)
+@pytest.mark.parametrize("name, dtype", [("uint8", torch.uint8), ("bool", torch.bool)])
+def test_one_byte_observations_hold_the_float32_values(cls, name, dtype):
+    """obs_dtype changes only the dtype: same 0/1 values as float32, step by step,
+    across automatic resets, padding and final_obs; the space says the dtype."""
+    kwargs = {"seed": 4, "pad_channels_to": 10, "max_episode_steps": 9}
+    ref = cls(num_envs=8, **kwargs)
+    small = cls(num_envs=8, obs_dtype=name, **kwargs)
+    assert small.single_observation_space == gym.spaces.Box(0, 1, (10, 10, 10), np.dtype(name))
+    assert small.reset(seed=4).dtype == dtype
+    ref.reset(seed=4)
+    actions = torch.randint(ref.single_action_space.n, (30, 8), generator=torch.Generator().manual_seed(0))
+    for t in range(30):
+        o_ref, r_ref, _, _, i_ref = ref.step(actions[t])
+        o, r, _, _, i = small.step(actions[t])
+        assert o.dtype == dtype and i["final_obs"].dtype == dtype and small.single_observation_space.contains(o[0].numpy())
+        assert torch.equal(o.to(torch.float32), o_ref) and torch.equal(i["final_obs"].to(torch.float32), i_ref["final_obs"])
+        assert torch.equal(r, r_ref)
+    assert BreakoutEnv(num_envs=2, obs_dtype=torch.uint8).observe().dtype == torch.uint8
+
+
+def test_bad_obs_dtype_names_the_choices():
+    with pytest.raises(ValueError, match="float32, uint8, bool"):
+        BreakoutEnv(obs_dtype="float16")
+    with pytest.raises(ValueError, match="float32, uint8, bool"):
+        BreakoutEnv(obs_dtype=torch.int64)
+
+
+def test_paint_other_dtypes_and_cell_zero_not_cleared_by_left_out_cells():
+    """Left-out cells must not touch cell (0, 0) of channel 0 (they go to a dropped column)."""
+    from normrl.envs.minatar.common import paint
+
+    y, x = torch.tensor([[0, -1, 0]]), torch.tensor([[0, 0, 0]])
+    valid = torch.tensor([[True, True, False]])
+    for dtype in (torch.float32, torch.uint8, torch.bool):
+        planes = paint(1, 2, [(0, y, x, valid)], "cpu", dtype)
+        assert planes.dtype == dtype and planes.is_contiguous() and planes.shape == (1, 2, 10, 10)
+        assert planes[0, 0, 0, 0] == 1 and int(planes.to(torch.int64).sum()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cls, kwargs", [
+    (BreakoutEnv, {"max_episode_steps": 12, "pad_channels_to": 10, "obs_dtype": "uint8"}),
+    (FreewayEnv, {}),
+    (AsterixEnv, {"full_action_space": True}),
+])
+def test_compiled_step_equals_eager_step(cls, kwargs):
+    """compile=True (torch.compile of pure_step, fullgraph) gives the eager step's
+    outputs, info and next state exactly, with the same draws, across resets."""
+    eager = cls(num_envs=16, seed=2, **kwargs)
+    compiled = cls(num_envs=16, seed=2, compile=True, **kwargs)
+    gen = torch.Generator().manual_seed(1)
+    resets = 0
+    for _ in range(60):
+        actions = torch.randint(eager.single_action_space.n, (16,), generator=gen)
+        draws = eager.sample_draws()
+        out_e = eager.step_with_draws(actions, draws)
+        out_c = compiled.step_with_draws(actions, draws)
+        for a, b in zip(out_e[:4], out_c[:4]):
+            assert a.dtype == b.dtype and torch.equal(a, b)
+        assert out_e[4].keys() == out_c[4].keys()
+        assert all(torch.equal(out_e[4][k], out_c[4][k]) for k in out_e[4])
+        assert all(torch.equal(eager.state[k], compiled.state[k]) for k in eager.state)
+        assert torch.equal(eager.last_action, compiled.last_action)
+        resets += int(out_e[4]["done"].sum())
+    if cls is not FreewayEnv:  # Freeway episodes last 2,501 steps
+        assert resets > 0
