@@ -103,3 +103,16 @@ def test_default_networks_resume_bitwise_with_norms(tmp_path, algo, norm):
         proj = resumed.optimizer.projector
         for now, init in zip(proj.weight_norms().values(), proj.initial_weight_norms().values()):
             assert torch.allclose(now, init, rtol=1e-5)
+
+
+def test_from_checkpoint_rebuilds_a_default_agent(tmp_path):
+    cfg = PPOConfig(seed=2, num_envs=4, num_steps=8, num_minibatches=2, update_epochs=1, hidden=(8, 8), norm="layernorm", monitor_every=0)
+    agent = PPO(make_env("CartPole-v1", 4, "cpu", seed=2), cfg).learn(64, progress=False)
+    agent.save(tmp_path / "ck.pt")
+    restored = PPO.from_checkpoint(tmp_path / "ck.pt")
+    assert restored.config == agent.config and restored.config.hidden == (8, 8)
+    assert restored.env.spec_id == "CartPole-v1" and restored.env.num_envs == 4 and restored.num_steps == 64
+    assert _same(_params(restored), _params(agent))
+    assert _same(_params(restored.learn(32, progress=False)), _params(agent.learn(32, progress=False)))
+    with pytest.raises(CheckpointError):
+        DQN.from_checkpoint(tmp_path / "ck.pt")

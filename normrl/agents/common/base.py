@@ -205,6 +205,8 @@ class AgentBase:
         ``path`` and load it. ``env`` defaults to ``make_env(saved env id,
         config.num_envs, device)``."""
         state = _read_checkpoint(path)
+        if state.get("algo") != cls.ALGO:
+            raise CheckpointError(f"{path}: checkpoint is for {state.get('algo')!r}, not {cls.ALGO!r}")
         config = cls._config_class()(**_tuples(state["config"]))
         if env is None:
             from normrl.envs import make_env
