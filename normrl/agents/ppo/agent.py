@@ -132,13 +132,13 @@ class PPO(AgentBase):
         bar = self._progress_bar(iterations * self.batch_size, progress)
         self.episode_log.restart_clock(self.num_steps)
         obs = self._current_obs()
-        final_obs_buf = None
+        final_obs_buf = trunc_buf = None
         start = self.num_steps
         try:
             for _ in range(iterations):
                 # ---- rollout: num_steps batched env steps, no host sync -------------------
                 net.train(False)
-                truncs = []
+                any_final = False
                 with torch.no_grad():
                     for t in range(c.num_steps):
                         logits, value = net(obs)
@@ -149,15 +149,18 @@ class PPO(AgentBase):
                         if "final_obs" in info:
                             if final_obs_buf is None:
                                 final_obs_buf = torch.zeros_like(buf.obs)
+                                trunc_buf = torch.zeros(buf.rewards.shape, dtype=torch.bool, device=self.device)
+                            if not any_final:
+                                trunc_buf.zero_()
+                                any_final = True
                             final_obs_buf[t].copy_(info["final_obs"])
-                            truncs.append(truncated & ~terminated)
+                            torch.logical_and(truncated, ~terminated, out=trunc_buf[t])
                         self.episode_log.record(info)
                         obs = next_obs
                     self.num_steps += self.batch_size
                     # ---- bootstrap truncated episodes from V(final_obs), one sync -------
-                    if truncs:
-                        trunc = torch.stack(truncs)
-                        idx = trunc.nonzero(as_tuple=True)
+                    if any_final:
+                        idx = trunc_buf.nonzero(as_tuple=True)
                         if idx[0].numel():
                             buf.rewards[idx] += c.gamma * net.value(final_obs_buf[idx])
                     next_value = net.value(obs)
