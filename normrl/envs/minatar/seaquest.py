@@ -85,23 +85,43 @@ def _fields(prefix: str) -> tuple[str, ...]:
 
 
 def _compact(valid: torch.Tensor, values: dict[str, torch.Tensor], capacity: int) -> dict[str, torch.Tensor]:
-    """Move the valid slots (in order) to the front of ``capacity`` slots, zeros behind."""
+    """Move the valid slots (in order) to the front of ``capacity`` slots, zeros behind.
+
+    All fields travel in one stacked int64 tensor, so this is one scatter per list.
+    """
     n = valid.shape[0]
+    names = list(values)
+    stacked = torch.stack([valid.long()] + [values[k].long() for k in names], dim=2) * valid.unsqueeze(2)
     dest = valid.long().cumsum(dim=1) - 1
     dest = torch.where(valid & (dest < capacity), dest, capacity)  # slot ``capacity`` is a bin
+    packed = torch.zeros((n, capacity + 1, stacked.shape[2]), dtype=torch.int64, device=valid.device)
+    packed.scatter_(1, dest.unsqueeze(2).expand_as(stacked), stacked)
     out = {}
-    for key, v in (("valid", valid), *values.items()):
-        packed = torch.zeros((n, capacity + 1), dtype=v.dtype, device=v.device)
-        packed.scatter_(1, dest, torch.where(valid, v, torch.zeros_like(v)))
-        out[key] = packed[:, :capacity]
+    for j, key in enumerate(["valid"] + names):
+        column = packed[:, :capacity, j]
+        out[key] = column.bool() if key in ("valid", "right") else column
     return out
 
 
 def _pack(prefix: str, parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """Concatenate slot groups (in list order) and compact them into the list's capacity."""
     capacity, names = LISTS[prefix]
-    cat = {k: torch.cat([p[k] for p in parts], dim=1) for k in ("valid",) + names}
+    cat = {k: torch.cat([p[k] for p in parts], dim=1) if len(parts) > 1 else parts[0][k] for k in ("valid",) + names}
     return _compact(cat["valid"], {k: cat[k] for k in names}, capacity)
+
+
+def _append(lst: dict[str, torch.Tensor], do: torch.Tensor, **values: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Append one entity per sub-env (where ``do``) behind the valid slots of a compact list.
+
+    A full list would drop the entity; the capacities make that impossible (module docstring).
+    """
+    valid = lst["valid"]
+    slots = torch.arange(valid.shape[1], device=valid.device)
+    at = (slots == valid.long().sum(1, keepdim=True)) & do.unsqueeze(1)
+    out = {"valid": valid | at}
+    for key, value in values.items():
+        out[key] = torch.where(at, value.unsqueeze(1), lst[key])
+    return out
 
 
 def _step_x(x: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
@@ -167,9 +187,6 @@ class SeaquestEnv(MinAtarEnv):
         terminal = torch.zeros(n, dtype=torch.bool, device=device)
         move_speed = state["move_speed"]
 
-        def single(do, **values):
-            return {"valid": do.unsqueeze(1), **{k: v.unsqueeze(1) for k, v in values.items()}}
-
         # 1. Spawns (enemy, then diver).
         spawn_enemy = state["e_spawn_timer"] == 0
         lr = draws["enemy_side"].double() < 1 / 2
@@ -180,22 +197,22 @@ class SeaquestEnv(MinAtarEnv):
         for p in ("esub", "fish"):
             blocked |= (L[p]["valid"] & (L[p]["y"] == row.unsqueeze(1)) & (L[p]["right"] != lr.unsqueeze(1))).any(1)
         place = spawn_enemy & ~blocked
-        L["esub"] = _pack("esub", [L["esub"], single(place & is_sub, x=x0, y=row, right=lr, move=move_speed,
-                                                      shot=torch.full_like(row, ENEMY_SHOT_INTERVAL))])
-        L["fish"] = _pack("fish", [L["fish"], single(place & ~is_sub, x=x0, y=row, right=lr, move=move_speed)])
+        L["esub"] = _append(L["esub"], place & is_sub, x=x0, y=row, right=lr, move=move_speed,
+                            shot=torch.full_like(row, ENEMY_SHOT_INTERVAL))
+        L["fish"] = _append(L["fish"], place & ~is_sub, x=x0, y=row, right=lr, move=move_speed)
         e_spawn_timer = torch.where(spawn_enemy, state["e_spawn_speed"], state["e_spawn_timer"])
 
         spawn_diver = state["d_spawn_timer"] == 0
         d_lr = draws["diver_side"].double() < 1 / 2
-        L["diver"] = _pack("diver", [L["diver"], single(spawn_diver, x=torch.where(d_lr, 0, GRID - 1),
-                                                         y=uniform_to_int(draws["diver_row"], 1, 9), right=d_lr,
-                                                         move=torch.full_like(row, DIVER_MOVE_INTERVAL))])
+        L["diver"] = _append(L["diver"], spawn_diver, x=torch.where(d_lr, 0, GRID - 1),
+                             y=uniform_to_int(draws["diver_row"], 1, 9), right=d_lr,
+                             move=torch.full_like(row, DIVER_MOVE_INTERVAL))
         d_spawn_timer = torch.where(spawn_diver, DIVER_SPAWN_SPEED, state["d_spawn_timer"])
 
         # 2. Player: fire (if the gun is ready) or move.
         px, py, pright = state["player_x"], state["player_y"], state["player_right"]
         fire = (action == FIRE) & (state["shot_timer"] == 0)
-        L["f_bullet"] = _pack("f_bullet", [L["f_bullet"], single(fire, x=px, y=py, right=pright)])
+        L["f_bullet"] = _append(L["f_bullet"], fire, x=px, y=py, right=pright)
         shot_timer = torch.where(fire, SHOT_COOL_DOWN, state["shot_timer"])
         px = torch.where(action == LEFT, (px - 1).clamp(min=0), px)
         px = torch.where(action == RIGHT, (px + 1).clamp(max=GRID - 1), px)
