@@ -161,12 +161,15 @@ class AdaB2N(nn.Module):
             raise ValueError(f"AdaB2N(layout='nchw') expects (N, C, H, W) input, got shape {tuple(x.shape)}")
         if self.layout == "nc" and x.dim() < 2:
             raise ValueError(f"AdaB2N(layout='nc') expects (N, C) or (N, ..., C) input, got shape {tuple(x.shape)}")
-        # Work on (N, L, C): samples, positions, channels.
-        flat = x.flatten(2).transpose(1, 2) if self.layout == "nchw" else x.reshape(x.shape[0], -1, x.shape[-1])
+        c = self.num_features
+        if self.layout == "nchw":  # statistics over N, H, W; no layout copies
+            xs, reduce, shape = x, (2, 3), (1, c, 1, 1)
+        else:  # (N, L, C): samples, positions, channels
+            xs, reduce, shape = x.reshape(x.shape[0], -1, c), (1,), (1, 1, c)
         if not self.training:
-            y = F.batch_norm(flat.reshape(-1, self.num_features), self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
-            return self._restore(y.reshape(flat.shape), x)
-        n = flat.shape[0]
+            flat = xs if self.layout == "nchw" else xs.reshape(-1, c)
+            return F.batch_norm(flat, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps).reshape(x.shape)
+        n = xs.shape[0]
         ids = self.task_ids
         if self._one_shot:
             self.task_ids, self._one_shot = None, False
@@ -174,12 +177,13 @@ class AdaB2N(nn.Module):
             ids = self.current_task.expand(n)
         elif ids.shape[0] != n:
             raise ValueError(f"AdaB2N got {ids.shape[0]} task ids for a batch of {n} samples")
-        w = self.sample_weights(ids.to(flat.device)).to(flat.dtype)
-        mean = torch.einsum("n,nc->c", w, flat.mean(1))
-        var = torch.einsum("n,nc->c", w, (flat - mean).square().mean(1))
-        y = (flat - mean) * torch.rsqrt(var + self.eps)
+        w = self.sample_weights(ids.to(xs.device)).to(xs.dtype)
+        mean = w @ xs.mean(reduce)
+        centered = xs - mean.view(shape)
+        var = w @ centered.square().mean(reduce)
+        y = centered * torch.rsqrt(var + self.eps).view(shape)
         if self.weight is not None:
-            y = y * self.weight + self.bias
+            y = y * self.weight.view(shape) + self.bias.view(shape)
         with torch.no_grad():
             eta = self._next_eta()
             self.eta.copy_(eta)
@@ -187,11 +191,6 @@ class AdaB2N(nn.Module):
             self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), eta)
             self.running_var.lerp_(var.detach().to(self.running_var.dtype), eta)
         self.aux_loss = F.mse_loss(mean, self.running_mean) + F.mse_loss(var, self.running_var)
-        return self._restore(y, x)
-
-    def _restore(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        if self.layout == "nchw":
-            return y.transpose(1, 2).reshape(x.shape)
         return y.reshape(x.shape)
 
     def extra_repr(self) -> str:
