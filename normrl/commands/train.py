@@ -28,15 +28,21 @@ def _optional_float(text: str):
     return float(text)
 
 
-def _add_config_flags(parser: argparse.ArgumentParser, cls, title: str) -> None:
-    group = parser.add_argument_group(title, f"fields of {cls.__name__}; unset flags keep the env preset")
-    hints = typing.get_type_hints(cls)
-    for field in dataclasses.fields(cls):
-        if field.name in _TOP_LEVEL:
-            continue
-        flag = "--" + field.name.replace("_", "-")
-        hint = hints[field.name]
-        kwargs: dict = {"dest": f"cfg_{field.name}", "default": argparse.SUPPRESS}
+def _add_config_flags(parser: argparse.ArgumentParser, classes: dict) -> None:
+    """One flag per field of the config dataclasses in ``classes`` (``{algo: cls}``);
+    a field both have is one flag. Help shows each algorithm's default."""
+    group = parser.add_argument_group("config", "fields of PPOConfig / DQNConfig; unset flags keep the env preset (defaults shown per algorithm without a preset)")
+    fields: dict[str, tuple] = {}
+    for algo, cls in classes.items():
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            if field.name in _TOP_LEVEL:
+                continue
+            hint, defaults = fields.get(field.name, (hints[field.name], {}))
+            defaults[algo] = field.default
+            fields[field.name] = (hint, defaults)
+    for name, (hint, defaults) in fields.items():
+        kwargs: dict = {"dest": f"cfg_{name}", "default": argparse.SUPPRESS}
         origin, args = typing.get_origin(hint), typing.get_args(hint)
         if hint is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -45,12 +51,9 @@ def _add_config_flags(parser: argparse.ArgumentParser, cls, title: str) -> None:
         elif origin is typing.Union and type(None) in args:
             kwargs.update(type=_optional_float, metavar="X|none")
         else:
-            kwargs["type"] = hint
-        kwargs["help"] = f"[{field.default!r}]"
-        try:
-            group.add_argument(flag, **kwargs)
-        except argparse.ArgumentError:
-            pass  # the same field in both configs: one flag serves both
+            kwargs.update(type=hint, metavar=name.upper())
+        kwargs["help"] = ", ".join(f"{algo}: {d!r}" for algo, d in defaults.items())
+        group.add_argument("--" + name.replace("_", "-"), **kwargs)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,8 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads; 1 is usually fastest for small networks on a shared machine [0: torch's default]")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_config_flags(parser, PPOConfig, "PPO config")
-    _add_config_flags(parser, DQNConfig, "DQN config")
+    _add_config_flags(parser, {"ppo": PPOConfig, "dqn": DQNConfig})
 
 
 def run(args) -> int:
