@@ -91,9 +91,9 @@ def _compact(valid: torch.Tensor, values: dict[str, torch.Tensor], capacity: int
     """
     n = valid.shape[0]
     names = list(values)
-    stacked = torch.stack([valid.long()] + [values[k].long() for k in names], dim=2) * valid.unsqueeze(2)
+    stacked = torch.stack([valid.long()] + [values[k].long() for k in names], dim=2)
     dest = valid.long().cumsum(dim=1) - 1
-    dest = torch.where(valid & (dest < capacity), dest, capacity)  # slot ``capacity`` is a bin
+    dest = torch.where(valid & (dest < capacity), dest, capacity)  # invalid slots go to the bin slot ``capacity``
     packed = torch.zeros((n, capacity + 1, stacked.shape[2]), dtype=torch.int64, device=valid.device)
     packed.scatter_(1, dest.unsqueeze(2).expand_as(stacked), stacked)
     out = {}
