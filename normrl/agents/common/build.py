@@ -144,3 +144,11 @@ def task_id_setters(model: nn.Module) -> list:
     needs the task id of every sample of a training batch); called by the agents with
     the minibatch's ``(B,)`` int64 task ids before each training forward."""
     return [m.set_batch_task_ids for m in model.modules() if callable(getattr(m, "set_batch_task_ids", None))]
+
+
+def adab2n_aux_loss(model: nn.Module) -> torch.Tensor:
+    """Σ over ``model``'s AdaB²N layers of their last training ``aux_loss``
+    (``normrl.normalization.layers.adab2n.adab2n_aux_loss``)."""
+    from normrl.normalization.layers.adab2n import adab2n_aux_loss as aux
+
+    return aux(model)

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from normrl.agents.common.base import AgentBase
-from normrl.agents.common.build import build_optimizer, discrete_actions, make_generator, make_monitor, seeded, task_id_setters
+from normrl.agents.common.build import adab2n_aux_loss, build_optimizer, discrete_actions, make_generator, make_monitor, seeded, task_id_setters
 from normrl.agents.common.replay_buffer import ReplayBuffer
 from normrl.agents.dqn.config import DQNConfig
 from normrl.agents.dqn.loss import td_loss, td_targets, update_target
@@ -187,12 +187,16 @@ class DQN(AgentBase):
             q_next_target = self.target_network(batch.next_obs)
             q_next_online = None
             if c.double_dqn:
+                for setter in self._task_setters:  # a training-mode forward too
+                    setter(batch.task_ids)
                 q_next_online = self.q_network(batch.next_obs)
             targets = td_targets(q_next_online, q_next_target, batch.rewards, batch.discounts)
         for setter in self._task_setters:
             setter(batch.task_ids)
         q = self.q_network(batch.obs).gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
         loss = td_loss(q, targets, c.loss)
+        if c.aux_loss_coef > 0:
+            loss = loss + c.aux_loss_coef * adab2n_aux_loss(self.q_network)
         self.lr_schedule.apply(self.optimizer)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -53,6 +53,9 @@ class DQNConfig:
         hidden: hidden widths of the MLP (vector observations) [(120, 84)].
         activation: hidden nonlinearity of the MLP [``"relu"``].
         nap_every: with a NaP norm, project after every ``nap_every`` optimizer steps [1].
+        aux_loss_coef: λ of AdaB²N's auxiliary statistics loss (arXiv 2310.08855; paper
+            grid 0.01-10), added to the training loss as ``λ · adab2n_aux_loss(net)``;
+            0 disables [0.0].
         monitor_every: PlasticityMonitor interval in updates; 0 disables [1000].
         log_interval: env steps between TensorBoard/progress flushes [10_000].
         save_replay: ``save`` writes the replay buffer in full (needed for exact
@@ -87,6 +90,7 @@ class DQNConfig:
     hidden: tuple[int, ...] = (120, 84)
     activation: str = "relu"
     nap_every: int = 1
+    aux_loss_coef: float = 0.0
     monitor_every: int = 1000
     log_interval: int = 10_000
     save_replay: bool = True
@@ -113,8 +117,9 @@ class DQNConfig:
         for name in ("gamma", "start_eps", "end_eps"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
-        if self.max_grad_norm < 0:
-            raise ValueError(f"max_grad_norm must be >= 0, got {self.max_grad_norm!r}")
+        for name in ("max_grad_norm", "aux_loss_coef"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.buffer_size < self.num_envs * self.n_step:
             raise ValueError(f"buffer_size ({self.buffer_size}) must hold at least num_envs * n_step ({self.num_envs * self.n_step}) transitions")
         if not self.hidden or any(h < 1 for h in self.hidden):

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from normrl.agents.common.base import AgentBase
-from normrl.agents.common.build import build_optimizer, discrete_actions, make_generator, make_monitor, seeded, task_id_setters
+from normrl.agents.common.build import adab2n_aux_loss, build_optimizer, discrete_actions, make_generator, make_monitor, seeded, task_id_setters
 from normrl.agents.common.gae import compute_gae
 from normrl.agents.common.rollout_buffer import RolloutBuffer
 from normrl.agents.ppo.config import PPOConfig
@@ -203,6 +203,8 @@ class PPO(AgentBase):
                     logits, values, b_actions[idx], b_log_probs[idx], b_values[idx], b_adv[idx], b_returns[idx],
                     c.clip_coef, c.clip_vloss, c.ent_coef, c.vf_coef, c.norm_adv,
                 )
+                if c.aux_loss_coef > 0:
+                    loss = loss + c.aux_loss_coef * adab2n_aux_loss(net)
                 self.lr_schedule.apply(self.optimizer)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()

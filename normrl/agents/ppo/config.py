@@ -48,6 +48,9 @@ class PPOConfig:
             value) instead of separate actor and critic; image observations always
             share [False].
         nap_every: with a NaP norm, project after every ``nap_every`` optimizer steps [1].
+        aux_loss_coef: λ of AdaB²N's auxiliary statistics loss (arXiv 2310.08855; paper
+            grid 0.01-10), added to the training loss as ``λ · adab2n_aux_loss(net)``;
+            0 disables [0.0].
         monitor_every: PlasticityMonitor interval in updates; 0 disables [1000].
     """
 
@@ -75,6 +78,7 @@ class PPOConfig:
     activation: str = "tanh"
     shared_network: bool = False
     nap_every: int = 1
+    aux_loss_coef: float = 0.0
     monitor_every: int = 1000
 
     def validate(self) -> "PPOConfig":
@@ -91,7 +95,7 @@ class PPOConfig:
         for name in ("gamma", "gae_lambda"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
-        for name in ("clip_coef", "ent_coef", "vf_coef", "max_grad_norm"):
+        for name in ("clip_coef", "ent_coef", "vf_coef", "max_grad_norm", "aux_loss_coef"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         for name in ("lr_warmup_updates", "schedule_horizon", "monitor_every"):
