@@ -84,30 +84,27 @@ def _fields(prefix: str) -> tuple[str, ...]:
     return ("valid",) + LISTS[prefix][1]
 
 
-def _compact(valid: torch.Tensor, values: dict[str, torch.Tensor], capacity: int) -> dict[str, torch.Tensor]:
-    """Move the valid slots (in order) to the front of ``capacity`` slots, zeros behind.
+def _unstack(packed: torch.Tensor, prefix: str) -> dict[str, torch.Tensor]:
+    """Field views of a stacked list tensor ``(n, capacity, fields)``; flags as bool."""
+    columns = packed.permute(2, 0, 1).contiguous()  # one copy; the field views are then contiguous
+    return {name: columns[j] != 0 if name in ("valid", "right") else columns[j]
+            for j, name in enumerate(_fields(prefix))}
 
-    All fields travel in one stacked int64 tensor, so this is one scatter per list.
-    """
-    n = valid.shape[0]
-    names = list(values)
-    stacked = torch.stack([valid.long()] + [values[k].long() for k in names], dim=2)
+
+def _pack(prefix: str, parts: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+    """Concatenate slot groups (in list order) and compact them into the list's stacked
+    tensor ``(n, capacity, fields)``: valid slots first, in order; zeros behind.
+    One scatter per list."""
+    capacity = LISTS[prefix][0]
+    names = _fields(prefix)
+    stacked = torch.stack([torch.cat([part[k] for part in parts], dim=1) if len(parts) > 1 else parts[0][k]
+                           for k in names], dim=2).long()
+    valid = stacked[..., 0] != 0
     dest = valid.long().cumsum(dim=1) - 1
     dest = torch.where(valid & (dest < capacity), dest, capacity)  # invalid slots go to the bin slot ``capacity``
-    packed = torch.zeros((n, capacity + 1, stacked.shape[2]), dtype=torch.int64, device=valid.device)
+    packed = torch.zeros((stacked.shape[0], capacity + 1, stacked.shape[2]), dtype=torch.int64, device=stacked.device)
     packed.scatter_(1, dest.unsqueeze(2).expand_as(stacked), stacked)
-    out = {}
-    for j, key in enumerate(["valid"] + names):
-        column = packed[:, :capacity, j]
-        out[key] = column.bool() if key in ("valid", "right") else column
-    return out
-
-
-def _pack(prefix: str, parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Concatenate slot groups (in list order) and compact them into the list's capacity."""
-    capacity, names = LISTS[prefix]
-    cat = {k: torch.cat([p[k] for p in parts], dim=1) if len(parts) > 1 else parts[0][k] for k in ("valid",) + names}
-    return _compact(cat["valid"], {k: cat[k] for k in names}, capacity)
+    return packed[:, :capacity]
 
 
 def _append(lst: dict[str, torch.Tensor], do: torch.Tensor, **values: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -145,11 +142,11 @@ class SeaquestEnv(MinAtarEnv):
     ``player_right`` (heading), ``oxygen``, ``diver_count``, ``shot_timer``, ``surface``
     (already surfaced, no refill until it dives again); spawn and speed ``e_spawn_speed``,
     ``e_spawn_timer``, ``d_spawn_timer``, ``move_speed``, ``ramp_index``. Each list
-    ``f_bullet``, ``e_bullet``, ``fish``, ``esub``, ``diver`` is stored as
-    ``<list>_<field>`` tensors of shape ``(num_envs, capacity)`` with fields ``valid``,
-    ``x``, ``y``, ``right`` (+ ``move`` countdown for fish, subs, divers; + ``shot``
-    countdown for subs); see :data:`LISTS` for capacities. Valid slots come first in
-    spawn order; empty slots hold zeros.
+    ``f_bullet``, ``e_bullet``, ``fish``, ``esub``, ``diver`` is one int64 tensor
+    ``(num_envs, capacity, fields)`` with fields ``valid``, ``x``, ``y``, ``right``
+    (+ ``move`` countdown for fish, subs, divers; + ``shot`` countdown for subs), in
+    that order; see :data:`LISTS` for capacities. Valid slots come first in spawn
+    order; empty slots hold zeros.
     """
 
     game = "seaquest"
@@ -173,15 +170,13 @@ class SeaquestEnv(MinAtarEnv):
             "d_spawn_timer": full(DIVER_SPAWN_SPEED), "move_speed": full(INIT_MOVE_SPEED), "ramp_index": full(0),
         }
         for prefix, (capacity, _) in LISTS.items():
-            for field in _fields(prefix):
-                dtype = torch.bool if field in ("valid", "right") else torch.int64
-                state[f"{prefix}_{field}"] = torch.zeros((n, capacity), dtype=dtype, device=device)
+            state[prefix] = torch.zeros((n, capacity, len(_fields(prefix))), dtype=torch.int64, device=device)
         return state
 
     def transition(self, state: State, action: torch.Tensor, draws: dict[str, torch.Tensor]):
         n = action.shape[0]
         device = action.device
-        L = {p: {f: state[f"{p}_{f}"] for f in _fields(p)} for p in LISTS}
+        L = {p: _unstack(state[p], p) for p in LISTS}
         zero = torch.zeros(n, dtype=torch.int64, device=device)
         reward = torch.zeros(n, dtype=torch.int64, device=device)
         terminal = torch.zeros(n, dtype=torch.bool, device=device)
@@ -285,7 +280,7 @@ class SeaquestEnv(MinAtarEnv):
         es["shot"] = torch.where(fires, ENEMY_SHOT_INTERVAL, torch.where(shooters, es["shot"] - 1, es["shot"]))
         # New enemy bullets are appended newest sub first.
         new_bullets = {"valid": fires.flip(1), "x": es["x"].flip(1), "y": es["y"].flip(1), "right": es["right"].flip(1)}
-        L["e_bullet"] = _pack("e_bullet", [L["e_bullet"], new_bullets])
+        L["e_bullet"] = _unstack(_pack("e_bullet", [L["e_bullet"], new_bullets]), "e_bullet")
 
         # 6. Enemy bullets: contact before and after moving.
         eb = L["e_bullet"]
@@ -327,9 +322,7 @@ class SeaquestEnv(MinAtarEnv):
             "move_speed": move_speed, "ramp_index": ramp_index,
         }
         for prefix, lst in L.items():
-            packed = _pack(prefix, [lst])
-            for field in _fields(prefix):
-                next_state[f"{prefix}_{field}"] = packed[field]
+            next_state[prefix] = _pack(prefix, [lst])
         return next_state, reward.to(torch.float32), terminal
 
     def render(self, state: State) -> torch.Tensor:
@@ -346,9 +339,11 @@ class SeaquestEnv(MinAtarEnv):
             (8, bottom, cols, (cols >= diver_from.unsqueeze(1)) & (cols < GRID - 1)),
         ]
         for prefix, channel in (("f_bullet", 2), ("e_bullet", 4)):
-            cells.append((channel, state[f"{prefix}_y"], state[f"{prefix}_x"], state[f"{prefix}_valid"]))
+            lst = _unstack(state[prefix], prefix)
+            cells.append((channel, lst["y"], lst["x"], lst["valid"]))
         for prefix, channel in (("fish", 5), ("esub", 6), ("diver", 9)):
-            x, y, valid, right = (state[f"{prefix}_{f}"] for f in ("x", "y", "valid", "right"))
+            lst = _unstack(state[prefix], prefix)
+            x, y, valid, right = lst["x"], lst["y"], lst["valid"], lst["right"]
             cells.append((channel, y, x, valid))
             cells.append((3, y, torch.where(right, x - 1, x + 1), valid))
         return paint(n, len(self.channel_names), cells, device)

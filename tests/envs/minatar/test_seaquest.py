@@ -9,14 +9,13 @@ from normrl.envs.minatar.seaquest import LISTS, SeaquestEnv
 
 
 def _slots(items, prefix):
-    """A reference list as our padded ``<prefix>_<field>`` slot arrays."""
+    """A reference list as our stacked slot array ``(capacity, valid + fields)``."""
     capacity, names = LISTS[prefix]
     assert len(items) <= capacity, f"{prefix}: {len(items)} entries exceed capacity {capacity}"
-    out = {f"{prefix}_valid": np.array([i < len(items) for i in range(capacity)])}
-    for j, name in enumerate(names):
-        column = [int(item[j]) for item in items] + [0] * (capacity - len(items))
-        out[f"{prefix}_{name}"] = np.array(column, dtype=bool if name == "right" else np.int64)
-    return out
+    out = np.zeros((capacity, 1 + len(names)), dtype=np.int64)
+    for i, item in enumerate(items):
+        out[i] = [1] + [int(v) for v in item]
+    return {prefix: out}
 
 
 class SeaquestAdapter(oracle.Adapter):
@@ -142,7 +141,7 @@ def test_immortal_stress_rollout_matches_reference_and_stays_within_capacity():
             for k in theirs:
                 np.testing.assert_array_equal(ours[k], theirs[k], err_msg=f"env {i} step {t} {k}")
         for p in LISTS:
-            peak[p] = max(peak[p], int(state[f"{p}_valid"].sum(1).max()))
+            peak[p] = max(peak[p], int(state[p][..., 0].sum(1).max()))
     # the documented bounds (module docstring) and proof that the stress reached crowding
     assert peak["fish"] <= 60 and peak["esub"] <= 60 and peak["e_bullet"] <= 68
     assert peak["f_bullet"] <= 2 and peak["diver"] <= 2
