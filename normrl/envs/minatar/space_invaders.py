@@ -5,13 +5,14 @@ A cannon on the bottom row shoots upward at a 4x6 block of aliens (rows 0-3, col
 expiry; when a step would push an alien past the edge it instead drops one row and
 turns around. Each alien hit by a friendly bullet gives +1 and is removed (all
 bullets move one cell per step). The alien nearest to the cannon's column (ties: the
-lower column) fires from the lowest alien of that column every 11 steps. The episode
+lower column) fires from the lowest alien of that column every 10 steps. The episode
 ends when an enemy bullet or an alien reaches the cannon's cell, or when the block
 has to drop while an alien is already on the bottom row.
 
-Timing (reference constants): a friendly shot every 6 steps at most (cool-down 5);
-alien moves happen when the move timer is 0, after which it is reset to
-``min(number of aliens, enemy_move_interval)`` (so a thinning wave speeds up);
+Timing (reference constants): at most one friendly shot per 5 steps (cool-down 5);
+the block moves when its timer is 0, and the timer restarts at
+``min(number of aliens, enemy_move_interval)``, so the block moves every that many
+steps (a thinning wave speeds up);
 ``enemy_move_interval`` starts at 12 and, with difficulty ramping, drops by one per
 cleared wave down to 6. ``difficulty_ramping=False`` keeps it at 12.
 
