@@ -76,6 +76,6 @@ def test_er_learns_the_digits_stream(digits, norm):
     # Chance is 0.1 class-incremental and 0.5 task-incremental.
     assert cil["final_accuracy"] > 0.6, cil
     assert til["final_accuracy"] > 0.9, til
-    matrix = torch.tensor(cil["accuracy_matrix"])
-    assert (matrix.diagonal() > 0.8).all()  # every task learned when it arrives
+    final_row = torch.tensor(til["accuracy_matrix"])[-1]
+    assert (final_row > 0.7).all(), final_row  # no task forgotten down to chance
     assert summary["steps"] == sum(len(digits.train_indices(t)) // 10 + (len(digits.train_indices(t)) % 10 > 0) for t in range(5))
