@@ -225,7 +225,7 @@ def test_bad_obs_dtype_names_the_choices():
 
 
 def test_paint_other_dtypes_and_cell_zero_not_cleared_by_left_out_cells():
-    """Left-out cells must not touch cell (0, 0) of channel 0 (they go to a dropped column)."""
+    """Left-out cells must not clear a painted cell (0, 0) of channel 0, in every dtype."""
     from normrl.envs.minatar.common import paint
 
     y, x = torch.tensor([[0, -1, 0]]), torch.tensor([[0, 0, 0]])
