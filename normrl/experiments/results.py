@@ -1,0 +1,196 @@
+"""Results of a sequential comparison: per-run numbers from ``summary.json`` and the
+TensorBoard events, aggregated over seeds into a Markdown table and PNG plots.
+
+Measures (per game, method):
+
+* first visit / second visit: the evaluation return of the game right after the
+  agent trained on it for the first / second time (the diagonal entries of the
+  ``continual`` return matrix in ``summary.json``: row = that visit, column = that
+  game). NaP's claim is that the second visit learns as well as the first; a loss
+  of plasticity shows as second < first.
+* mean ± sample std (ddof 1) over seeds; "n" seeds counted per cell.
+
+Plots (over env steps of the stream, mean over seeds, shaded ± std): the training
+episode return (``charts/episode_return``), the dormant-unit ratio
+(``plasticity/dormant_ratio/all``) and the parameter norm
+(``plasticity/weight_norm/all``), with the task switches marked.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+RETURN_TAG = "charts/episode_return"
+DORMANT_TAG = "plasticity/dormant_ratio/all"
+WEIGHT_NORM_TAG = "plasticity/weight_norm/all"
+
+
+def visit_returns(continual: dict) -> dict[str, list[float]]:
+    """``{game: [return after visit 1, after visit 2, ...]}`` from a ``continual``
+    result dict (``task_names``, ``visit_tasks``, ``returns``)."""
+    names = continual["task_names"]
+    out: dict[str, list[float]] = {n: [] for n in names}
+    for row, task in enumerate(continual["visit_tasks"]):
+        value = continual["returns"][row][task]
+        out[names[task]].append(float("nan") if value is None else float(value))
+    return out
+
+
+def mean_std(values: list[float]) -> tuple[float, float, int]:
+    """Mean, sample std (ddof 1; 0 for one value) and count of the finite values."""
+    xs = [v for v in values if v is not None and math.isfinite(v)]
+    if not xs:
+        return float("nan"), float("nan"), 0
+    m = sum(xs) / len(xs)
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    return m, sd, len(xs)
+
+
+def aggregate(runs: dict[str, list[dict]]) -> dict[str, dict[str, dict[int, tuple[float, float, int]]]]:
+    """``{method: [continual result per seed]}`` -> ``{method: {game: {visit: (mean, std, n)}}}``
+    (visit 1-based)."""
+    table: dict = {}
+    for method, results in runs.items():
+        per_game: dict[str, dict[int, list[float]]] = {}
+        for res in results:
+            for game, values in visit_returns(res).items():
+                for k, v in enumerate(values, start=1):
+                    per_game.setdefault(game, {}).setdefault(k, []).append(v)
+        table[method] = {g: {k: mean_std(v) for k, v in visits.items()} for g, visits in per_game.items()}
+    return table
+
+
+def _fmt(cell: tuple[float, float, int] | None) -> str:
+    if cell is None or cell[2] == 0:
+        return "–"
+    m, sd, n = cell
+    return f"{m:.2f} ± {sd:.2f}"
+
+
+def format_table(table: dict) -> str:
+    """Markdown table: one row per (game, method): first visit, second visit, change."""
+    games: list[str] = []
+    for per_game in table.values():
+        for g in per_game:
+            if g not in games:
+                games.append(g)
+    lines = ["| game | method | first visit | second visit | second − first |", "|---|---|---|---|---|"]
+    for g in games:
+        for method, per_game in table.items():
+            visits = per_game.get(g, {})
+            first, second = visits.get(1), visits.get(2)
+            delta = "–"
+            if first and second and first[2] and second[2]:
+                delta = f"{second[0] - first[0]:+.2f}"
+            lines.append(f"| {g} | {method} | {_fmt(first)} | {_fmt(second)} | {delta} |")
+    return "\n".join(lines)
+
+
+def read_scalars(run_dir: str | Path, tags: tuple[str, ...]) -> dict[str, list[tuple[int, float]]]:
+    """``{tag: [(step, value), ...]}`` of ``tags`` from the TensorBoard event files in
+    ``run_dir`` (all events, sorted by step; missing tags give empty lists)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    have = set(acc.Tags().get("scalars", []))
+    return {t: sorted((e.step, e.value) for e in acc.Scalars(t)) if t in have else [] for t in tags}
+
+
+def _binned(series: list[list[tuple[int, float]]], edges: list[float]):
+    """Per run, the mean value in each bin of ``edges``; then mean and std over runs."""
+    import numpy as np
+
+    per_run = []
+    for points in series:
+        row = []
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            vals = [v for s, v in points if lo < s <= hi]
+            row.append(sum(vals) / len(vals) if vals else np.nan)
+        per_run.append(row)
+    arr = np.array(per_run, dtype=float)
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(arr, axis=0), np.nanstd(arr, axis=0)
+
+
+def plot_curves(curves: dict[str, list[list[tuple[int, float]]]], path: str | Path, *, title: str, ylabel: str,
+                total_steps: int, switch_steps: list[int], bins: int = 50) -> Path:
+    """Save a PNG of ``{method: [per-seed (step, value) series]}``: mean over seeds
+    in ``bins`` step bins, ± std shaded, task switches as dotted lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    edges = list(np.linspace(0, total_steps, bins + 1))
+    centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])]
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    for method, series in curves.items():
+        if not any(series):
+            continue
+        m, sd = _binned(series, edges)
+        keep = ~np.isnan(m)  # bins without a logged point
+        x = np.asarray(centers)[keep]
+        line, = ax.plot(x, m[keep], label=method, marker=".", markersize=3)
+        ax.fill_between(x, (m - sd)[keep], (m + sd)[keep], color=line.get_color(), alpha=0.2)
+    for s in switch_steps:
+        ax.axvline(s, color="grey", linestyle=":", linewidth=0.8)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def load_runs(root: str | Path, norms, seeds) -> dict[str, list[tuple[int, Path, dict]]]:
+    """``{norm: [(seed, run dir, summary dict), ...]}`` for runs under ``root/<norm>/seed<S>``
+    whose ``summary.json`` exists."""
+    out: dict[str, list] = {}
+    for norm in norms:
+        for seed in seeds:
+            d = Path(root) / norm / f"seed{seed}"
+            p = d / "summary.json"
+            if p.is_file():
+                out.setdefault(norm, []).append((seed, d, json.loads(p.read_text())))
+    return out
+
+
+def write_report(root: str | Path, out_md: str | Path, *, norms, seeds, title: str, setup: str,
+                 total_steps: int, switch_steps: list[int], png_prefix: str = "sequential_minatar") -> dict:
+    """Aggregate the runs under ``root`` and write ``out_md`` (table + setup + the
+    three plots, saved beside it as ``<png_prefix>_{returns,dormant,weight_norm}.png``).
+    Returns ``{"table": ..., "runs": {norm: [seeds]}, "plots": [paths]}``."""
+    runs = load_runs(root, norms, seeds)
+    table = aggregate({n: [s["continual"] for _, _, s in rs] for n, rs in runs.items()})
+    out_md = Path(out_md)
+    plots = []
+    specs = ((RETURN_TAG, "returns", "training episode return"),
+             (DORMANT_TAG, "dormant", "dormant-unit ratio (τ=0.025)"),
+             (WEIGHT_NORM_TAG, "weight_norm", "parameter norm ‖W_all‖"))
+    scalars = {n: [read_scalars(d, tuple(t for t, _, _ in specs)) for _, d, _ in rs] for n, rs in runs.items()}
+    for tag, suffix, label in specs:
+        curves = {n: [sc[tag] for sc in per_seed] for n, per_seed in scalars.items()}
+        path = out_md.parent / f"{png_prefix}_{suffix}.png"
+        plot_curves(curves, path, title=f"{label} over the stream", ylabel=label,
+                    total_steps=total_steps, switch_steps=switch_steps)
+        plots.append(path)
+    seeds_done = {n: [s for s, _, _ in rs] for n, rs in runs.items()}
+    body = [f"# {title}", "", setup, "",
+            "Runs with a summary: " + ", ".join(f"{n}: seeds {v}" for n, v in seeds_done.items()), "",
+            "Evaluation return of each game right after training on it, first and second visit "
+            "(mean ± std over seeds):", "", format_table(table), ""]
+    body += [f"![{p.stem}]({p.name})" for p in plots]
+    out_md.parent.mkdir(parents=True, exist_ok=True)
+    out_md.write_text("\n".join(body) + "\n")
+    return {"table": table, "runs": seeds_done, "plots": plots}

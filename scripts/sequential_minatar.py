@@ -1,0 +1,116 @@
+"""Sequential MinAtar: one continual run, or the NaP comparison (``--compare``).
+
+One run (a thin front-end over ``normrl continual --stream minatar``)::
+
+    python scripts/sequential_minatar.py --algo ppo --norm nap --steps-per-task 50000 --cycles 2 --logdir runs/seq_minatar_nap
+
+The comparison (Lyle et al. 2024, arXiv 2407.01800, reproduced small; see
+normrl/experiments/comparison.py and docs/scripts.md)::
+
+    python scripts/sequential_minatar.py --compare --root runs/seq_minatar_compare --jobs 2
+
+writes docs/results/sequential_minatar.md and its PNG plots; finished runs are skipped,
+interrupted ones resumed. ``--quick`` shrinks everything for a smoke test.
+"""
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from normrl.experiments.comparison import DEFAULT_NORMS, DEFAULT_SEEDS
+
+    p = argparse.ArgumentParser(prog="sequential_minatar.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--stream", default="minatar", help="task stream [minatar]")
+    p.add_argument("--algo", choices=("ppo", "dqn"), default="ppo", help="agent [ppo]")
+    p.add_argument("--norm", default="nap", help="norm of a single run [nap]")
+    p.add_argument("--steps-per-task", type=int, default=None,
+                   help="env steps per task visit [single run: 100000; --compare: 20480; --quick: 256]")
+    p.add_argument("--cycles", type=int, default=2, help="passes over the stream [2]")
+    p.add_argument("--seed", type=int, default=0, help="seed of a single run [0]")
+    p.add_argument("--num-envs", type=int, default=None, help="parallel envs [preset; --compare: 16; --quick: 4]")
+    p.add_argument("--eval-episodes", type=int, default=None, help="episodes per evaluation [single run: 10; --compare: 8; --quick: 2]")
+    p.add_argument("--logdir", default=None, help="single run directory [runs/seq_minatar_<algo>_<norm>_s<seed>]")
+    p.add_argument("--resume", action="store_true", help="single run: continue from its checkpoint")
+    p.add_argument("--threads", type=int, default=1, help="torch threads of a single run [1]")
+    p.add_argument("--no-progress", action="store_true", help="single run: no progress bar")
+    g = p.add_argument_group("comparison")
+    g.add_argument("--compare", action="store_true", help="run the norm comparison and write the report")
+    g.add_argument("--quick", action="store_true", help="tiny comparison for smoke tests")
+    g.add_argument("--norms", nargs="+", default=list(DEFAULT_NORMS), help=f"[{' '.join(DEFAULT_NORMS)}]")
+    g.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS), help=f"[{' '.join(map(str, DEFAULT_SEEDS))}]")
+    g.add_argument("--root", default="runs/seq_minatar_compare", help="folder of the comparison runs [runs/seq_minatar_compare]")
+    g.add_argument("--jobs", type=int, default=2, help="runs at a time, one torch thread each [2]")
+    g.add_argument("--report", default="docs/results/sequential_minatar.md", help="report path (PNGs beside it)")
+    g.add_argument("--report-only", action="store_true", help="only (re)write the report from the runs under --root")
+    return p
+
+
+def single_run(args) -> int:
+    import torch
+
+    from normrl.cli import main
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    argv = ["continual", "--stream", args.stream, "--algo", args.algo, "--norm", args.norm,
+            "--steps-per-task", str(args.steps_per_task or 100_000), "--cycles", str(args.cycles),
+            "--seed", str(args.seed), "--eval-episodes", str(args.eval_episodes or 10),
+            "--logdir", args.logdir or f"runs/seq_minatar_{args.algo}_{args.norm}_s{args.seed}"]
+    if args.num_envs is not None:
+        argv += ["--num-envs", str(args.num_envs)]
+    argv += (["--resume"] if args.resume else []) + (["--no-progress"] if args.no_progress else [])
+    return main(argv)
+
+
+def compare(args) -> int:
+    from pathlib import Path
+
+    from normrl.envs.streams import stream_tasks
+    from normrl.experiments.comparison import ComparisonPlan, run_comparison
+    from normrl.experiments.results import write_report
+
+    quick = args.quick
+    plan = ComparisonPlan(
+        root=Path(args.root), stream=args.stream, algo=args.algo, norms=tuple(args.norms), seeds=tuple(args.seeds),
+        steps_per_task=args.steps_per_task or (256 if quick else 20_480), cycles=args.cycles,
+        num_envs=args.num_envs or (4 if quick else 16), eval_episodes=args.eval_episodes or (2 if quick else 8),
+        overrides={"monitor_every": 1, "num_steps": 32} if quick and args.algo == "ppo" else
+                  ({"monitor_every": 1} if quick else {"monitor_every": 16}))
+    status = {}
+    if not args.report_only:
+        status = run_comparison(plan, jobs=args.jobs)
+    tasks = stream_tasks(plan.stream, plan.steps_per_task)
+    n_visits = len(tasks) * plan.cycles
+    # PPO rounds every visit up to whole rollouts: the switch steps come from the runs
+    # themselves when available, else from the nominal budget.
+    unit = plan.steps_per_task
+    setup = (f"Setup: `{plan.algo}` on stream `{plan.stream}` ({', '.join(t.name for t in tasks)}), "
+             f"{plan.cycles} cycles, {plan.steps_per_task:,} env steps per task visit, {plan.num_envs} envs, "
+             f"norms {', '.join(plan.norms)}, seeds {', '.join(map(str, plan.seeds))}; "
+             f"{plan.eval_episodes} greedy evaluation episodes per task after every visit; task env options "
+             f"{plan.stream_env_kwargs}; agent config "
+             f"= the library preset with {plan.overrides} (full config in each run's config.json). "
+             f"Runs under `{plan.root}`; regenerate with `python scripts/sequential_minatar.py --compare "
+             f"--root {plan.root} --report-only`.")
+    out = write_report(plan.root, args.report, norms=plan.norms, seeds=plan.seeds,
+                       title=f"Sequential {plan.stream}: {', '.join(plan.norms)} ({plan.algo})", setup=setup,
+                       total_steps=unit * n_visits, switch_steps=[unit * k for k in range(1, n_visits)])
+    print(Path(args.report).read_text())
+    failed = {k: v for k, v in status.items() if v != 0}
+    if failed:
+        print(f"failed runs (exit status): {failed}; see worker.log in their run directories", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return compare(args) if (args.compare or args.quick) else single_run(args)
+    except ValueError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
