@@ -44,7 +44,8 @@ def test_ppo_solves_cartpole(seed):
 
 def test_dqn_learns_cartpole_in_two_of_three_seeds():
     results = {}
-    for seed in (0, 1, 2):
+    # The verdict needs the third seed only when the first two disagree.
+    for seed in (1, 2, 0):
         agent = _dqn(seed)
         results[seed] = (train_until(agent, 400.0, 150_000, 5000), agent.num_steps)
         if sum(m >= 400.0 for m, _ in results.values()) >= 2:
