@@ -126,6 +126,22 @@ class BreakoutEnv(MinAtarEnv):
 
     def render(self, state: State) -> torch.Tensor:
         pos = state["pos"]
+        if torch.compiler.is_compiling():
+            # Compiled: each plane as a comparison against the cell index, which inductor
+            # fuses into the one write of the output (no canvas, no scatter).
+            cells = self._constants(pos.device)["cells"]
+
+            def single(y, x):
+                inside = (y >= 0) & (y < GRID) & (x >= 0) & (x < GRID)
+                return (cells == (y * GRID + x).unsqueeze(1)) & inside.unsqueeze(1)
+
+            planes = torch.stack([
+                cells == (GRID * (GRID - 1) + pos).unsqueeze(1),
+                single(state["ball_y"], state["ball_x"]),
+                single(state["last_y"], state["last_x"]),
+                state["brick_map"].reshape(pos.shape[0], GRID * GRID),
+            ], dim=1)
+            return planes.to(self.obs_dtype).view(pos.shape[0], len(self.channel_names), GRID, GRID)
         planes = paint(pos.shape[0], len(self.channel_names), [
             (0, torch.full_like(pos, GRID - 1), pos, None),
             (1, state["ball_y"], state["ball_x"], None),
