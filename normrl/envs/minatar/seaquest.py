@@ -70,7 +70,7 @@ ENEMY_SHOT_INTERVAL = 10
 DIVER_MOVE_INTERVAL = 5
 MAX_DIVERS = 6
 
-#: slot capacity and per-entity fields of each variable-length list (see module docstring)
+#: most slots and per-entity fields of each variable-length list (the proven bounds, module docstring)
 LISTS: dict[str, tuple[int, tuple[str, ...]]] = {
     "f_bullet": (3, ("x", "y", "right")),
     "e_bullet": (80, ("x", "y", "right")),
@@ -78,6 +78,9 @@ LISTS: dict[str, tuple[int, tuple[str, ...]]] = {
     "esub": (64, ("x", "y", "right", "move", "shot")),
     "diver": (4, ("x", "y", "right", "move")),
 }
+#: working capacity a fresh env starts with for the lists that grow on demand
+#: (``dynamic_capacity``); random play rarely has more than a handful of each alive
+INITIAL_CAPACITY: dict[str, int] = {"fish": 8, "esub": 8, "e_bullet": 8}
 
 
 def _fields(prefix: str) -> tuple[str, ...]:
@@ -91,11 +94,10 @@ def _unstack(packed: torch.Tensor, prefix: str) -> dict[str, torch.Tensor]:
             for j, name in enumerate(_fields(prefix))}
 
 
-def _pack(prefix: str, parts: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+def _pack(prefix: str, parts: list[dict[str, torch.Tensor]], capacity: int) -> torch.Tensor:
     """Concatenate slot groups (in list order) and compact them into the list's stacked
     tensor ``(n, capacity, fields)``: valid slots first, in order; zeros behind.
     One scatter per list."""
-    capacity = LISTS[prefix][0]
     names = _fields(prefix)
     stacked = torch.stack([torch.cat([part[k] for part in parts], dim=1) if len(parts) > 1 else parts[0][k]
                            for k in names], dim=2).long()
@@ -105,6 +107,15 @@ def _pack(prefix: str, parts: list[dict[str, torch.Tensor]]) -> torch.Tensor:
     packed = torch.zeros((stacked.shape[0], capacity + 1, stacked.shape[2]), dtype=torch.int64, device=stacked.device)
     packed.scatter_(1, dest.unsqueeze(2).expand_as(stacked), stacked)
     return packed[:, :capacity]
+
+
+def _resize(packed: torch.Tensor, width: int) -> torch.Tensor:
+    """A compact list tensor ``(n, capacity, fields)`` cut or zero-padded to ``width`` slots
+    (cutting only ever drops empty slots: callers keep ``width`` >= every list's length)."""
+    if width <= packed.shape[1]:
+        return packed[:, :width].contiguous()
+    pad = packed.new_zeros((packed.shape[0], width - packed.shape[1], packed.shape[2]))
+    return torch.cat([packed, pad], dim=1)
 
 
 def _append(lst: dict[str, torch.Tensor], do: torch.Tensor, **values: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -136,7 +147,19 @@ def _one_hot(index: torch.Tensor, size: int, on: torch.Tensor) -> torch.Tensor:
 
 
 class SeaquestEnv(MinAtarEnv):
-    """Batched MinAtar Seaquest; options as :class:`normrl.envs.minatar.common.MinAtarEnv`.
+    """Batched MinAtar Seaquest; options as :class:`normrl.envs.minatar.common.MinAtarEnv`, plus:
+
+    Args:
+        dynamic_capacity: keep the fish, enemy-sub and enemy-bullet lists only as wide as
+            the batch needs (default None: True on CPU, False elsewhere). The per-step
+            work scales with the list width, and random play rarely has more than a few
+            of each alive at once, while the proven bounds are 64/64/80 slots. Before
+            each :meth:`step` the env reads the batch's largest list lengths (one host
+            read of 3 integers) and widens a list (doubling, up to :data:`LISTS`) when
+            the step could overflow it, or narrows it again (halving, down to
+            :data:`INITIAL_CAPACITY`) when a quarter would do. Outcomes are identical
+            either way; False keeps the :data:`LISTS` widths and never reads the host
+            (what a CUDA rollout wants: no per-step synchronization).
 
     State keys (all ``(num_envs, ...)``): player ``player_x``, ``player_y``,
     ``player_right`` (heading), ``oxygen``, ``diver_count``, ``shot_timer``, ``surface``
@@ -145,8 +168,11 @@ class SeaquestEnv(MinAtarEnv):
     ``f_bullet``, ``e_bullet``, ``fish``, ``esub``, ``diver`` is one int64 tensor
     ``(num_envs, capacity, fields)`` with fields ``valid``, ``x``, ``y``, ``right``
     (+ ``move`` countdown for fish, subs, divers; + ``shot`` countdown for subs), in
-    that order; see :data:`LISTS` for capacities. Valid slots come first in spawn
-    order; empty slots hold zeros.
+    that order; see :data:`LISTS` for the largest capacities (the current widths are
+    :attr:`capacity`). Valid slots come first in spawn order; empty slots hold zeros.
+    :meth:`transition` keeps each list's width; it never drops an entity when every
+    list has room for what one step can add (one fish, sub, diver and friendly bullet;
+    one enemy bullet per sub, plus one), which full :data:`LISTS` widths always have.
     """
 
     game = "seaquest"
@@ -155,6 +181,43 @@ class SeaquestEnv(MinAtarEnv):
     minimal_action_set = (NOOP, LEFT, UP, RIGHT, DOWN, FIRE)
     reset_draw_shapes = {}
     step_draw_shapes = {"enemy_side": (), "enemy_is_sub": (), "enemy_row": (), "diver_side": (), "diver_row": ()}
+
+    def __init__(self, num_envs: int = 1, device: str | torch.device = "cpu", seed: int | None = None, *,
+                 dynamic_capacity: bool | None = None, **kwargs):
+        if dynamic_capacity is not None and not isinstance(dynamic_capacity, bool):
+            raise ValueError(f"dynamic_capacity must be None, True or False, got {dynamic_capacity!r}")
+        if dynamic_capacity is None:
+            dynamic_capacity = torch.device(device).type == "cpu"
+        self.dynamic_capacity = dynamic_capacity
+        #: current width of each list tensor (slots per sub-env)
+        self.capacity = {p: INITIAL_CAPACITY.get(p, cap) if dynamic_capacity else cap for p, (cap, _) in LISTS.items()}
+        super().__init__(num_envs, device, seed, **kwargs)
+
+    def _fit_capacity(self) -> None:
+        """Widen (or narrow) the growable lists of ``self.state`` so the next step cannot overflow."""
+        lengths = torch.stack([self.state[p][:, :, 0].sum(1).amax() for p in INITIAL_CAPACITY]).tolist()
+        count = dict(zip(INITIAL_CAPACITY, lengths))
+        need = {"fish": count["fish"] + 1, "esub": count["esub"] + 1,
+                "e_bullet": count["e_bullet"] + count["esub"] + 1}
+        for p, low in INITIAL_CAPACITY.items():
+            width, most = self.capacity[p], LISTS[p][0]
+            if need[p] > width:
+                width = min(most, max(2 * width, need[p]))
+            elif 4 * need[p] <= width and width > low:
+                width = max(low, width // 2)
+            if width != self.capacity[p]:
+                self.state[p] = _resize(self.state[p], width)
+                self.capacity[p] = width
+
+    def step_with_draws(self, actions, draws):
+        if self.dynamic_capacity:
+            self._fit_capacity()
+        return super().step_with_draws(actions, draws)
+
+    def load_state_dict(self, state) -> None:
+        super().load_state_dict(state)
+        for p in LISTS:
+            self.capacity[p] = self.state[p].shape[1]
 
     def initial_state(self, draws: dict[str, torch.Tensor]) -> State:
         n, device = self.num_envs, self.device
@@ -169,7 +232,7 @@ class SeaquestEnv(MinAtarEnv):
             "e_spawn_speed": full(INIT_SPAWN_SPEED), "e_spawn_timer": full(INIT_SPAWN_SPEED),
             "d_spawn_timer": full(DIVER_SPAWN_SPEED), "move_speed": full(INIT_MOVE_SPEED), "ramp_index": full(0),
         }
-        for prefix, (capacity, _) in LISTS.items():
+        for prefix, capacity in self.capacity.items():
             state[prefix] = torch.zeros((n, capacity, len(_fields(prefix))), dtype=torch.int64, device=device)
         return state
 
@@ -220,7 +283,7 @@ class SeaquestEnv(MinAtarEnv):
         fb = L["f_bullet"]
         fb["x"] = torch.where(fb["valid"], _step_x(fb["x"], fb["right"]), fb["x"])
         fb["valid"] = fb["valid"] & ~_off_grid(fb["x"])
-        for b in reversed(range(LISTS["f_bullet"][0])):
+        for b in reversed(range(fb["valid"].shape[1])):
             alive = fb["valid"][:, b]
             bx, by = fb["x"][:, b : b + 1], fb["y"][:, b : b + 1]
             hit = zero.bool()
@@ -261,7 +324,7 @@ class SeaquestEnv(MinAtarEnv):
             # the next oldest to the next newest, ...
             slots = torch.arange(e["valid"].shape[1], device=device)
             shot_down = torch.zeros_like(seeking)
-            for b in range(LISTS["f_bullet"][0]):
+            for b in range(fb["valid"].shape[1]):
                 cand = seeking & ~shot_down & fb["valid"][:, b : b + 1] & (e["x"] == fb["x"][:, b : b + 1]) \
                     & (e["y"] == fb["y"][:, b : b + 1])
                 newest = torch.where(cand, slots, -1).amax(1)
@@ -280,7 +343,7 @@ class SeaquestEnv(MinAtarEnv):
         es["shot"] = torch.where(fires, ENEMY_SHOT_INTERVAL, torch.where(shooters, es["shot"] - 1, es["shot"]))
         # New enemy bullets are appended newest sub first.
         new_bullets = {"valid": fires.flip(1), "x": es["x"].flip(1), "y": es["y"].flip(1), "right": es["right"].flip(1)}
-        L["e_bullet"] = _unstack(_pack("e_bullet", [L["e_bullet"], new_bullets]), "e_bullet")
+        L["e_bullet"] = _unstack(_pack("e_bullet", [L["e_bullet"], new_bullets], state["e_bullet"].shape[1]), "e_bullet")
 
         # 6. Enemy bullets: contact before and after moving.
         eb = L["e_bullet"]
@@ -322,7 +385,7 @@ class SeaquestEnv(MinAtarEnv):
             "move_speed": move_speed, "ramp_index": ramp_index,
         }
         for prefix, lst in L.items():
-            next_state[prefix] = _pack(prefix, [lst])
+            next_state[prefix] = _pack(prefix, [lst], state[prefix].shape[1])
         return next_state, reward.to(torch.float32), terminal
 
     def render(self, state: State) -> torch.Tensor:
