@@ -152,9 +152,8 @@ class AdaB2N(nn.Module):
 
     def _next_eta(self) -> torch.Tensor:
         m, k = self.momentum, self.kappa
-        first = torch.tensor(m ** k, dtype=self.eta.dtype, device=self.eta.device)
         later = self.eta / (self.eta + (1.0 - m) ** k)
-        return torch.where(self.num_batches_tracked == 0, first, later)
+        return torch.where(self.num_batches_tracked == 0, m ** k, later)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.layout == "nchw" and x.dim() != 4:

@@ -97,23 +97,20 @@ class EvoNormS0(nn.Module):
         self.bias = nn.Parameter(torch.zeros(self.num_features))
         self.v = nn.Parameter(torch.ones(self.num_features))
 
-    def group_std(self, x: torch.Tensor) -> torch.Tensor:
-        """sqrt(σ²_group + eps), broadcast back to the shape of ``x``."""
-        g = self.num_groups
+    def _grouped(self, t: torch.Tensor) -> torch.Tensor:
+        """View of ``t`` with one axis per group: (N, G, C/G·H·W) or (..., G, C/G)."""
         if self.layout == "nchw":
-            grouped = x.reshape(x.shape[0], g, -1)
-            var = grouped.var(dim=2, unbiased=False, keepdim=True)
-            return torch.sqrt(var + self.eps).expand_as(grouped).reshape(x.shape)
-        grouped = x.reshape(*x.shape[:-1], g, self.num_features // g)
-        var = grouped.var(dim=-1, unbiased=False, keepdim=True)
-        return torch.sqrt(var + self.eps).expand_as(grouped).reshape(x.shape)
+            return t.reshape(t.shape[0], self.num_groups, -1)
+        return t.reshape(*t.shape[:-1], self.num_groups, self.num_features // self.num_groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.layout == "nchw" and x.dim() < 3:
             raise ValueError(f"EvoNormS0(layout='nchw') expects (N, C, H, W) input, got shape {tuple(x.shape)}")
         shape = channel_shape(x, self.layout)
         num = x * torch.sigmoid(self.v.view(shape) * x)
-        return num / self.group_std(x) * self.weight.view(shape) + self.bias.view(shape)
+        var = self._grouped(x).var(dim=-1, unbiased=False, keepdim=True)
+        y = (self._grouped(num) * torch.rsqrt(var + self.eps)).reshape(x.shape)
+        return y * self.weight.view(shape) + self.bias.view(shape)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, layout={self.layout!r}, num_groups={self.num_groups}, eps={self.eps}"
