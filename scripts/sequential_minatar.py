@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--algo", choices=("ppo", "dqn"), default="ppo", help="agent [ppo]")
     p.add_argument("--norm", default="nap", help="norm of a single run [nap]")
     p.add_argument("--steps-per-task", type=int, default=None,
-                   help="env steps per task visit [single run: 100000; --compare: 20480; --quick: 256]")
+                   help="env steps per task visit [single run: 100000; --compare: 40960; --quick: 256]")
     p.add_argument("--cycles", type=int, default=2, help="passes over the stream [2]")
     p.add_argument("--seed", type=int, default=0, help="seed of a single run [0]")
     p.add_argument("--num-envs", type=int, default=None, help="parallel envs [preset; --compare: 16; --quick: 4]")
@@ -72,7 +72,7 @@ def compare(args) -> int:
     quick = args.quick
     plan = ComparisonPlan(
         root=Path(args.root), stream=args.stream, algo=args.algo, norms=tuple(args.norms), seeds=tuple(args.seeds),
-        steps_per_task=args.steps_per_task or (256 if quick else 20_480), cycles=args.cycles,
+        steps_per_task=args.steps_per_task or (256 if quick else 40_960), cycles=args.cycles,
         num_envs=args.num_envs or (4 if quick else 16), eval_episodes=args.eval_episodes or (2 if quick else 8),
         overrides={"monitor_every": 1, "num_steps": 32} if quick and args.algo == "ppo" else
                   ({"monitor_every": 1} if quick else {"monitor_every": 16}))

@@ -40,7 +40,7 @@ class ComparisonPlan:
     algo: str = "ppo"
     norms: tuple[str, ...] = DEFAULT_NORMS
     seeds: tuple[int, ...] = DEFAULT_SEEDS
-    steps_per_task: int = 20_480
+    steps_per_task: int = 40_960
     cycles: int = 2
     num_envs: int | None = 16
     eval_episodes: int = 8
@@ -76,9 +76,20 @@ class ComparisonPlan:
         return cmd + ["--"] + self.continual_args(norm, seed, resume)
 
 
-def run_state(run_dir: Path, expected_visits: int) -> str:
+def run_state(run_dir: Path, expected_visits: int, steps_per_task: int | None = None) -> str:
     """``"done"`` (summary.json holds ``expected_visits`` evaluated visits),
-    ``"resume"`` (a checkpoint exists) or ``"fresh"``."""
+    ``"resume"`` (a checkpoint exists) or ``"fresh"``. With ``steps_per_task`` given, a
+    run directory whose config.json records another budget raises ValueError (one root
+    holds one comparison)."""
+    config = run_dir / "config.json"
+    if steps_per_task is not None and config.is_file():
+        try:
+            saved = json.loads(config.read_text())["continual"]["steps_per_task"]
+        except (OSError, ValueError, KeyError, TypeError):
+            saved = None
+        if saved is not None and saved != steps_per_task:
+            raise ValueError(f"{run_dir} holds a run with {saved} steps per task, not {steps_per_task}; "
+                             "use another --root for another budget")
     summary = run_dir / "summary.json"
     if summary.is_file():
         try:
@@ -110,7 +121,7 @@ def run_comparison(plan: ComparisonPlan, jobs: int = 2, echo=print) -> dict[tupl
     for seed in plan.seeds:  # seed-major: an unfinished comparison still has every norm's first seeds
         for norm in plan.norms:
             d = plan.run_dir(norm, seed)
-            state = run_state(d, visits)
+            state = run_state(d, visits, plan.steps_per_task)
             if state == "done":
                 status[(norm, seed)] = 0
                 echo(f"skip {norm} seed {seed}: finished")

@@ -3,11 +3,15 @@ TensorBoard events, aggregated over seeds into a Markdown table and PNG plots.
 
 Measures (per game, method):
 
-* first visit / second visit: the evaluation return of the game right after the
-  agent trained on it for the first / second time (the diagonal entries of the
+* eval, first / second visit: the greedy evaluation return of the game right after
+  the agent trained on it for the first / second time (the diagonal entries of the
   ``continual`` return matrix in ``summary.json``: row = that visit, column = that
-  game). NaP's claim is that the second visit learns as well as the first; a loss
-  of plasticity shows as second < first.
+  game);
+* train, first / second visit: the mean training episode return (sampled actions,
+  ``charts/episode_return``) over the last half of that visit.
+
+NaP's claim is that the second visit learns as well as the first; a loss of
+plasticity shows as second < first.
 * mean ± sample std (ddof 1) over seeds; "n" seeds counted per cell.
 
 Plots (over env steps of the stream, mean over seeds, shaded ± std): the training
@@ -37,6 +41,23 @@ def visit_returns(continual: dict) -> dict[str, list[float]]:
     return out
 
 
+def visit_training_returns(points: list[tuple[int, float]], continual: dict, tail: float = 0.5) -> dict[str, list[float]]:
+    """``{game: [training return per visit]}``: the mean of the logged training episode
+    returns (``(step, value)`` points of ``charts/episode_return``) within the last
+    ``tail`` fraction of each visit; a visit spans ``(eval_steps[k-1], eval_steps[k]]``
+    (``eval_steps`` from the ``continual`` result; 0 before the first). NaN for a visit
+    without points."""
+    names = continual["task_names"]
+    out: dict[str, list[float]] = {n: [] for n in names}
+    start = 0
+    for task, end in zip(continual["visit_tasks"], continual["eval_steps"]):
+        lo = end - tail * (end - start)
+        vals = [v for step, v in points if lo < step <= end]
+        out[names[task]].append(sum(vals) / len(vals) if vals else float("nan"))
+        start = end
+    return out
+
+
 def mean_std(values: list[float]) -> tuple[float, float, int]:
     """Mean, sample std (ddof 1; 0 for one value) and count of the finite values."""
     xs = [v for v in values if v is not None and math.isfinite(v)]
@@ -48,13 +69,13 @@ def mean_std(values: list[float]) -> tuple[float, float, int]:
 
 
 def aggregate(runs: dict[str, list[dict]]) -> dict[str, dict[str, dict[int, tuple[float, float, int]]]]:
-    """``{method: [continual result per seed]}`` -> ``{method: {game: {visit: (mean, std, n)}}}``
-    (visit 1-based)."""
+    """``{method: [{game: [value per visit]} per seed]}`` -> ``{method: {game: {visit:
+    (mean, std, n)}}}`` (visit 1-based)."""
     table: dict = {}
     for method, results in runs.items():
         per_game: dict[str, dict[int, list[float]]] = {}
         for res in results:
-            for game, values in visit_returns(res).items():
+            for game, values in res.items():
                 for k, v in enumerate(values, start=1):
                     per_game.setdefault(game, {}).setdefault(k, []).append(v)
         table[method] = {g: {k: mean_std(v) for k, v in visits.items()} for g, visits in per_game.items()}
@@ -68,22 +89,35 @@ def _fmt(cell: tuple[float, float, int] | None) -> str:
     return f"{m:.2f} ± {sd:.2f}"
 
 
-def format_table(table: dict) -> str:
-    """Markdown table: one row per (game, method): first visit, second visit, change."""
+def format_table(table: dict, train_table: dict | None = None) -> str:
+    """Markdown table: one row per (game, method): evaluation return after the first
+    and second visit and their change; with ``train_table`` also the training return
+    (last half of each visit) of the first and second visit and their change."""
     games: list[str] = []
     for per_game in table.values():
         for g in per_game:
             if g not in games:
                 games.append(g)
-    lines = ["| game | method | first visit | second visit | second − first |", "|---|---|---|---|---|"]
+    head = "| game | method | eval, first visit | eval, second visit | eval: second − first |"
+    rule = "|---|---|---|---|---|"
+    if train_table is not None:
+        head += " train, first visit | train, second visit | train: second − first |"
+        rule += "---|---|---|"
+    lines = [head, rule]
+
+    def cells(visits: dict) -> list[str]:
+        first, second = visits.get(1), visits.get(2)
+        delta = "–"
+        if first and second and first[2] and second[2]:
+            delta = f"{second[0] - first[0]:+.2f}"
+        return [_fmt(first), _fmt(second), delta]
+
     for g in games:
         for method, per_game in table.items():
-            visits = per_game.get(g, {})
-            first, second = visits.get(1), visits.get(2)
-            delta = "–"
-            if first and second and first[2] and second[2]:
-                delta = f"{second[0] - first[0]:+.2f}"
-            lines.append(f"| {g} | {method} | {_fmt(first)} | {_fmt(second)} | {delta} |")
+            row = [g, method, *cells(per_game.get(g, {}))]
+            if train_table is not None:
+                row += cells(train_table.get(method, {}).get(g, {}))
+            lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
@@ -172,13 +206,15 @@ def write_report(root: str | Path, out_md: str | Path, *, norms, seeds, title: s
     three plots, saved beside it as ``<png_prefix>_{returns,dormant,weight_norm}.png``).
     Returns ``{"table": ..., "runs": {norm: [seeds]}, "plots": [paths]}``."""
     runs = load_runs(root, norms, seeds)
-    table = aggregate({n: [s["continual"] for _, _, s in rs] for n, rs in runs.items()})
+    table = aggregate({n: [visit_returns(s["continual"]) for _, _, s in rs] for n, rs in runs.items()})
     out_md = Path(out_md)
     plots = []
     specs = ((RETURN_TAG, "returns", "training episode return"),
              (DORMANT_TAG, "dormant", "dormant-unit ratio (τ=0.025)"),
              (WEIGHT_NORM_TAG, "weight_norm", "parameter norm ‖W_all‖"))
     scalars = {n: [read_scalars(d, tuple(t for t, _, _ in specs)) for _, d, _ in rs] for n, rs in runs.items()}
+    train_table = aggregate({n: [visit_training_returns(sc[RETURN_TAG], s["continual"])
+                                 for sc, (_, _, s) in zip(scalars[n], rs)] for n, rs in runs.items()})
     for tag, suffix, label in specs:
         curves = {n: [sc[tag] for sc in per_seed] for n, per_seed in scalars.items()}
         path = out_md.parent / f"{png_prefix}_{suffix}.png"
@@ -188,9 +224,10 @@ def write_report(root: str | Path, out_md: str | Path, *, norms, seeds, title: s
     seeds_done = {n: [s for s, _, _ in rs] for n, rs in runs.items()}
     body = [f"# {title}", "", setup, "",
             "Runs with a summary: " + ", ".join(f"{n}: seeds {v}" for n, v in seeds_done.items()), "",
-            "Evaluation return of each game right after training on it, first and second visit "
-            "(mean ± std over seeds):", "", format_table(table), ""]
+            "Per game and method, mean ± std over seeds: *eval* = greedy evaluation return of the game "
+            "right after training on it (first / second visit); *train* = mean training episode return "
+            "(sampled actions) over the last half of that visit.", "", format_table(table, train_table), ""]
     body += [f"![{p.stem}]({p.name})" for p in plots]
     out_md.parent.mkdir(parents=True, exist_ok=True)
     out_md.write_text("\n".join(body) + "\n")
-    return {"table": table, "runs": seeds_done, "plots": plots}
+    return {"table": table, "train_table": train_table, "runs": seeds_done, "plots": plots}
