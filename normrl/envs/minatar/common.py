@@ -107,7 +107,7 @@ def paint(batch: int, n_channels: int, cells, device: torch.device, dtype: torch
         value.append(ok.reshape(batch, -1))
     # Eager: painted directly in ``dtype`` (a conversion pass costs more than the
     # scatter). Under torch.compile: on a uint8 canvas, whose conversion fuses into the
-    # output write (inductor's float32 scatter-max was 5-10x slower on CPU).
+    # output write (inductor's float32 scatter-max was 3-6x slower on CPU).
     # A left-out cell writes 0 to cell 0, which "amax" makes harmless.
     canvas = torch.uint8 if torch.compiler.is_compiling() else dtype
     planes = torch.zeros((batch, n_channels * GRID * GRID), dtype=canvas, device=device)
@@ -236,9 +236,10 @@ class MinAtarEnv(TensorEnv):
 
         On the machines this was measured on (x86 with AVX-512), inductor's vectorized
         CPU code for these integer/bool-heavy kernels (masked partial-row loads, index
-        gathers, bool<->uint8 mask casts) ran 20-70x slower than its scalar loops, which
-        gcc still auto-vectorizes where it can; ``cpp.simdlen=1`` selects the scalar
-        loops for this function only. CUDA (Triton) is unaffected.
+        gathers, bool<->uint8 mask casts) ran 2x (Freeway, Asterix) to 10-50x (Breakout)
+        slower than its scalar loops, which gcc still auto-vectorizes where it can;
+        ``cpp.simdlen=1`` selects the scalar loops for this function only. CUDA
+        (Triton) is unaffected.
         """
         options = {"cpp.simdlen": 1} if self.device.type == "cpu" else None
         return torch.compile(self.pure_step, fullgraph=True, options=options)
