@@ -45,3 +45,30 @@ def test_errors_are_one_line(tmp_path, capsys, argv, message):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cifar10_path_end_to_end_on_a_fake_dataset_in_the_official_format(tmp_path, monkeypatch):
+    import dataclasses
+    import pickle
+
+    import numpy as np
+
+    from normrl.envs import cifar
+
+    folder = tmp_path / "data" / cifar.CIFAR10.folder
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in cifar.CIFAR10.train_files + cifar.CIFAR10.test_files:
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8), b"labels": [i % 10 for i in range(20)]}, f)
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": []}))
+    md5 = {name: cifar.md5sum(folder / name) for name in cifar.CIFAR10.md5}
+    monkeypatch.setitem(cifar.SPECS, "cifar10", dataclasses.replace(cifar.CIFAR10, md5=md5))
+    logdir = tmp_path / "run"
+    rc = main(["split-cifar", "--data-dir", str(tmp_path / "data"), "--dataset", "cifar10", "--norm", "bcn", "--method", "derpp", "--nf", "4",
+               "--buffer", "20", "--augment", "--class-order-seed", "2", "--scenario", "task-incremental", "--logdir", str(logdir), "--no-progress"])
+    assert rc == 0
+    summary = json.loads((logdir / "summary.json").read_text())
+    assert summary["steps"] == 10 and summary["scenario"] == "task-incremental"
+    assert summary["final_accuracy"] == summary["task_il"]["final_accuracy"]
+    assert sorted(summary["class_order"]) == list(range(10)) and summary["class_order"] != list(range(10))
