@@ -80,7 +80,10 @@ LISTS: dict[str, tuple[int, tuple[str, ...]]] = {
 }
 #: working capacity a fresh env starts with for the lists that grow on demand
 #: (``dynamic_capacity``); random play rarely has more than a handful of each alive
-INITIAL_CAPACITY: dict[str, int] = {"fish": 8, "esub": 8, "e_bullet": 8}
+INITIAL_CAPACITY: dict[str, int] = {"fish": 4, "esub": 4, "e_bullet": 4}
+#: a list is widened to what the next step may need plus this many slots, and narrowed
+#: (to the same) once three times as many are spare, so widths change rarely
+CAPACITY_SLACK = 2
 
 
 def _fields(prefix: str) -> tuple[str, ...]:
@@ -155,9 +158,9 @@ class SeaquestEnv(MinAtarEnv):
             work scales with the list width, and random play rarely has more than a few
             of each alive at once, while the proven bounds are 64/64/80 slots. Before
             each :meth:`step` the env reads the batch's largest list lengths (one host
-            read of 3 integers) and widens a list (doubling, up to :data:`LISTS`) when
-            the step could overflow it, or narrows it again (halving, down to
-            :data:`INITIAL_CAPACITY`) when a quarter would do. Outcomes are identical
+            read of 3 integers) and widens a list (up to :data:`LISTS`) when the step
+            could overflow it, or narrows it again (down to :data:`INITIAL_CAPACITY`)
+            when many slots are spare (:data:`CAPACITY_SLACK`). Outcomes are identical
             either way; False keeps the :data:`LISTS` widths and never reads the host
             (what a CUDA rollout wants: no per-step synchronization).
 
@@ -194,17 +197,21 @@ class SeaquestEnv(MinAtarEnv):
         super().__init__(num_envs, device, seed, **kwargs)
 
     def _fit_capacity(self) -> None:
-        """Widen (or narrow) the growable lists of ``self.state`` so the next step cannot overflow."""
-        lengths = torch.stack([self.state[p][:, :, 0].sum(1).amax() for p in INITIAL_CAPACITY]).tolist()
-        count = dict(zip(INITIAL_CAPACITY, lengths))
-        need = {"fish": count["fish"] + 1, "esub": count["esub"] + 1,
-                "e_bullet": count["e_bullet"] + count["esub"] + 1}
-        for p, low in INITIAL_CAPACITY.items():
+        """Widen (or narrow) the growable lists of ``self.state`` so the next step cannot overflow.
+
+        One step adds at most one fish and one sub (the spawn) and one enemy bullet per
+        sub whose shot countdown is 0 (a newly spawned sub waits 10 steps).
+        """
+        fish, esub, e_bullet = (self.state[p] for p in ("fish", "esub", "e_bullet"))
+        shooters = (esub[:, :, 0] != 0) & (esub[:, :, 5] == 0)
+        need = torch.stack([fish[:, :, 0].sum(1).amax() + 1, esub[:, :, 0].sum(1).amax() + 1,
+                            (e_bullet[:, :, 0].sum(1) + shooters.sum(1)).amax()]).tolist()
+        for p, n_need in zip(("fish", "esub", "e_bullet"), need):
             width, most = self.capacity[p], LISTS[p][0]
-            if need[p] > width:
-                width = min(most, max(2 * width, need[p]))
-            elif 4 * need[p] <= width and width > low:
-                width = max(low, width // 2)
+            if n_need > width:
+                width = min(most, n_need + CAPACITY_SLACK)
+            elif n_need + 3 * CAPACITY_SLACK <= width:
+                width = max(INITIAL_CAPACITY[p], n_need + CAPACITY_SLACK)
             if width != self.capacity[p]:
                 self.state[p] = _resize(self.state[p], width)
                 self.capacity[p] = width

@@ -219,3 +219,44 @@ def test_state_dict_resume_is_exact():
     second = [env.step(a) for a in actions]
     for (o1, r1, t1, _, _), (o2, r2, t2, _, _) in zip(first, second):
         assert torch.equal(o1, o2) and torch.equal(r1, r2) and torch.equal(t1, t2)
+
+
+def test_dynamic_capacity_widens_and_narrows_with_identical_outcomes():
+    """A crowded rollout (a spawn every step, oxygen topped up) with on-demand list widths
+    gives exactly the observations, rewards, terminals and (padded) states of full widths;
+    the widths grow past their start while crowded and shrink back after a reset."""
+    n = 16
+    dyn = SeaquestEnv(num_envs=n, seed=12, dynamic_capacity=True)
+    full = SeaquestEnv(num_envs=n, seed=12, dynamic_capacity=False)
+    assert all(dyn.capacity[p] < LISTS[p][0] for p in ("fish", "esub", "e_bullet"))
+    assert full.capacity == {p: cap for p, (cap, _) in LISTS.items()}
+    gen = torch.Generator().manual_seed(13)
+    widest = dict(dyn.capacity)
+    for t in range(160):
+        for env in (dyn, full):
+            env.state["e_spawn_speed"] = torch.ones_like(env.state["e_spawn_speed"])
+            env.state["e_spawn_timer"] = env.state["e_spawn_timer"].clamp(max=1)
+            env.state["oxygen"] = torch.full_like(env.state["oxygen"], 200)
+        actions = torch.randint(6, (n,), generator=gen)
+        draws = full.sample_draws()
+        out_dyn = dyn.step_with_draws(actions, draws)
+        out_full = full.step_with_draws(actions, draws)
+        for a, b in zip(out_dyn[:4], out_full[:4]):
+            assert torch.equal(a, b), f"step {t}"
+        for k, v in full.state.items():
+            ours = dyn.state[k]
+            if k in LISTS:  # the full list beyond our width holds only empty (zero) slots
+                ours, v = ours, v[:, : ours.shape[1]] if not v[:, ours.shape[1]:].any() else v
+            assert torch.equal(ours, v), f"step {t} {k}"
+        widest = {p: max(w, dyn.capacity[p]) for p, w in widest.items()}
+    assert widest["fish"] >= 12 and widest["esub"] >= 8 and widest["e_bullet"] >= 6
+    dyn.reset(seed=1)
+    for _ in range(3):
+        dyn.step(torch.zeros(n, dtype=torch.int64))
+    assert dyn.capacity["fish"] == dyn.capacity["esub"] == 4 and dyn.capacity["e_bullet"] <= 6
+
+
+def test_dynamic_capacity_choices():
+    assert SeaquestEnv(num_envs=1, seed=0).dynamic_capacity  # CPU default
+    with pytest.raises(ValueError, match="dynamic_capacity"):
+        SeaquestEnv(num_envs=1, seed=0, dynamic_capacity="yes")
