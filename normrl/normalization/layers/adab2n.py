@@ -163,6 +163,8 @@ class AdaB2N(nn.Module):
         c = self.num_features
         if self.layout == "nchw":  # statistics over N, H, W; no layout copies
             xs, reduce, shape = x, (2, 3), (1, c, 1, 1)
+        elif x.dim() == 2:  # (N, C): one position per sample
+            xs, reduce, shape = x, None, (1, c)
         else:  # (N, L, C): samples, positions, channels
             xs, reduce, shape = x.reshape(x.shape[0], -1, c), (1,), (1, 1, c)
         if not self.training:
@@ -177,12 +179,17 @@ class AdaB2N(nn.Module):
         elif ids.shape[0] != n:
             raise ValueError(f"AdaB2N got {ids.shape[0]} task ids for a batch of {n} samples")
         w = self.sample_weights(ids.to(xs.device)).to(xs.dtype)
-        mean = w @ xs.mean(reduce)
-        centered = xs - mean.view(shape)
-        var = w @ centered.square().mean(reduce)
-        y = centered * torch.rsqrt(var + self.eps).view(shape)
+        mean = w @ (xs if reduce is None else xs.mean(reduce))
+        squares = (xs - mean.view(shape)).square()
+        var = w @ (squares if reduce is None else squares.mean(reduce))
+        # Normalization and affine map folded into one per-channel scale and shift.
+        scale = torch.rsqrt(var + self.eps)
         if self.weight is not None:
-            y = y * self.weight.view(shape) + self.bias.view(shape)
+            scale = scale * self.weight
+            shift = self.bias - mean * scale
+        else:
+            shift = -mean * scale
+        y = torch.addcmul(shift.view(shape), xs, scale.view(shape))
         with torch.no_grad():
             eta = self._next_eta()
             self.eta.copy_(eta)
