@@ -397,23 +397,25 @@ class SeaquestEnv(MinAtarEnv):
 
     def render(self, state: State) -> torch.Tensor:
         px, py = state["player_x"], state["player_y"]
-        n, device = px.shape[0], px.device
-        cols = torch.arange(GRID, device=device).expand(n, GRID)
-        bottom = torch.full_like(cols, GRID - 1)
-        oxygen_cells = torch.div(state["oxygen"].clamp(min=0) * 10, MAX_OXYGEN, rounding_mode="floor")
-        diver_from = GRID - 1 - state["diver_count"]
+        n, device, dtype = px.shape[0], px.device, self.obs_dtype
         cells = [
             (0, py, px, None),
             (1, py, torch.where(state["player_right"], px - 1, px + 1), None),
-            (7, bottom, cols, cols < oxygen_cells.unsqueeze(1)),
-            (8, bottom, cols, (cols >= diver_from.unsqueeze(1)) & (cols < GRID - 1)),
         ]
+        # Field views straight into the stacked lists (x, y, right are fields 1, 2, 3).
         for prefix, channel in (("f_bullet", 2), ("e_bullet", 4)):
-            lst = _unstack(state[prefix], prefix)
-            cells.append((channel, lst["y"], lst["x"], lst["valid"]))
+            lst = state[prefix]
+            cells.append((channel, lst[:, :, 2], lst[:, :, 1], lst[:, :, 0] != 0))
         for prefix, channel in (("fish", 5), ("esub", 6), ("diver", 9)):
-            lst = _unstack(state[prefix], prefix)
-            x, y, valid, right = lst["x"], lst["y"], lst["valid"], lst["right"]
+            lst = state[prefix]
+            valid, x, y = lst[:, :, 0] != 0, lst[:, :, 1], lst[:, :, 2]
             cells.append((channel, y, x, valid))
-            cells.append((3, y, torch.where(right, x - 1, x + 1), valid))
-        return paint(n, len(self.channel_names), cells, device)
+            cells.append((3, y, x + 1 - 2 * lst[:, :, 3], valid))  # the cell behind: x - 1 heading right
+        planes = paint(n, len(self.channel_names), cells, device, dtype)
+        # The gauges fill row 9 of their own channels: written directly, not scattered.
+        cols = torch.arange(GRID, device=device)
+        oxygen_cells = torch.div(state["oxygen"].clamp(min=0) * 10, MAX_OXYGEN, rounding_mode="floor")
+        diver_from = GRID - 1 - state["diver_count"]
+        planes[:, 7, GRID - 1] = (cols < oxygen_cells.unsqueeze(1)).to(dtype)
+        planes[:, 8, GRID - 1] = ((cols >= diver_from.unsqueeze(1)) & (cols < GRID - 1)).to(dtype)
+        return planes
