@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from normrl.envs.minatar.common import GRID, LEFT, NOOP, RIGHT, MinAtarEnv, State, paint, uniform_to_int
+from normrl.envs.minatar.common import GRID, LEFT, NOOP, RIGHT, MinAtarEnv, State, paint, uniform_to_int, where_rows
 
 # Ball directions: 0 up-left, 1 up-right, 2 down-right, 3 down-left.
 _DX = (-1, 1, 1, -1)
@@ -100,8 +100,13 @@ class BreakoutEnv(MinAtarEnv):
 
         # Refill happens when the ball reaches the paddle row with no bricks left.
         refill = reaches_bottom & ~_any_brick(flat)
-        flat = flat & ~(breaks.unsqueeze(1) & (t["cells"] == cell.unsqueeze(1)))
-        bricks = torch.where(refill.view(n, 1, 1), t["wall"], flat.view(n, GRID, GRID))
+        if torch.compiler.is_compiling():  # fuses with the rest of the step
+            flat = flat & ~(breaks.unsqueeze(1) & (t["cells"] == cell.unsqueeze(1)))
+        else:  # touch one cell per sub-env instead of 100 (~10x faster eagerly)
+            flat = flat.clone()
+            index = cell.unsqueeze(1)
+            flat.scatter_(1, index, flat.gather(1, index) & ~breaks.unsqueeze(1))
+        bricks = where_rows(refill, t["wall"].expand(n, GRID, GRID), flat.view(n, GRID, GRID))
 
         straight_back = reaches_bottom & (x == pos)
         corner = reaches_bottom & ~straight_back & (new_x == pos)

@@ -65,13 +65,24 @@ def uniform_to_int(u: torch.Tensor, low: int, high: int | torch.Tensor) -> torch
     return low + (torch.minimum(k, n - 1) if isinstance(n, torch.Tensor) else k.clamp(max=n - 1))
 
 
+def where_rows(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per sub-env select ``a[i]`` where ``mask[i]`` else ``b[i]``; ``a``, ``b`` of one shape ``(n, ...)``.
+
+    Eager bool maps whose rows are a multiple of 4 bytes (e.g. 10x10) are selected four
+    cells at a time as int32 (torch's broadcast bool ``where`` was ~7x slower).
+    """
+    if (a.dtype == torch.bool and b.dtype == torch.bool and a.dim() > 1 and a.shape == b.shape
+            and a[0].numel() % 4 == 0 and not torch.compiler.is_compiling()):
+        n = a.shape[0]
+        words = torch.where(mask.view(n, 1), a.contiguous().view(n, -1).view(torch.int32),
+                            b.contiguous().view(n, -1).view(torch.int32))
+        return words.view(torch.bool).view(a.shape)
+    return torch.where(mask.view(mask.shape + (1,) * (a.dim() - 1)), a, b)
+
+
 def where_state(mask: torch.Tensor, a: State, b: State) -> State:
     """Per sub-env select: ``a[k][i]`` where ``mask[i]`` else ``b[k][i]``, for every key."""
-    out = {}
-    for key, av in a.items():
-        m = mask.view(mask.shape + (1,) * (av.dim() - 1))
-        out[key] = torch.where(m, av, b[key])
-    return out
+    return {key: where_rows(mask, av, b[key]) for key, av in a.items()}
 
 
 def one_hot_grid(y: torch.Tensor, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
