@@ -3,7 +3,7 @@ set), resumable; a thin front-end over ``normrl continual --stream atari-...``.
 
 Example::
 
-    python scripts/sequential_atari.py --games Pong,Breakout --algo dqn --norm nap \\
+    python scripts/sequential_atari.py --games Pong,Breakout --algo ppo --norm nap \\
         --steps-per-task 1000000 --cycles 2 --logdir runs/seq_atari_nap
 
 ``--games default`` is the ten-game stream ``atari-default`` (its source:
@@ -18,7 +18,8 @@ import sys
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sequential_atari.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--games", default="default", help="comma-separated ALE games, or 'default' (atari-default) [default]")
-    p.add_argument("--algo", choices=("ppo", "dqn"), default="dqn", help="agent [dqn]")
+    p.add_argument("--algo", choices=("ppo", "dqn"), default="ppo",
+                   help="agent [ppo] (dqn uses the library ALE preset: a 1M-transition replay buffer, 56 GB)")
     p.add_argument("--norm", default="nap", help="registered norm [nap]")
     p.add_argument("--steps-per-task", type=int, default=1_000_000, help="env steps per game visit [1000000]")
     p.add_argument("--cycles", type=int, default=1, help="passes over the games [1]")
