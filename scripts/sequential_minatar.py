@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logdir", default=None, help="single run directory [runs/seq_minatar_<algo>_<norm>_s<seed>]")
     p.add_argument("--resume", action="store_true", help="single run: continue from its checkpoint")
     p.add_argument("--threads", type=int, default=1, help="torch threads of a single run [1]")
+    p.add_argument("--checkpoint-every", type=int, default=25_000,
+                   help="single run: env steps between checkpoints (and progress-bar updates) [25000]")
     p.add_argument("--no-progress", action="store_true", help="single run: no progress bar")
     g = p.add_argument_group("comparison")
     g.add_argument("--compare", action="store_true", help="run the norm comparison and write the report")
@@ -55,6 +57,7 @@ def single_run(args) -> int:
     argv = ["continual", "--stream", args.stream, "--algo", args.algo, "--norm", args.norm,
             "--steps-per-task", str(args.steps_per_task or 100_000), "--cycles", str(args.cycles),
             "--seed", str(args.seed), "--eval-episodes", str(args.eval_episodes or 10),
+            "--checkpoint-every", str(args.checkpoint_every),
             "--logdir", args.logdir or f"runs/seq_minatar_{args.algo}_{args.norm}_s{args.seed}"]
     if args.num_envs is not None:
         argv += ["--num-envs", str(args.num_envs)]
