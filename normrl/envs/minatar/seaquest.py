@@ -143,12 +143,6 @@ def _off_grid(x: torch.Tensor) -> torch.Tensor:
     return (x < 0) | (x > GRID - 1)
 
 
-def _one_hot(index: torch.Tensor, size: int, on: torch.Tensor) -> torch.Tensor:
-    """``(n, size)`` bool with ``index[i]`` set where ``on[i]`` (index ignored elsewhere)."""
-    slots = torch.arange(size, device=index.device)
-    return (slots == index.unsqueeze(1)) & on.unsqueeze(1)
-
-
 class SeaquestEnv(MinAtarEnv):
     """Batched MinAtar Seaquest; options as :class:`normrl.envs.minatar.common.MinAtarEnv`, plus:
 
@@ -290,17 +284,23 @@ class SeaquestEnv(MinAtarEnv):
         fb = L["f_bullet"]
         fb["x"] = torch.where(fb["valid"], _step_x(fb["x"], fb["right"]), fb["x"])
         fb["valid"] = fb["valid"] & ~_off_grid(fb["x"])
-        for b in reversed(range(fb["valid"].shape[1])):
-            alive = fb["valid"][:, b]
-            bx, by = fb["x"][:, b : b + 1], fb["y"][:, b : b + 1]
+        # Cells as codes y * 10 + x; a code that can match nothing marks an empty slot
+        # (-1 for enemies, -2 for bullets) or an enemy already taken.
+        b_code = torch.where(fb["valid"], fb["y"] * GRID + fb["x"], -2)
+        codes = {p: torch.where(L[p]["valid"], L[p]["y"] * GRID + L[p]["x"], -1) for p in ("fish", "esub")}
+        spent = [zero.bool()] * b_code.shape[1]
+        for b in reversed(range(b_code.shape[1])):
+            cell = b_code[:, b : b + 1]
             hit = zero.bool()
             for p in ("fish", "esub"):
-                there = L[p]["valid"] & (L[p]["x"] == bx) & (L[p]["y"] == by)
-                take = alive & ~hit & there.any(1)
-                L[p]["valid"] = L[p]["valid"] & ~_one_hot(there.long().argmax(1), there.shape[1], take)
-                hit |= take
-            fb["valid"] = fb["valid"] & ~_one_hot(torch.full_like(zero, b), fb["valid"].shape[1], hit)
+                there = (codes[p] == cell) & ~hit.unsqueeze(1)
+                first = there & (there.cumsum(1) == 1)
+                codes[p] = codes[p].masked_fill(first, -1)
+                L[p]["valid"] = L[p]["valid"] & ~first
+                hit = hit | first.any(1)
+            spent[b] = hit
             reward += hit.long()
+        fb["valid"] = fb["valid"] & ~torch.stack(spent, 1)
 
         # 4. Divers, newest first: picked up at the player's cell (before or after their
         #    move) while fewer than 6 are on board.
@@ -329,15 +329,17 @@ class SeaquestEnv(MinAtarEnv):
             seeking = moves & ~off & ~meets
             # The oldest live bullet at a cell goes to the newest enemy that moved onto it,
             # the next oldest to the next newest, ...
-            slots = torch.arange(e["valid"].shape[1], device=device)
+            code = torch.where(seeking, e["y"] * GRID + e["x"], -1)
+            b_code = torch.where(fb["valid"], fb["y"] * GRID + fb["x"], -2)
             shot_down = torch.zeros_like(seeking)
-            for b in range(fb["valid"].shape[1]):
-                cand = seeking & ~shot_down & fb["valid"][:, b : b + 1] & (e["x"] == fb["x"][:, b : b + 1]) \
-                    & (e["y"] == fb["y"][:, b : b + 1])
-                newest = torch.where(cand, slots, -1).amax(1)
-                got = newest >= 0
-                shot_down |= _one_hot(newest, slots.shape[0], got)
-                fb["valid"] = fb["valid"] & ~_one_hot(torch.full_like(zero, b), fb["valid"].shape[1], got)
+            spent = [zero.bool()] * b_code.shape[1]
+            for b in range(b_code.shape[1]):
+                cand = code == b_code[:, b : b + 1]
+                last = cand & (cand.cumsum(1) == cand.sum(1, keepdim=True))
+                code = code.masked_fill(last, -1)
+                shot_down = shot_down | last
+                spent[b] = last.any(1)
+            fb["valid"] = fb["valid"] & ~torch.stack(spent, 1)
             e["valid"] = e["valid"] & ~off & ~shot_down
             return contact | meets.any(1), shot_down.long().sum(1)
 
