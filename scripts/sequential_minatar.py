@@ -84,8 +84,8 @@ def compare(args) -> int:
         status = run_comparison(plan, jobs=args.jobs)
     tasks = stream_tasks(plan.stream, plan.steps_per_task)
     n_visits = len(tasks) * plan.cycles
-    # PPO rounds every visit up to whole rollouts: the switch steps come from the runs
-    # themselves when available, else from the nominal budget.
+    # task switches at the nominal budget (PPO rounds a visit up to whole rollouts; the
+    # defaults are whole rollouts)
     unit = plan.steps_per_task
     setup = (f"Setup: `{plan.algo}` on stream `{plan.stream}` ({', '.join(t.name for t in tasks)}), "
              f"{plan.cycles} cycles, {plan.steps_per_task:,} env steps per task visit, {plan.num_envs} envs, "
@@ -97,7 +97,8 @@ def compare(args) -> int:
              f"--root {plan.root} --report-only`.")
     out = write_report(plan.root, args.report, norms=plan.norms, seeds=plan.seeds,
                        title=f"Sequential {plan.stream}: {', '.join(plan.norms)} ({plan.algo})", setup=setup,
-                       total_steps=unit * n_visits, switch_steps=[unit * k for k in range(1, n_visits)])
+                       total_steps=unit * n_visits, switch_steps=[unit * k for k in range(1, n_visits)],
+                       expected_visits=n_visits)
     print(Path(args.report).read_text())
     failed = {k: v for k, v in status.items() if v != 0}
     if failed:

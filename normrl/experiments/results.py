@@ -201,7 +201,8 @@ def load_runs(root: str | Path, norms, seeds) -> dict[str, list[tuple[int, Path,
 
 
 def write_report(root: str | Path, out_md: str | Path, *, norms, seeds, title: str, setup: str,
-                 total_steps: int, switch_steps: list[int], png_prefix: str = "sequential_minatar") -> dict:
+                 total_steps: int, switch_steps: list[int], png_prefix: str = "sequential_minatar",
+                 expected_visits: int | None = None) -> dict:
     """Aggregate the runs under ``root`` and write ``out_md`` (table + setup + the
     three plots, saved beside it as ``<png_prefix>_{returns,dormant,weight_norm}.png``).
     Returns ``{"table": ..., "runs": {norm: [seeds]}, "plots": [paths]}``."""
@@ -222,8 +223,13 @@ def write_report(root: str | Path, out_md: str | Path, *, norms, seeds, title: s
                     total_steps=total_steps, switch_steps=switch_steps)
         plots.append(path)
     seeds_done = {n: [s for s, _, _ in rs] for n, rs in runs.items()}
-    body = [f"# {title}", "", setup, "",
-            "Runs with a summary: " + ", ".join(f"{n}: seeds {v}" for n, v in seeds_done.items()), "",
+    visits = {n: {s: len(sm["continual"]["visit_tasks"]) for s, _, sm in rs} for n, rs in runs.items()}
+    expected = max((v for per in visits.values() for v in per.values()), default=0)
+    if expected_visits is not None:
+        expected = expected_visits
+    listing = "; ".join(f"{n}: seeds " + ", ".join(f"{s}" + ("" if v >= expected else f" ({v}/{expected} visits, unfinished)")
+                                                    for s, v in per.items()) for n, per in visits.items())
+    body = [f"# {title}", "", setup, "", "Runs included: " + listing + ".", "",
             "Per game and method, mean ± std over seeds: *eval* = greedy evaluation return of the game "
             "right after training on it (first / second visit); *train* = mean training episode return "
             "(sampled actions) over the last half of that visit.", "", format_table(table, train_table), ""]
