@@ -26,6 +26,8 @@ import math
 from pathlib import Path
 
 RETURN_TAG = "charts/episode_return"
+#: Text after this line of an existing report is kept when the report is rewritten.
+NOTES_MARKER = "<!-- notes: text below this line is kept when the report is regenerated -->"
 DORMANT_TAG = "plasticity/dormant_ratio/all"
 WEIGHT_NORM_TAG = "plasticity/weight_norm/all"
 
@@ -234,6 +236,10 @@ def write_report(root: str | Path, out_md: str | Path, *, norms, seeds, title: s
             "right after training on it (first / second visit); *train* = mean training episode return "
             "(sampled actions) over the last half of that visit.", "", format_table(table, train_table), ""]
     body += [f"![{p.stem}]({p.name})" for p in plots]
+    # a hand-written discussion below the NOTES_MARKER line survives regeneration
+    notes = ""
+    if out_md.is_file() and NOTES_MARKER in out_md.read_text():
+        notes = out_md.read_text().split(NOTES_MARKER, 1)[1]
     out_md.parent.mkdir(parents=True, exist_ok=True)
-    out_md.write_text("\n".join(body) + "\n")
+    out_md.write_text("\n".join(body) + "\n\n" + NOTES_MARKER + (notes if notes else "\n"))
     return {"table": table, "train_table": train_table, "runs": seeds_done, "plots": plots}

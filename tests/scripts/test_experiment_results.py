@@ -93,3 +93,11 @@ def test_write_report_from_run_directories(tmp_path):
         png = tmp_path / "doc" / f"sequential_minatar_{suffix}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"({png.name})" in text
+    # hand-written notes below the marker survive a rewrite
+    from normrl.experiments.results import NOTES_MARKER
+
+    (tmp_path / "doc" / "r.md").write_text(text + "Discussion: kept.\n")
+    write_report(tmp_path / "runs", tmp_path / "doc" / "r.md", norms=("none", "nap"), seeds=(0, 1),
+                 title="T2", setup="S", total_steps=400, switch_steps=[100, 200, 300])
+    again = (tmp_path / "doc" / "r.md").read_text()
+    assert again.startswith("# T2") and again.endswith(NOTES_MARKER + "\nDiscussion: kept.\n")
