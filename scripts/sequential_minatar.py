@@ -98,7 +98,7 @@ def compare(args) -> int:
     out = write_report(plan.root, args.report, norms=plan.norms, seeds=plan.seeds,
                        title=f"Sequential {plan.stream}: {', '.join(plan.norms)} ({plan.algo})", setup=setup,
                        total_steps=unit * n_visits, switch_steps=[unit * k for k in range(1, n_visits)],
-                       expected_visits=n_visits)
+                       expected_visits=n_visits, segment_labels=[tasks[k % len(tasks)].name for k in range(n_visits)])
     print(Path(args.report).read_text())
     failed = {k: v for k, v in status.items() if v != 0}
     if failed:

@@ -155,7 +155,8 @@ def _binned(series: list[list[tuple[int, float]]], edges: list[float]):
 
 
 def plot_curves(curves: dict[str, list[list[tuple[int, float]]]], path: str | Path, *, title: str, ylabel: str,
-                total_steps: int, switch_steps: list[int], bins: int = 50) -> Path:
+                total_steps: int, switch_steps: list[int], bins: int = 50,
+                segment_labels: list[str] | None = None) -> Path:
     """Save a PNG of ``{method: [per-seed (step, value) series]}``: mean over seeds
     in ``bins`` step bins, ± std shaded, task switches as dotted lines."""
     import matplotlib
@@ -177,9 +178,13 @@ def plot_curves(curves: dict[str, list[list[tuple[int, float]]]], path: str | Pa
         ax.fill_between(x, (m - sd)[keep], (m + sd)[keep], color=line.get_color(), alpha=0.2)
     for s in switch_steps:
         ax.axvline(s, color="grey", linestyle=":", linewidth=0.8)
+    if segment_labels:
+        bounds = [0, *switch_steps, total_steps]
+        for label, lo, hi in zip(segment_labels, bounds[:-1], bounds[1:]):
+            ax.text((lo + hi) / 2, 1.0, label, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7)
     ax.set_xlabel("env steps")
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    ax.set_title(title, pad=14 if segment_labels else 6)
     ax.legend()
     fig.tight_layout()
     path = Path(path)
@@ -204,7 +209,7 @@ def load_runs(root: str | Path, norms, seeds) -> dict[str, list[tuple[int, Path,
 
 def write_report(root: str | Path, out_md: str | Path, *, norms, seeds, title: str, setup: str,
                  total_steps: int, switch_steps: list[int], png_prefix: str = "sequential_minatar",
-                 expected_visits: int | None = None) -> dict:
+                 expected_visits: int | None = None, segment_labels: list[str] | None = None) -> dict:
     """Aggregate the runs under ``root`` and write ``out_md`` (table + setup + the
     three plots, saved beside it as ``<png_prefix>_{returns,dormant,weight_norm}.png``).
     Returns ``{"table": ..., "runs": {norm: [seeds]}, "plots": [paths]}``."""
@@ -222,7 +227,7 @@ def write_report(root: str | Path, out_md: str | Path, *, norms, seeds, title: s
         curves = {n: [sc[tag] for sc in per_seed] for n, per_seed in scalars.items()}
         path = out_md.parent / f"{png_prefix}_{suffix}.png"
         plot_curves(curves, path, title=f"{label} over the stream", ylabel=label,
-                    total_steps=total_steps, switch_steps=switch_steps)
+                    total_steps=total_steps, switch_steps=switch_steps, segment_labels=segment_labels)
         plots.append(path)
     seeds_done = {n: [s for s, _, _ in rs] for n, rs in runs.items()}
     visits = {n: {s: len(sm["continual"]["visit_tasks"]) for s, _, sm in rs} for n, rs in runs.items()}
