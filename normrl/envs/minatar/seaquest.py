@@ -41,7 +41,9 @@ and at most one spawns per step, so at most 60 fish and 60 enemy subs exist at o
 in 9 steps, so at most 68 enemy bullets (capacity 80); a friendly bullet lives at most
 9 steps and the player fires at most every 5, so at most 2 (capacity 3); a diver lives
 at most 59 steps and one spawns every 30, so at most 2 (capacity 4). The capacities
-are therefore never reached.
+are therefore never reached. The per-step work grows with the list widths, so on CPU
+the fish, sub and enemy-bullet lists are kept only as wide as the batch currently
+needs (``dynamic_capacity``, see :class:`SeaquestEnv`); outcomes do not depend on it.
 
 One reference quirk is not reproduced: the reference removes list entries by value,
 so when two entities of one kind are identical in every field (same cell, heading and
@@ -216,8 +218,12 @@ class SeaquestEnv(MinAtarEnv):
         return super().step_with_draws(actions, draws)
 
     def load_state_dict(self, state) -> None:
+        """As :meth:`MinAtarEnv.load_state_dict`; the lists keep the saved widths, or are
+        padded to the full :data:`LISTS` widths when this env has fixed widths."""
         super().load_state_dict(state)
-        for p in LISTS:
+        for p, (most, _) in LISTS.items():
+            if not self.dynamic_capacity and self.state[p].shape[1] != most:
+                self.state[p] = _resize(self.state[p], most)
             self.capacity[p] = self.state[p].shape[1]
 
     def initial_state(self, draws: dict[str, torch.Tensor]) -> State:

@@ -260,3 +260,19 @@ def test_dynamic_capacity_choices():
     assert SeaquestEnv(num_envs=1, seed=0).dynamic_capacity  # CPU default
     with pytest.raises(ValueError, match="dynamic_capacity"):
         SeaquestEnv(num_envs=1, seed=0, dynamic_capacity="yes")
+
+
+def test_state_dict_moves_between_dynamic_and_fixed_widths():
+    dyn = SeaquestEnv(num_envs=3, seed=14)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(30):
+        dyn.step(torch.randint(6, (3,), generator=gen))
+    saved = dyn.state_dict()
+    fixed = SeaquestEnv(num_envs=3, seed=0, dynamic_capacity=False)
+    fixed.load_state_dict(saved)
+    assert fixed.capacity == {p: cap for p, (cap, _) in LISTS.items()}
+    assert all(fixed.state[p].shape[1] == cap for p, (cap, _) in LISTS.items())
+    for _ in range(40):
+        actions = torch.randint(6, (3,), generator=gen)
+        a, b = dyn.step(actions), fixed.step(actions)
+        assert all(torch.equal(x, y) for x, y in zip(a[:4], b[:4]))
