@@ -22,6 +22,9 @@ _EXPORTS = {
     "LRSchedule": "schedules",
     "make_lr_schedule": "schedules",
     "reset_optimizer_state": "optimizer_reset",
+    "adab2n_task_ids": "layers.adab2n",
+    "adab2n_aux_loss": "layers.adab2n",
+    "WSConv2d": "ws_conv",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = ["list_norms", "get_norm_layer", "create_norm_layer", "register_norm", *_EXPORTS]
