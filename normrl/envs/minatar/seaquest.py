@@ -94,7 +94,7 @@ def _fields(prefix: str) -> tuple[str, ...]:
 
 def _unstack(packed: torch.Tensor, prefix: str) -> dict[str, torch.Tensor]:
     """Field views of a stacked list tensor ``(n, capacity, fields)``; flags as bool."""
-    columns = packed.permute(2, 0, 1).contiguous()  # one copy; the field views are then contiguous
+    columns = packed.unbind(2)  # strided views, no copy
     return {name: columns[j] != 0 if name in ("valid", "right") else columns[j]
             for j, name in enumerate(_fields(prefix))}
 
@@ -357,8 +357,9 @@ class SeaquestEnv(MinAtarEnv):
         fires = shooters & (es["shot"] == 0)
         es["shot"] = torch.where(fires, ENEMY_SHOT_INTERVAL, torch.where(shooters, es["shot"] - 1, es["shot"]))
         # New enemy bullets are appended newest sub first.
-        new_bullets = {"valid": fires.flip(1), "x": es["x"].flip(1), "y": es["y"].flip(1), "right": es["right"].flip(1)}
-        L["e_bullet"] = _unstack(_pack("e_bullet", [L["e_bullet"], new_bullets], state["e_bullet"].shape[1]), "e_bullet")
+        # (They stay behind the old ones, holes and all, until the compaction at the end.)
+        new_bullets = {"valid": fires, "x": es["x"], "y": es["y"], "right": es["right"]}
+        L["e_bullet"] = {k: torch.cat([v, new_bullets[k].flip(1)], dim=1) for k, v in L["e_bullet"].items()}
 
         # 6. Enemy bullets: contact before and after moving.
         eb = L["e_bullet"]
