@@ -68,6 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's default)")
     parser.add_argument("--skip-reference", action="store_true", help="time only the normrl envs")
     parser.add_argument("--seed", type=int, default=0, help="seed of envs and actions (default 0)")
+    parser.add_argument("--obs-dtype", default="float32", choices=["float32", "uint8", "bool"],
+                        help="observation dtype of the MinAtar envs (default float32; the reference's state() is bool)")
     args = parser.parse_args(argv)
     try:
         args.env_counts = [int(v) for v in args.envs.split(",") if v.strip()]
@@ -110,6 +112,8 @@ def time_steps(step: Callable[[], None], seconds: float, sync: Callable[[], None
 def bench_ours(env_id: str, num_envs: int, args, compile_step: bool) -> float:
     device = torch.device(args.device)
     kwargs = {"compile": True} if compile_step else {}
+    if env_id.startswith("MinAtar/") and args.obs_dtype != "float32":
+        kwargs["obs_dtype"] = args.obs_dtype
     env = make_env(env_id, num_envs, device=device, seed=args.seed, **kwargs)
     env.reset()
     gen = torch.Generator(device=device).manual_seed(args.seed)
@@ -202,7 +206,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     rows: list[dict] = []
     notes: list[str] = []
-    header = f"{'env':<24}{'num_envs':>9}  {'ours steps/s':>14}  {'reference':<28}{'ref steps/s':>14}  {'speedup':>8}"
+    header = f"{'env':<34}{'num_envs':>9}  {'ours steps/s':>14}  {'reference':<28}{'ref steps/s':>14}  {'speedup':>8}"
     print(header)
     print("-" * len(header))
 
@@ -210,7 +214,7 @@ def main(argv=None) -> int:
         rows.append(row)
         speed = "-" if row["reference_steps_per_s"] is None else f"{row['speedup']:.1f}x"
         print(
-            f"{row['env']:<24}{row['num_envs']:>9}  {fmt_rate(row['ours_steps_per_s']):>14}  "
+            f"{row['env']:<34}{row['num_envs']:>9}  {fmt_rate(row['ours_steps_per_s']):>14}  "
             f"{row['reference'] or '-':<28}{fmt_rate(row['reference_steps_per_s']):>14}  {speed:>8}",
             flush=True,
         )
@@ -244,7 +248,8 @@ def main(argv=None) -> int:
             for label, rate in ours.items():
                 for ref_name, ref_rate in references:
                     emit({
-                        "env": env_id if label == "eager" else f"{env_id} (compiled)",
+                        "env": (env_id if label == "eager" else f"{env_id} (compiled)")
+                        + (f" [{args.obs_dtype}]" if game != "CartPole" and args.obs_dtype != "float32" else ""),
                         "num_envs": num_envs,
                         "variant": label,
                         "ours_steps_per_s": rate,
