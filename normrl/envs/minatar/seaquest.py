@@ -80,6 +80,9 @@ LISTS: dict[str, tuple[int, tuple[str, ...]]] = {
     "esub": (64, ("x", "y", "right", "move", "shot")),
     "diver": (4, ("x", "y", "right", "move")),
 }
+#: dtype of the stacked list tensors: every field fits (coordinates -1..10, countdowns <= 10),
+#: and a quarter of int64's bytes makes compaction, resets and rendering cheaper
+LIST_DTYPE = torch.int16
 #: working capacity a fresh env starts with for the lists that grow on demand
 #: (``dynamic_capacity``); random play rarely has more than a handful of each alive
 INITIAL_CAPACITY: dict[str, int] = {"fish": 4, "esub": 4, "e_bullet": 4}
@@ -105,11 +108,11 @@ def _pack(prefix: str, parts: list[dict[str, torch.Tensor]], capacity: int) -> t
     One scatter per list."""
     names = _fields(prefix)
     stacked = torch.stack([torch.cat([part[k] for part in parts], dim=1) if len(parts) > 1 else parts[0][k]
-                           for k in names], dim=2).long()
+                           for k in names], dim=2).to(LIST_DTYPE)
     valid = stacked[..., 0] != 0
     dest = valid.long().cumsum(dim=1) - 1
     dest = torch.where(valid & (dest < capacity), dest, capacity)  # invalid slots go to the bin slot ``capacity``
-    packed = torch.zeros((stacked.shape[0], capacity + 1, stacked.shape[2]), dtype=torch.int64, device=stacked.device)
+    packed = torch.zeros((stacked.shape[0], capacity + 1, stacked.shape[2]), dtype=LIST_DTYPE, device=stacked.device)
     packed.scatter_(1, dest.unsqueeze(2).expand_as(stacked), stacked)
     return packed[:, :capacity]
 
@@ -164,7 +167,7 @@ class SeaquestEnv(MinAtarEnv):
     ``player_right`` (heading), ``oxygen``, ``diver_count``, ``shot_timer``, ``surface``
     (already surfaced, no refill until it dives again); spawn and speed ``e_spawn_speed``,
     ``e_spawn_timer``, ``d_spawn_timer``, ``move_speed``, ``ramp_index``. Each list
-    ``f_bullet``, ``e_bullet``, ``fish``, ``esub``, ``diver`` is one int64 tensor
+    ``f_bullet``, ``e_bullet``, ``fish``, ``esub``, ``diver`` is one :data:`LIST_DTYPE` (int16) tensor
     ``(num_envs, capacity, fields)`` with fields ``valid``, ``x``, ``y``, ``right``
     (+ ``move`` countdown for fish, subs, divers; + ``shot`` countdown for subs), in
     that order; see :data:`LISTS` for the largest capacities (the current widths are
@@ -240,7 +243,7 @@ class SeaquestEnv(MinAtarEnv):
             "d_spawn_timer": full(DIVER_SPAWN_SPEED), "move_speed": full(INIT_MOVE_SPEED), "ramp_index": full(0),
         }
         for prefix, capacity in self.capacity.items():
-            state[prefix] = torch.zeros((n, capacity, len(_fields(prefix))), dtype=torch.int64, device=device)
+            state[prefix] = torch.zeros((n, capacity, len(_fields(prefix))), dtype=LIST_DTYPE, device=device)
         return state
 
     def transition(self, state: State, action: torch.Tensor, draws: dict[str, torch.Tensor]):
