@@ -161,7 +161,9 @@ class SeaquestEnv(MinAtarEnv):
             could overflow it, or narrows it again (down to :data:`INITIAL_CAPACITY`)
             when many slots are spare (:data:`CAPACITY_SLACK`). Outcomes are identical
             either way; False keeps the :data:`LISTS` widths and never reads the host
-            (what a CUDA rollout wants: no per-step synchronization).
+            (what a CUDA rollout wants: no per-step synchronization). With
+            ``compile=True`` a width change recompiles the step until torch.compile
+            treats the widths as dynamic (twice in our runs, early in a rollout).
 
     State keys (all ``(num_envs, ...)``): player ``player_x``, ``player_y``,
     ``player_right`` (heading), ``oxygen``, ``diver_count``, ``shot_timer``, ``surface``
