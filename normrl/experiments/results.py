@@ -145,13 +145,12 @@ def _binned(series: list[list[tuple[int, float]]], edges: list[float]):
             vals = [v for s, v in points if lo < s <= hi]
             row.append(sum(vals) / len(vals) if vals else np.nan)
         per_run.append(row)
-    arr = np.array(per_run, dtype=float)
-    with np.errstate(all="ignore"):
-        import warnings
+    import warnings
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmean(arr, axis=0), np.nanstd(arr, axis=0)
+    arr = np.array(per_run, dtype=float)
+    with warnings.catch_warnings():  # an all-NaN bin is expected (no point logged there)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(arr, axis=0), np.nanstd(arr, axis=0)
 
 
 def plot_curves(curves: dict[str, list[list[tuple[int, float]]]], path: str | Path, *, title: str, ylabel: str,

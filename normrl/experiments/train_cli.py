@@ -10,7 +10,6 @@ overrides the preset. User errors are printed as one line with exit status 2.
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def build_parser(family: str) -> argparse.ArgumentParser:

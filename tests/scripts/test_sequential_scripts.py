@@ -1,9 +1,7 @@
 """scripts/sequential_minatar.py (--quick comparison end to end on a small stream, and its
 skip/resume rules) and scripts/sequential_atari.py (the continual command it runs)."""
 import json
-import math
 import runpy
-import sys
 from pathlib import Path
 
 import pytest
