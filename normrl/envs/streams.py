@@ -27,7 +27,12 @@ from normrl.envs.scheduler import Task
 
 MINATAR_GAMES: tuple[str, ...] = ("Breakout", "Asterix", "Freeway", "Seaquest", "SpaceInvaders")
 #: keyword arguments that give every MinAtar game the same observation/action shape
-MINATAR_STREAM_KWARGS = {"full_action_space": True, "pad_channels_to": 10}
+#: MinAtar has no time limit, and a greedy policy can stall forever (a Seaquest sub that
+#: never dives never runs out of oxygen), which would hang the evaluation after each
+#: task; the stream therefore truncates episodes at 10,000 steps (Freeway's own episodes
+#: last 2,500), with the terminal observation in ``info["final_obs"]`` for bootstrapping.
+MINATAR_MAX_EPISODE_STEPS = 10_000
+MINATAR_STREAM_KWARGS = {"full_action_space": True, "pad_channels_to": 10, "max_episode_steps": MINATAR_MAX_EPISODE_STEPS}
 
 #: Default ten-game sequential-Atari stream: the "Atari-10" subset of Aitchison, Sweetser
 #: & Hutter, "Atari-5: Distilling the Arcade Learning Environment down to Five Games"

@@ -125,7 +125,7 @@ def test_stream_names_and_tasks():
     assert "minatar" in names and "atari-default" in names
     minatar = stream_tasks("minatar", 100)
     assert [t.name for t in minatar] == list(MINATAR_GAMES)
-    assert all(t.env_kwargs == {"full_action_space": True, "pad_channels_to": 10} and t.steps == 100 for t in minatar)
+    assert all(t.env_kwargs == {"full_action_space": True, "pad_channels_to": 10, "max_episode_steps": 10_000} and t.steps == 100 for t in minatar)
     atari = stream_tasks("atari-default", 50)
     assert len(atari) == 10 and [t.name for t in atari] == list(ATARI_DEFAULT_GAMES)
     assert all(t.env_id == f"ALE/{t.name}-v5" and t.env_kwargs == {"full_action_space": True} for t in atari)
