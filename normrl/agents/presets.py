@@ -16,8 +16,10 @@ Sources:
 * PPO, MinAtar: CleanRL's Atari PPO settings (lr 2.5e-4, 128 steps, 4 minibatches,
   4 epochs, clip 0.1, entropy 0.01) with 64 envs.
 * PPO / DQN, ALE: CleanRL's ``ppo_atari.py`` (8 envs) and ``dqn_atari.py`` (lr 1e-4,
-  buffer 1M in uint8, target 1000, batch 32, epsilon 1.0 -> 0.01 over 1M steps,
-  learning starts 80k, train every 4 steps).
+  target 1000, batch 32, epsilon 1.0 -> 0.01 over 1M steps, learning starts 80k, train
+  every 4 steps), with rl-baselines3-zoo's 100k replay buffer instead of CleanRL's 1M:
+  the buffer stores obs and next_obs as uint8 (2 x 28 KB per transition), so 1M would
+  need 56 GB, 100k needs 5.6 GB.
 """
 from __future__ import annotations
 
@@ -52,7 +54,7 @@ PRESETS: dict[tuple[str, str], dict] = {
         clip_coef=0.1, ent_coef=0.01,
     ),
     ("dqn", "ALE"): dict(
-        num_envs=1, learning_rate=1e-4, batch_size=32, buffer_size=1_000_000, learning_starts=80_000,
+        num_envs=1, learning_rate=1e-4, batch_size=32, buffer_size=100_000, learning_starts=80_000,
         target_update_interval=1000, train_freq=4, gradient_steps=1, exploration_steps=1_000_000,
         end_eps=0.01, max_grad_norm=10.0, loss="huber",
     ),
