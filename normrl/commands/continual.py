@@ -28,9 +28,11 @@ HELP = "train a PPO/DQN agent on a continual task stream (MinAtar, Atari, permut
 
 CHECKPOINT_DIR = "checkpoints"
 LATEST = "latest.json"
+#: env steps between progress-bar refreshes (training runs in chunks of at most this)
+PROGRESS_EVERY = 8192
 #: Options that must match between a run and its resumption.
 RESUME_KEYS = ("stream", "algo", "norm", "steps_per_task", "cycles", "seed", "num_envs",
-               "reset_optimizer", "restart_lr", "flush_replay", "eval_episodes")
+               "reset_optimizer", "restart_lr", "flush_replay", "eval_episodes", "chunk_steps")
 
 
 def add_arguments(parser) -> None:
@@ -106,7 +108,10 @@ def load_checkpoint_paths(logdir: Path) -> tuple[Path, dict]:
 def _options(args, num_envs: int) -> dict:
     return {"stream": args.stream, "algo": args.algo, "norm": args.norm, "steps_per_task": args.steps_per_task,
             "cycles": args.cycles, "seed": args.seed, "num_envs": num_envs, "reset_optimizer": args.reset_optimizer,
-            "restart_lr": args.restart_lr, "flush_replay": args.flush_replay, "eval_episodes": args.eval_episodes}
+            "restart_lr": args.restart_lr, "flush_replay": args.flush_replay, "eval_episodes": args.eval_episodes,
+            # training chunk length: where PPO rollouts and checkpoints fall, so a resumed
+            # run must keep it
+            "chunk_steps": min(args.checkpoint_every, PROGRESS_EVERY)}
 
 
 def _check_resume_options(logdir: Path, options: dict) -> None:
@@ -173,7 +178,7 @@ def run(args) -> int:
     scheduler = TaskScheduler.from_name(
         args.stream, args.steps_per_task, args.cycles, num_envs=config.num_envs, device=device, seed=args.seed,
         reset_optimizer=args.reset_optimizer, restart_lr=restart_lr, flush_replay=args.flush_replay,
-        eval_episodes=args.eval_episodes, chunk_steps=args.checkpoint_every, logdir=str(logdir),
+        eval_episodes=args.eval_episodes, chunk_steps=options["chunk_steps"], logdir=str(logdir),
         learn_kwargs={"progress": False})
     if getattr(config, "schedule_horizon", None) == 0:
         # The agents' default LR horizon is their first learn() call, which here is one
@@ -221,11 +226,25 @@ def run(args) -> int:
         received.append(signum)
         scheduler.request_stop()
 
+    last_saved = [scheduler.steps_completed()]
+
     def checkpoint(sched, ag):
-        save_checkpoint(logdir, ag, sched)
+        # Called after every training chunk (at most PROGRESS_EVERY steps) and after each
+        # visit's evaluation; saves at visit boundaries, on a signal, and every
+        # --checkpoint-every steps.
+        done = sched.steps_completed()
+        if received or not sched.started or done - last_saved[0] >= args.checkpoint_every:
+            save_checkpoint(logdir, ag, sched)
+            last_saved[0] = done
         if bar is not None:
-            bar.n = sched.steps_completed()
-            bar.set_postfix(task=sched.current_task_id if not sched.done else "-", refresh=False)
+            log = getattr(ag, "episode_log", None)
+            postfix = {"task": sched.current_task_id if not sched.done else "-"}
+            if log is not None:
+                postfix["sps"] = f"{log.last_sps:,.0f}"
+                if log.recent_returns:
+                    postfix["ret"] = f"{log.recent_mean_return:.2f}"
+            bar.n = done
+            bar.set_postfix(postfix, refresh=False)
             bar.refresh()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
