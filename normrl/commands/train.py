@@ -56,6 +56,22 @@ def _add_config_flags(parser: argparse.ArgumentParser, classes: dict) -> None:
         group.add_argument("--" + name.replace("_", "-"), **kwargs)
 
 
+def config_flag_values(args) -> dict:
+    """The config fields given as generated flags (see :func:`_add_config_flags`), checked
+    against ``args.algo``'s config class (a flag of the other algorithm is a UserError)."""
+    from normrl.agents.presets import config_class
+    from normrl.utils.errors import UserError
+
+    own = {f.name for f in dataclasses.fields(config_class(args.algo))}
+    given = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
+    foreign = sorted(set(given) - own)
+    if foreign:
+        raise UserError(f"--{foreign[0].replace('_', '-')} is not a {args.algo} option")
+    if "hidden" in given:
+        given["hidden"] = tuple(given["hidden"])
+    return given
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from normrl.agents.dqn.config import DQNConfig
     from normrl.agents.ppo.config import PPOConfig
@@ -79,20 +95,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import torch
 
-    from normrl.agents.presets import config_class, preset_config
+    from normrl.agents.presets import preset_config
     from normrl.envs import make_env
     from normrl.normalization.registry import get_norm_layer
     from normrl.utils.errors import UserError
     from normrl.utils.run_dir import write_config, write_summary
 
-    cls = config_class(args.algo)
-    own = {f.name for f in dataclasses.fields(cls)}
-    given = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
-    foreign = sorted(set(given) - own)
-    if foreign:
-        raise UserError(f"--{foreign[0].replace('_', '-')} is not a {args.algo} option")
-    if "hidden" in given:
-        given["hidden"] = tuple(given["hidden"])
+    given = config_flag_values(args)
     if args.threads < 0:
         raise UserError(f"--threads must be >= 0, got {args.threads}")
     if args.threads:

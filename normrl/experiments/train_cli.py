@@ -43,11 +43,9 @@ def build_parser(family: str) -> argparse.ArgumentParser:
 
 def run(family: str, args) -> dict:
     """Resolve the preset and train (see :func:`normrl.experiments.single_game.train_game`)."""
-    import dataclasses
-
     import torch
 
-    from normrl.agents.presets import config_class
+    from normrl.commands.train import config_flag_values
     from normrl.experiments.presets import atari_preset, minatar_preset
     from normrl.experiments.single_game import train_game
     from normrl.utils.errors import UserError
@@ -58,13 +56,7 @@ def run(family: str, args) -> dict:
         torch.set_num_threads(args.threads)
     preset = (atari_preset if family == "atari" else minatar_preset)(args.game, args.algo)
     overrides = dict(preset["config"])
-    own = {f.name for f in dataclasses.fields(config_class(args.algo))}
-    given = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
-    foreign = sorted(set(given) - own)
-    if foreign:
-        raise UserError(f"--{foreign[0].replace('_', '-')} is not a {args.algo} option")
-    if "hidden" in given:
-        given["hidden"] = tuple(given["hidden"])
+    given = config_flag_values(args)
     overrides.update(given)
     if args.num_envs is not None:
         if args.num_envs < 1:
