@@ -153,7 +153,7 @@ class SeaquestEnv(MinAtarEnv):
 
     Args:
         dynamic_capacity: keep the fish, enemy-sub and enemy-bullet lists only as wide as
-            the batch needs (default None: True on CPU, False elsewhere). The per-step
+            the batch needs (default None: True on CPU without ``compile``, else False). The per-step
             work scales with the list width, and random play rarely has more than a few
             of each alive at once, while the proven bounds are 64/64/80 slots. Before
             each :meth:`step` the env reads the batch's largest list lengths (one host
@@ -162,8 +162,8 @@ class SeaquestEnv(MinAtarEnv):
             when many slots are spare (:data:`CAPACITY_SLACK`). Outcomes are identical
             either way; False keeps the :data:`LISTS` widths and never reads the host
             (what a CUDA rollout wants: no per-step synchronization). With
-            ``compile=True`` a width change recompiles the step until torch.compile
-            treats the widths as dynamic (twice in our runs, early in a rollout).
+            ``compile=True`` every width change retraces the compiled step (beyond
+            torch's recompile limit the fullgraph compile fails), hence the default.
 
     State keys (all ``(num_envs, ...)``): player ``player_x``, ``player_y``,
     ``player_right`` (heading), ``oxygen``, ``diver_count``, ``shot_timer``, ``surface``
@@ -191,7 +191,9 @@ class SeaquestEnv(MinAtarEnv):
         if dynamic_capacity is not None and not isinstance(dynamic_capacity, bool):
             raise ValueError(f"dynamic_capacity must be None, True or False, got {dynamic_capacity!r}")
         if dynamic_capacity is None:
-            dynamic_capacity = torch.device(device).type == "cpu"
+            # Changing widths retrace a compiled step (one graph per width combination,
+            # past torch's recompile limit), so compiled envs keep fixed widths.
+            dynamic_capacity = torch.device(device).type == "cpu" and not kwargs.get("compile", False)
         self.dynamic_capacity = dynamic_capacity
         #: current width of each list tensor (slots per sub-env)
         self.capacity = {p: INITIAL_CAPACITY.get(p, cap) if dynamic_capacity else cap for p, (cap, _) in LISTS.items()}
