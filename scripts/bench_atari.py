@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sb3-vec", choices=("dummy", "subproc"), default="dummy",
                    help="SB3 vec env class with --sb3-env atari-wrapper [dummy]")
     p.add_argument("--skip-sb3", action="store_true", help="measure normrl only")
+    p.add_argument("--double-dqn", action=argparse.BooleanOptionalAction, default=False,
+                   help="normrl with Double DQN targets (one more forward per update); SB3's DQN has "
+                        "plain max targets, so the matched comparison is --no-double-dqn [False]")
     p.add_argument("--out", default="bench_results/atari.json", help="JSON output [bench_results/atari.json]")
     return p
 
@@ -83,7 +86,7 @@ def bench_normrl(args, s: dict) -> dict:
     preset = atari_preset(args.game, "dqn")
     overrides = {**ATARI_CONFIG["dqn"], "num_envs": s["num_envs"], "buffer_size": s["buffer_size"],
                  "batch_size": s["batch_size"], "train_freq": s["train_freq"], "learning_starts": s["learning_starts"],
-                 "monitor_every": 0, "log_interval": 10**9}
+                 "monitor_every": 0, "log_interval": 10**9, "double_dqn": args.double_dqn}
     config = preset_config("dqn", preset["env_id"], seed=0, **overrides).validate()
     env = make_env(preset["env_id"], config.num_envs, torch.device(args.device), seed=0, **preset["env_kwargs"])
     agent = DQN(env, config)
@@ -200,7 +203,8 @@ def main(argv=None) -> int:
     if ratio is not None:
         print(f"normrl / sb3: {ratio:.2f}x (target >= 1.5x)")
     out = {"benchmark": "atari_dqn_training", "game": args.game, "settings": {**s, "steps": args.steps,
-           "warmup": args.warmup, "sb3_env": args.sb3_env, "sb3_vec": args.sb3_vec}, "results": results, "speedup": ratio,
+           "warmup": args.warmup, "sb3_env": args.sb3_env, "sb3_vec": args.sb3_vec, "double_dqn": args.double_dqn},
+           "results": results, "speedup": ratio,
            "machine": machine_info(args)}
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
