@@ -95,7 +95,7 @@ def compare(args) -> int:
              f"= the library preset with {plan.overrides} (full config in each run's config.json). "
              f"Runs under `{plan.root}`; regenerate with `python scripts/sequential_minatar.py --compare "
              f"--root {plan.root} --report-only`.")
-    out = write_report(plan.root, args.report, norms=plan.norms, seeds=plan.seeds,
+    write_report(plan.root, args.report, norms=plan.norms, seeds=plan.seeds,
                        title=f"Sequential {plan.stream}: {', '.join(plan.norms)} ({plan.algo})", setup=setup,
                        total_steps=unit * n_visits, switch_steps=[unit * k for k in range(1, n_visits)],
                        expected_visits=n_visits, segment_labels=[tasks[k % len(tasks)].name for k in range(n_visits)])

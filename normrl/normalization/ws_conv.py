@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 
 def standardize_weight(weight: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

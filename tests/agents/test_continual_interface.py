@@ -3,7 +3,6 @@ set_env keeps training going, evaluation fills the return matrix."""
 import math
 
 import pytest
-import torch
 
 from normrl.agents import DQN, PPO, DQNConfig, PPOConfig
 from normrl.envs import make_env

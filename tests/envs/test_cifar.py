@@ -1,7 +1,6 @@
 """CIFAR loading from the official pickle format, md5 verification, atomic download,
 and the SplitCIFAR stream built on it (small fake datasets in the exact format)."""
 import dataclasses
-import io
 import pickle
 import tarfile
 from pathlib import Path

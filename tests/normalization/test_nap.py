@@ -1,5 +1,4 @@
 """Normalize-and-Project (arXiv 2407.01800): apply_nap's rewrite and NaPProjector's math."""
-import copy
 
 import pytest
 import torch

@@ -1,6 +1,5 @@
 """Breakout against the reference ``minatar`` package (rules, lockstep, episode statistics)."""
 import numpy as np
-import pytest
 import torch
 from scipy import stats
 
