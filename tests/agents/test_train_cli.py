@@ -83,7 +83,6 @@ def test_dqn_run_resumes_from_checkpoint(tmp_path):
 @pytest.mark.parametrize("algo", ["ppo", "dqn"])
 def test_plasticity_monitor_logs_by_default(algo, tmp_path):
     """monitor_every > 0 with a logdir: PlasticityMonitor tags beside the returns."""
-    pytest.importorskip("normrl.metrics.monitor")
     extra = ["--num-steps", "16", "--update-epochs", "1"] if algo == "ppo" else ["--learning-starts", "32", "--train-freq", "8"]
     assert main(["train", "--algo", algo, "--env", "CartPole-v1", "--steps", "256", "--num-envs", "8", "--monitor-every", "2",
                  "--logdir", str(tmp_path), "--no-progress", *extra]) == 0
