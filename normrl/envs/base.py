@@ -15,7 +15,10 @@ Contract (DESIGN.md, "TensorEnv"):
 * on the step where sub-env ``i`` finishes an episode, ``info["episode_return"][i]``
   and ``info["episode_length"][i]`` hold that episode's totals, and
   ``info["done"][i]`` is true (elsewhere those entries hold the running totals of the
-  unfinished episode and are masked by ``done``).
+  unfinished episode and are masked by ``done``);
+* where an episode can be truncated (a time limit), ``info["final_obs"]`` holds each
+  finished sub-env's last observation (before the automatic reset), so agents can
+  bootstrap from it; envs without truncation may omit it.
 """
 from __future__ import annotations
 
