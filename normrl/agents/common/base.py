@@ -11,7 +11,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from normrl.agents.common.build import global_rng_state, set_global_rng_state
+from normrl.agents.common.build import (build_optimizer, global_rng_state, make_generator, make_monitor,
+                                        set_global_rng_state, task_id_setters)
 from normrl.agents.common.episode_log import EpisodeLog
 from normrl.utils.errors import CheckpointError
 
@@ -43,6 +44,25 @@ class AgentBase:
             writer = SummaryWriter(str(logdir))
         self.writer = writer
         self._obs = None  # the observation the next action is taken in
+
+    def _init_training(self, model: nn.Module, optimizer_class, optimizer_kwargs, lr_schedule, schedule_now: bool) -> None:
+        """Optimizer (NaP-wrapped when the norm asks), LR schedule, sampling generator,
+        plasticity monitor and AdaB²N task-id setters for the trained ``model``.
+        ``schedule_now``: build the default schedule here rather than at the first
+        ``learn`` (whose length is then the horizon)."""
+        c = self.config
+        if optimizer_kwargs is None:
+            optimizer_kwargs = {"lr": c.learning_rate}
+            if optimizer_class is torch.optim.Adam:
+                optimizer_kwargs["eps"] = c.adam_eps
+        self.optimizer = build_optimizer(model, c.norm, optimizer_class, optimizer_kwargs, c.nap_every)
+        self.lr_schedule = lr_schedule
+        if lr_schedule is None and schedule_now:
+            self.lr_schedule = self._default_schedule(c.schedule_horizon)
+        self.generator = make_generator(self.device, c.seed)
+        self.monitor = make_monitor(model, c.monitor_every, self.writer)
+        self._task_setters = task_id_setters(model)
+        self._probe_set = False
 
     # -- continual interface -------------------------------------------------------------
     def networks(self) -> list[nn.Module]:

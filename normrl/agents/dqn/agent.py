@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from normrl.agents.common.base import AgentBase
-from normrl.agents.common.build import adab2n_aux_loss, build_optimizer, discrete_actions, make_generator, make_monitor, seeded, task_id_setters
+from normrl.agents.common.build import adab2n_aux_loss, discrete_actions, seeded
 from normrl.agents.common.replay_buffer import ReplayBuffer
 from normrl.agents.dqn.config import DQNConfig
 from normrl.agents.dqn.loss import td_loss, td_targets, update_target
@@ -78,19 +78,9 @@ class DQN(AgentBase):
         self.target_network.train(False)
         for p in self.target_network.parameters():
             p.requires_grad_(False)
-        if optimizer_kwargs is None:
-            optimizer_kwargs = {"lr": config.learning_rate}
-            if optimizer_class is torch.optim.Adam:
-                optimizer_kwargs["eps"] = config.adam_eps
-        self.optimizer = build_optimizer(self.q_network, config.norm, optimizer_class, optimizer_kwargs, config.nap_every)
-        self.lr_schedule = lr_schedule
-        if lr_schedule is None and (config.schedule_horizon > 0 or config.lr_schedule == "constant"):
-            self.lr_schedule = self._default_schedule(config.schedule_horizon)
-        self.generator = make_generator(self.device, config.seed)
+        self._init_training(self.q_network, optimizer_class, optimizer_kwargs, lr_schedule,
+                            schedule_now=config.schedule_horizon > 0 or config.lr_schedule == "constant")
         self.replay_buffer = ReplayBuffer(config.buffer_size, env.num_envs, env.single_observation_space.shape, self._storage_dtype(), self.device)
-        self.monitor = make_monitor(self.q_network, config.monitor_every, self.writer)
-        self._task_setters = task_id_setters(self.q_network)
-        self._probe_set = False
 
     @classmethod
     def _config_class(cls):

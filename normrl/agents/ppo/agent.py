@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from normrl.agents.common.base import AgentBase
-from normrl.agents.common.build import adab2n_aux_loss, build_optimizer, discrete_actions, make_generator, make_monitor, seeded, task_id_setters
+from normrl.agents.common.build import adab2n_aux_loss, discrete_actions, seeded
 from normrl.agents.common.gae import compute_gae
 from normrl.agents.common.rollout_buffer import RolloutBuffer
 from normrl.agents.ppo.config import PPOConfig
@@ -70,19 +70,9 @@ class PPO(AgentBase):
             if network is None:
                 network = ActorCritic(env.single_observation_space, self.n_actions, config.norm, config.hidden, config.activation, config.shared_network)
             self.network = network.to(self.device)
-        if optimizer_kwargs is None:
-            optimizer_kwargs = {"lr": config.learning_rate}
-            if optimizer_class is torch.optim.Adam:
-                optimizer_kwargs["eps"] = config.adam_eps
-        self.optimizer = build_optimizer(self.network, config.norm, optimizer_class, optimizer_kwargs, config.nap_every)
-        self.lr_schedule = lr_schedule
-        if lr_schedule is None and config.schedule_horizon > 0:
-            self.lr_schedule = self._default_schedule(config.schedule_horizon)
-        self.generator = make_generator(self.device, config.seed)
+        self._init_training(self.network, optimizer_class, optimizer_kwargs, lr_schedule,
+                            schedule_now=config.schedule_horizon > 0)
         self.buffer = RolloutBuffer(config.num_steps, env.num_envs, env.single_observation_space.shape, self._obs_dtype(), self.device)
-        self.monitor = make_monitor(self.network, config.monitor_every, self.writer)
-        self._task_setters = task_id_setters(self.network)
-        self._probe_set = False
 
     @classmethod
     def _config_class(cls):
