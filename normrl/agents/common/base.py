@@ -19,6 +19,12 @@ from normrl.utils.errors import CheckpointError
 CHECKPOINT_VERSION = 1
 
 
+def _fused_adam_supported(model: nn.Module) -> bool:
+    """torch's fused Adam takes floating-point parameters on CPU and CUDA."""
+    params = list(model.parameters())
+    return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+
+
 class AgentBase:
     """Base of :class:`~normrl.agents.PPO` and :class:`~normrl.agents.DQN` (not used alone).
 
@@ -55,6 +61,8 @@ class AgentBase:
             optimizer_kwargs = {"lr": c.learning_rate}
             if optimizer_class is torch.optim.Adam:
                 optimizer_kwargs["eps"] = c.adam_eps
+                if getattr(c, "fused_adam", False) and _fused_adam_supported(model):
+                    optimizer_kwargs["fused"] = True
         self.optimizer = build_optimizer(model, c.norm, optimizer_class, optimizer_kwargs, c.nap_every)
         self.lr_schedule = lr_schedule
         if lr_schedule is None and schedule_now:

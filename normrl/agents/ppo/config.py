@@ -28,6 +28,10 @@ class PPOConfig:
         schedule_horizon: env steps over which the schedule decays; 0 means the
             ``total_steps`` of the first ``learn`` call [0].
         adam_eps: Adam epsilon (used when the optimizer is Adam) [1e-5].
+        fused_adam: build the default Adam with ``fused=True`` (one kernel per
+            parameter instead of about ten elementwise passes; on CPU it makes a
+            Nature-CNN DQN update 1.3x faster, see docs/benchmarks.md). Numerically
+            equal to the loop implementation up to float rounding [True].
         gamma: discount [0.99].
         gae_lambda: GAE lambda [0.95].
         num_minibatches: minibatches per epoch [4].
@@ -62,6 +66,7 @@ class PPOConfig:
     lr_warmup_updates: int = 0
     schedule_horizon: int = 0
     adam_eps: float = 1e-5
+    fused_adam: bool = True
     gamma: float = 0.99
     gae_lambda: float = 0.95
     num_minibatches: int = 4
