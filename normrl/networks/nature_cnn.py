@@ -2,6 +2,7 @@
 reinforcement learning", Nature 518) with an optional norm after every hidden layer."""
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 
 from normrl.networks.blocks import InputToFloat, check_positive, make_activation, resolve_norm
@@ -32,6 +33,15 @@ class NatureCNN(nn.Sequential):
         activation: hidden nonlinearity name [``"relu"``].
         input_size: spatial input size, used to size the Linear layer [(84, 84)].
         norm_kwargs: extra keywords for every norm layer [None].
+        channels_last: keep the conv weights and the input in channels-last (NHWC)
+            memory. oneDNN's CPU convolutions are faster on it: with fused Adam, a
+            batch-32 DQN update takes 24 ms instead of 29 ms on one core
+            (docs/benchmarks.md). The values computed are the same up to float
+            rounding and ``state_dict`` keys and shapes do not change, but some
+            initializers (``torch.nn.init.orthogonal_``, which SB3 applies) need
+            contiguous weights: initialize first, then call
+            ``.to(memory_format=torch.channels_last)``. normrl's agents build it with
+            True [False].
 
     Attributes:
         features_dim: 512, the torso's output size.
@@ -47,6 +57,7 @@ class NatureCNN(nn.Sequential):
         *,
         input_size: tuple[int, int] = (84, 84),
         norm_kwargs: dict | None = None,
+        channels_last: bool = False,
     ):
         check_positive("in_channels", in_channels)
         if out_dim is not None:
@@ -76,3 +87,12 @@ class NatureCNN(nn.Sequential):
         self.features_dim = FEATURES_DIM
         self.out_features = out_dim if out_dim is not None else FEATURES_DIM
         self.nap = nap
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and self[1].weight.is_contiguous(memory_format=torch.channels_last):
+            # the input follows the weights' layout, so a net converted after
+            # construction runs channels-last too
+            x = x.contiguous(memory_format=torch.channels_last)
+        return super().forward(x)
