@@ -3,7 +3,7 @@ import torch
 import torch.nn as nn
 
 from normrl.agents.dqn.loss import td_loss, td_targets, update_target
-from normrl.agents.dqn.networks import epsilon_greedy, linear_epsilon
+from normrl.agents.dqn.networks import epsilon_greedy, lazy_epsilon_greedy, linear_epsilon
 
 
 def test_linear_epsilon_values():
@@ -22,6 +22,38 @@ def test_epsilon_greedy_rates():
     # greedy with prob 0.6 plus a uniform pick of action 1 with prob 0.4/4
     assert (a == 1).float().mean().item() == pytest.approx(0.7, abs=0.015)
     assert (a == 3).float().mean().item() == pytest.approx(0.1, abs=0.01)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.3, 0.97, 1.0])
+def test_lazy_epsilon_greedy_equals_eager_and_skips_the_forward_when_all_explore(eps):
+    torch.manual_seed(1)
+    calls = []
+
+    def q_fn():
+        calls.append(1)
+        return q
+
+    for n in (1, 3, 64):
+        q = torch.randn(n, 5)
+        for seed in range(40):
+            calls.clear()
+            lazy = lazy_epsilon_greedy(q_fn, n, 5, eps, torch.Generator().manual_seed(seed), q.device)
+            eager = epsilon_greedy(q, eps, torch.Generator().manual_seed(seed))
+            assert torch.equal(lazy, eager)
+            explore_all = bool((torch.rand(n, generator=torch.Generator().manual_seed(seed)) < eps).all())
+            assert len(calls) == (0 if eps > 0 and explore_all else 1)
+
+
+def test_obs_to_float_matches_cast_then_divide_in_both_layouts():
+    from normrl.agents.common.build import ObsToFloat
+
+    x = torch.randint(0, 256, (6, 4, 84, 84), dtype=torch.uint8)
+    want = x.float() / 255
+    for channels_last in (False, True):
+        y = ObsToFloat(255.0, channels_last)(x)
+        assert y.dtype == torch.float32 and torch.equal(y, want)
+        assert y.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert torch.equal(ObsToFloat()(x.bool()), x.bool().float())
 
 
 def test_double_dqn_targets_use_online_argmax():

@@ -14,18 +14,27 @@ from normrl.normalization.registry import get_norm_layer
 
 
 class ObsToFloat(nn.Module):
-    """Cast observations to float32; divide by ``scale`` (255 for uint8 frames)."""
+    """Cast observations to float32; divide by ``scale`` (255 for uint8 frames).
 
-    def __init__(self, scale: float = 1.0):
+    ``channels_last``: lay 4-D image batches out channels-last (for a channels-last
+    :class:`~normrl.networks.NatureCNN`) before the cast, where the copy moves one byte
+    per value instead of four."""
+
+    def __init__(self, scale: float = 1.0, channels_last: bool = False):
         super().__init__()
         self.scale = float(scale)
+        self.channels_last = channels_last
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and obs.dim() == 4:
+            obs = obs.contiguous(memory_format=torch.channels_last)
         x = obs.float()
-        return x / self.scale if self.scale != 1.0 else x
+        if self.scale == 1.0:
+            return x
+        return x.div_(self.scale) if x is not obs else x / self.scale
 
     def extra_repr(self) -> str:
-        return f"scale={self.scale}"
+        return f"scale={self.scale}" + (", channels_last=True" if self.channels_last else "")
 
 
 def obs_scale(space: gym.spaces.Box) -> float:
@@ -48,7 +57,8 @@ def build_network(obs_space: gym.Space, out_dim: int, norm: Any = "none", hidden
 
     * ``(D,)`` vectors: ``normrl.networks.MLP(D, out_dim, hidden, norm, activation)``;
     * ``(C, 10, 10)`` MinAtar grids: ``MinAtarCNN(C, out_dim, norm)`` (``hidden`` unused);
-    * ``(C, H, W)`` other images (Atari 84x84): ``NatureCNN(C, out_dim, norm)``.
+    * ``(C, H, W)`` other images (Atari 84x84): ``NatureCNN(C, out_dim, norm,
+      channels_last=True)``.
 
     Wrapped as ``nn.Sequential(ObsToFloat(scale), net)`` so any observation dtype
     (bool, uint8, float) is accepted.
@@ -63,10 +73,18 @@ def build_network(obs_space: gym.Space, out_dim: int, norm: Any = "none", hidden
     elif len(shape) == 3 and shape[1:] == (10, 10):
         net = networks.MinAtarCNN(shape[0], out_dim, norm=norm)
     elif len(shape) == 3:
-        net = networks.NatureCNN(shape[0], out_dim, norm=norm)
+        net = networks.NatureCNN(shape[0], out_dim, norm=norm, channels_last=True)
+        return nn.Sequential(ObsToFloat(obs_scale(obs_space), channels_last=True), net)
     else:
         raise ValueError(f"no default network for observation shape {shape}; pass network=")
     return nn.Sequential(ObsToFloat(obs_scale(obs_space)), net)
+
+
+def prefers_channels_last(module: nn.Module) -> bool:
+    """True when ``module``'s first 2-D convolution keeps its weight channels-last
+    (e.g. ``NatureCNN(channels_last=True)``), so image batches should be fed that way."""
+    conv = next((m for m in module.modules() if isinstance(m, nn.Conv2d)), None)
+    return conv is not None and conv.weight.dim() == 4 and not conv.weight.is_contiguous() and conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def is_nap_norm(norm: Any) -> bool:

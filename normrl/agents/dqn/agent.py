@@ -16,11 +16,11 @@ import torch
 import torch.nn as nn
 
 from normrl.agents.common.base import AgentBase
-from normrl.agents.common.build import adab2n_aux_loss, discrete_actions, seeded
+from normrl.agents.common.build import adab2n_aux_loss, discrete_actions, prefers_channels_last, seeded
 from normrl.agents.common.replay_buffer import ReplayBuffer
 from normrl.agents.dqn.config import DQNConfig
 from normrl.agents.dqn.loss import td_loss, td_targets, update_target
-from normrl.agents.dqn.networks import build_q_network, epsilon_greedy, linear_epsilon
+from normrl.agents.dqn.networks import build_q_network, lazy_epsilon_greedy, linear_epsilon
 
 
 class DQN(AgentBase):
@@ -37,7 +37,7 @@ class DQN(AgentBase):
         optimizer_class: optimizer constructor [``torch.optim.Adam``]; with a NaP norm
             it is wrapped in ``ProjectedOptimizer(opt, NaPProjector(q_network))``.
         optimizer_kwargs: extra keyword arguments [``{"lr": learning_rate, "eps":
-            adam_eps}`` for Adam, ``{"lr": learning_rate}`` otherwise].
+            adam_eps, "fused": fused_adam}`` for Adam, ``{"lr": learning_rate}`` otherwise].
         lr_schedule: object with ``apply(optimizer)``, ``step()``, ``state_dict()``,
             ``load_state_dict()``; default built from ``config.lr_schedule``.
         writer: a TensorBoard ``SummaryWriter`` [None; made from ``logdir`` if given].
@@ -80,7 +80,9 @@ class DQN(AgentBase):
             p.requires_grad_(False)
         self._init_training(self.q_network, optimizer_class, optimizer_kwargs, lr_schedule,
                             schedule_now=config.schedule_horizon > 0 or config.lr_schedule == "constant")
-        self.replay_buffer = ReplayBuffer(config.buffer_size, env.num_envs, env.single_observation_space.shape, self._storage_dtype(), self.device)
+        obs_shape = env.single_observation_space.shape
+        self.replay_buffer = ReplayBuffer(config.buffer_size, env.num_envs, obs_shape, self._storage_dtype(), self.device,
+                                          channels_last=len(obs_shape) == 3 and prefers_channels_last(self.q_network))
 
     @classmethod
     def _config_class(cls):
@@ -114,7 +116,7 @@ class DQN(AgentBase):
 
     def _act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
         eps = 0.0 if deterministic else self.epsilon
-        return epsilon_greedy(self.q_network(obs), eps, self.generator)
+        return lazy_epsilon_greedy(lambda: self.q_network(obs), obs.shape[0], self.n_actions, eps, self.generator, obs.device)
 
     # -- training --------------------------------------------------------------------------
     def learn(self, total_steps: int, progress: bool = True) -> "DQN":
@@ -126,7 +128,7 @@ class DQN(AgentBase):
         if self.lr_schedule is None:
             self.lr_schedule = self._default_schedule(self.num_steps + total_steps)
         env, q_net, rb, gen = self.env, self.q_network, self.replay_buffer, self.generator
-        n = env.num_envs
+        n, n_actions = env.num_envs, self.n_actions
         iterations = math.ceil(total_steps / n)
         bar = self._progress_bar(iterations * n, progress)
         self.episode_log.restart_clock(self.num_steps)
@@ -139,7 +141,7 @@ class DQN(AgentBase):
                 # ---- act epsilon-greedily in every sub-env and store the transitions -----
                 q_net.train(False)
                 with torch.no_grad():
-                    actions = epsilon_greedy(q_net(obs), self.epsilon, gen)
+                    actions = lazy_epsilon_greedy(lambda: q_net(obs), n, n_actions, self.epsilon, gen, obs.device)
                 next_obs, rewards, terminated, truncated, info = env.step(actions)
                 real_next = info.get("final_obs", next_obs)
                 rb.add(obs, actions, rewards, real_next, terminated, truncated, self.task_id)

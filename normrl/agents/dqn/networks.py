@@ -1,6 +1,8 @@
 """DQN's Q-network and the epsilon-greedy policy."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn as nn
 
@@ -23,10 +25,21 @@ def linear_epsilon(step: int, start: float, end: float, duration: int) -> float:
 def epsilon_greedy(q_values: torch.Tensor, epsilon: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Greedy actions of ``q_values (B, A)``, each replaced by a uniform random action
     with probability ``epsilon`` (random numbers from ``generator``)."""
-    greedy = q_values.argmax(-1)
-    if epsilon <= 0.0:
-        return greedy
     n, a = q_values.shape
-    explore = torch.rand(n, device=q_values.device, generator=generator) < epsilon
-    random_actions = torch.randint(a, (n,), device=q_values.device, generator=generator)
-    return torch.where(explore, random_actions, greedy)
+    return lazy_epsilon_greedy(lambda: q_values, n, a, epsilon, generator, q_values.device)
+
+
+def lazy_epsilon_greedy(q_fn: Callable[[], torch.Tensor], n: int, n_actions: int, epsilon: float,
+                        generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """:func:`epsilon_greedy` for ``n`` states whose Q-values ``q_fn()`` computes only
+    when some state acts greedily: never when ``epsilon >= 1``, and on CPU (where the
+    check costs no device sync) not when every state's draw explores. Early in
+    training that skips most acting forwards (SB3's DQN skips them the same way).
+    The random draws, hence the actions, equal :func:`epsilon_greedy`'s."""
+    if epsilon <= 0.0:
+        return q_fn().argmax(-1)
+    explore = torch.rand(n, device=device, generator=generator) < epsilon
+    random_actions = torch.randint(n_actions, (n,), device=device, generator=generator)
+    if epsilon >= 1.0 or (torch.device(device).type == "cpu" and bool(explore.all())):
+        return random_actions
+    return torch.where(explore, random_actions, q_fn().argmax(-1))
