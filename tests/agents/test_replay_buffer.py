@@ -102,3 +102,31 @@ def test_bad_arguments():
         ReplayBuffer(1, 2, (1,))
     with pytest.raises(ValueError, match="num_envs"):
         ReplayBuffer(4, 0, (1,))
+
+
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_channels_last_storage_samples_the_same_batches(n_step):
+    """Frames stored (H, W, C) come out equal to the standard layout's, channels-last,
+    across ring wrap-around, n-step returns and a state_dict round trip between layouts."""
+    g = torch.Generator().manual_seed(0)
+    plain = ReplayBuffer(24, 3, (4, 5, 6), obs_dtype=torch.uint8)
+    fast = ReplayBuffer(24, 3, (4, 5, 6), obs_dtype=torch.uint8, channels_last=True)
+    for step in range(11):  # 11 rows into an 8-row ring
+        obs = torch.randint(0, 256, (3, 4, 5, 6), dtype=torch.uint8, generator=g)
+        nxt = torch.randint(0, 256, (3, 4, 5, 6), dtype=torch.uint8, generator=g)
+        args = (obs, torch.randint(0, 4, (3,), generator=g), torch.rand(3, generator=g), nxt,
+                torch.rand(3, generator=g) < 0.2, torch.rand(3, generator=g) < 0.1, step)
+        plain.add(*args)
+        fast.add(*args)
+    assert fast.obs.shape == plain.obs.shape and torch.equal(fast.obs, plain.obs)
+    a = plain.sample(64, n_step, 0.9, torch.Generator().manual_seed(1))
+    b = fast.sample(64, n_step, 0.9, torch.Generator().manual_seed(1))
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+    assert b.obs.is_contiguous(memory_format=torch.channels_last) and b.next_obs.is_contiguous(memory_format=torch.channels_last)
+    restored = ReplayBuffer(24, 3, (4, 5, 6), obs_dtype=torch.uint8, channels_last=True)
+    restored.load_state_dict(plain.state_dict())
+    c = restored.sample(64, n_step, 0.9, torch.Generator().manual_seed(1))
+    assert all(torch.equal(x, y) for x, y in zip(a, c))
+    with pytest.raises(ValueError, match="channels_last"):
+        ReplayBuffer(4, 1, (3,), channels_last=True)

@@ -16,6 +16,10 @@ all written yet are never sampled.
 Observations are stored with ``obs_dtype`` (e.g. ``torch.uint8`` for Atari frames:
 4x less memory than float32); both ``obs`` and ``next_obs`` are stored, which is
 simple and exact with auto-resetting envs at the price of twice the observation memory.
+Sampled observations are gathered with one ``index_select`` over the flattened
+``(rows * num_envs)`` axis (several times faster on CPU than 2-D advanced indexing), and
+with ``channels_last=True`` image observations are stored as ``(H, W, C)`` so a batch comes
+out channels-last for a channels-last CNN without a conversion copy.
 """
 from __future__ import annotations
 
@@ -46,9 +50,13 @@ class ReplayBuffer:
         obs_dtype: storage dtype of observations [``torch.float32``]; observations are
             cast on write, so pass ``torch.uint8`` only for integer-valued frames.
         device: where everything lives [``"cpu"``].
+        channels_last: store ``(C, H, W)`` observations physically as ``(H, W, C)``;
+            ``obs``/``next_obs`` and sampled batches keep the logical ``(..., C, H, W)``
+            shape with channels-last strides [False].
     """
 
-    def __init__(self, capacity: int, num_envs: int, obs_shape: tuple[int, ...], obs_dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
+    def __init__(self, capacity: int, num_envs: int, obs_shape: tuple[int, ...], obs_dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
+                 channels_last: bool = False):
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
         if not isinstance(capacity, int) or capacity < num_envs:
@@ -59,9 +67,12 @@ class ReplayBuffer:
         self.obs_shape = tuple(obs_shape)
         self.obs_dtype = obs_dtype
         self.device = torch.device(device)
+        if channels_last and len(self.obs_shape) != 3:
+            raise ValueError(f"channels_last needs (C, H, W) observations, got shape {self.obs_shape}")
+        self.channels_last = channels_last
         shape = (self.rows, num_envs)
-        self.obs = torch.zeros(shape + self.obs_shape, dtype=obs_dtype, device=self.device)
-        self.next_obs = torch.zeros_like(self.obs)
+        self.obs = self._obs_storage(shape, obs_dtype)
+        self.next_obs = self._obs_storage(shape, obs_dtype)
         self.actions = torch.zeros(shape, dtype=torch.int64, device=self.device)
         self.rewards = torch.zeros(shape, dtype=torch.float32, device=self.device)
         self.terminated = torch.zeros(shape, dtype=torch.bool, device=self.device)
@@ -69,6 +80,20 @@ class ReplayBuffer:
         self.task_ids = torch.zeros(shape, dtype=torch.int64, device=self.device)
         self.pos = 0  # next row to write
         self.num_rows = 0  # rows written so far (<= rows)
+
+    def _obs_storage(self, shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+        if not self.channels_last:
+            return torch.zeros(shape + self.obs_shape, dtype=dtype, device=self.device)
+        c, h, w = self.obs_shape
+        return torch.zeros(shape + (h, w, c), dtype=dtype, device=self.device).permute(0, 1, 4, 2, 3)
+
+    def _gather_obs(self, storage: torch.Tensor, t: torch.Tensor, env: torch.Tensor) -> torch.Tensor:
+        """``storage[t, env]`` as one ``index_select`` on the flattened row axis."""
+        flat_index = t * self.num_envs + env
+        if self.channels_last:
+            physical = storage.permute(0, 1, 3, 4, 2).reshape((self.capacity,) + storage.shape[3:] + storage.shape[2:3])
+            return physical.index_select(0, flat_index).permute(0, 3, 1, 2)
+        return storage.reshape((self.capacity,) + self.obs_shape).index_select(0, flat_index)
 
     def __len__(self) -> int:
         """Number of stored transitions."""
@@ -118,7 +143,8 @@ class ReplayBuffer:
         t = (oldest + row_offset) % self.rows
         if n_step == 1:
             disc = gamma * (~self.terminated[t, env]).float()
-            return ReplaySample(self.obs[t, env], self.actions[t, env], self.rewards[t, env], self.next_obs[t, env], disc, self.task_ids[t, env])
+            return ReplaySample(self._gather_obs(self.obs, t, env), self.actions[t, env], self.rewards[t, env],
+                                self._gather_obs(self.next_obs, t, env), disc, self.task_ids[t, env])
         ks = torch.arange(n_step, device=self.device)
         rows = (t[:, None] + ks) % self.rows  # (B, n)
         rew = self.rewards[rows, env[:, None]]
@@ -130,7 +156,8 @@ class ReplayBuffer:
         m = alive.sum(1).long()  # steps used, in [1, n]
         last = rows.gather(1, (m - 1)[:, None]).squeeze(1)
         disc = (gamma ** m.float()) * (~self.terminated[last, env]).float()
-        return ReplaySample(self.obs[t, env], self.actions[t, env], returns, self.next_obs[last, env], disc, self.task_ids[t, env])
+        return ReplaySample(self._gather_obs(self.obs, t, env), self.actions[t, env], returns,
+                            self._gather_obs(self.next_obs, last, env), disc, self.task_ids[t, env])
 
     def state_dict(self) -> dict:
         """Everything stored (only the written rows) and the write position."""
