@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -55,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sb3-vec", choices=("dummy", "subproc"), default="dummy",
                    help="SB3 vec env class with --sb3-env atari-wrapper [dummy]")
     p.add_argument("--skip-sb3", action="store_true", help="measure normrl only")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="alternate normrl and SB3 runs this many times and report the medians and the median of "
+                        "the per-round ratios (a shared machine's speed drifts between runs) [1]")
     p.add_argument("--double-dqn", action=argparse.BooleanOptionalAction, default=False,
                    help="normrl with Double DQN targets (one more forward per update); SB3's DQN has "
                         "plain max targets, so the matched comparison is --no-double-dqn [False]")
@@ -164,6 +168,11 @@ def bench_sb3(args, s: dict) -> dict:
     return {"steps": steps, "updates": updates, "wall_s": wall, "steps_per_s": steps / wall}
 
 
+def _median_run(runs: list[dict]) -> dict:
+    """The run with the median steps/s (the lower middle one for an even count)."""
+    return sorted(runs, key=lambda r: r["steps_per_s"])[(len(runs) - 1) // 2]
+
+
 def machine_info(args) -> dict:
     import torch
 
@@ -182,29 +191,39 @@ def main(argv=None) -> int:
     if args.learning_starts >= args.warmup:
         parser.exit(2, f"bench_atari.py: error: --learning-starts ({args.learning_starts}) must be below --warmup "
                        f"({args.warmup}) so that both sides train while timed\n")
-    if min(args.num_envs, args.steps, args.threads) < 1:
-        parser.exit(2, "bench_atari.py: error: --num-envs, --steps and --threads must be >= 1\n")
+    if min(args.num_envs, args.steps, args.threads, args.repeats) < 1:
+        parser.exit(2, "bench_atari.py: error: --num-envs, --steps, --threads and --repeats must be >= 1\n")
     torch.set_num_threads(args.threads)
     s = _settings(args)
     try:
         sb3_train_freq(args.num_envs, args.train_freq)
     except ValueError as exc:
         parser.exit(2, f"bench_atari.py: error: {exc}\n")
-    results = {"normrl": bench_normrl(args, s)}
-    if not args.skip_sb3:
-        results["sb3"] = bench_sb3(args, s)
-    ratio = results["normrl"]["steps_per_s"] / results["sb3"]["steps_per_s"] if "sb3" in results else None
+    rounds = []
+    for _ in range(args.repeats):
+        r = {"normrl": bench_normrl(args, s)}
+        if not args.skip_sb3:
+            r["sb3"] = bench_sb3(args, s)
+        rounds.append(r)
+    results = {name: _median_run([r[name] for r in rounds]) for name in rounds[0]}
+    ratio = (statistics.median(r["normrl"]["steps_per_s"] / r["sb3"]["steps_per_s"] for r in rounds)
+             if "sb3" in results else None)
     print(f"Atari DQN training, {args.game}, {args.num_envs} envs, batch {args.batch_size}, train every "
           f"{args.train_freq} steps, buffer {args.buffer_size}, {args.steps} timed steps, device {args.device}, "
-          f"{args.threads} thread(s); SB3 env: {args.sb3_env}")
+          f"{args.threads} thread(s); SB3 env: {args.sb3_env}"
+          + (f"; median of {args.repeats} alternating rounds" if args.repeats > 1 else ""))
     print(f"{'impl':<8} {'steps/s':>10} {'updates':>8} {'wall s':>8}")
     for name, r in results.items():
         print(f"{name:<8} {r['steps_per_s']:>10.1f} {r['updates']:>8} {r['wall_s']:>8.1f}")
+    if args.repeats > 1:
+        for i, r in enumerate(rounds):
+            print(f"  round {i + 1}: " + ", ".join(f"{k} {v['steps_per_s']:.1f}" for k, v in r.items())
+                  + (f", ratio {r['normrl']['steps_per_s'] / r['sb3']['steps_per_s']:.2f}x" if "sb3" in r else ""))
     if ratio is not None:
         print(f"normrl / sb3: {ratio:.2f}x (target >= 1.5x)")
     out = {"benchmark": "atari_dqn_training", "game": args.game, "settings": {**s, "steps": args.steps,
            "warmup": args.warmup, "sb3_env": args.sb3_env, "sb3_vec": args.sb3_vec, "double_dqn": args.double_dqn},
-           "results": results, "speedup": ratio,
+           "results": results, "speedup": ratio, "rounds": rounds,
            "machine": machine_info(args)}
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
