@@ -37,7 +37,7 @@ class PPO(AgentBase):
         optimizer_class: optimizer constructor [``torch.optim.Adam``]; with a NaP norm
             it is wrapped in ``ProjectedOptimizer(opt, NaPProjector(network))``.
         optimizer_kwargs: extra keyword arguments [``{"lr": learning_rate, "eps":
-            adam_eps}`` for Adam, ``{"lr": learning_rate}`` otherwise].
+            adam_eps, "fused": fused_adam}`` for Adam, ``{"lr": learning_rate}`` otherwise].
         lr_schedule: an object with ``apply(optimizer)``, ``step()`` and
             ``state_dict()``/``load_state_dict()`` (e.g. ``make_lr_schedule(...)``),
             applied before and advanced after every optimizer update; default built
