@@ -25,23 +25,28 @@ def test_epsilon_greedy_rates():
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.3, 0.97, 1.0])
-def test_lazy_epsilon_greedy_equals_eager_and_skips_the_forward_when_all_explore(eps):
+def test_lazy_epsilon_greedy_equals_eager_and_runs_only_the_greedy_rows(eps):
     torch.manual_seed(1)
-    calls = []
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 5))
+    seen = []
 
-    def q_fn():
-        calls.append(1)
-        return q
+    def q_network(x):
+        seen.append(x.clone())
+        return net(x)
 
     for n in (1, 3, 64):
-        q = torch.randn(n, 5)
+        obs = torch.randn(n, 3)
         for seed in range(40):
-            calls.clear()
-            lazy = lazy_epsilon_greedy(q_fn, n, 5, eps, torch.Generator().manual_seed(seed), q.device)
-            eager = epsilon_greedy(q, eps, torch.Generator().manual_seed(seed))
+            seen.clear()
+            with torch.no_grad():
+                lazy = lazy_epsilon_greedy(q_network, obs, 5, eps, torch.Generator().manual_seed(seed))
+                eager = epsilon_greedy(net(obs), eps, torch.Generator().manual_seed(seed))
             assert torch.equal(lazy, eager)
-            explore_all = bool((torch.rand(n, generator=torch.Generator().manual_seed(seed)) < eps).all())
-            assert len(calls) == (0 if eps > 0 and explore_all else 1)
+            greedy = ~(torch.rand(n, generator=torch.Generator().manual_seed(seed)) < eps) if eps > 0 else torch.ones(n, dtype=torch.bool)
+            if greedy.any():
+                assert len(seen) == 1 and torch.equal(seen[0], obs[greedy])  # only the greedy rows
+            else:
+                assert seen == []
 
 
 def test_obs_to_float_matches_cast_then_divide_in_both_layouts():

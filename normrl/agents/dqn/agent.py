@@ -116,7 +116,7 @@ class DQN(AgentBase):
 
     def _act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
         eps = 0.0 if deterministic else self.epsilon
-        return lazy_epsilon_greedy(lambda: self.q_network(obs), obs.shape[0], self.n_actions, eps, self.generator, obs.device)
+        return lazy_epsilon_greedy(self.q_network, obs, self.n_actions, eps, self.generator)
 
     # -- training --------------------------------------------------------------------------
     def learn(self, total_steps: int, progress: bool = True) -> "DQN":
@@ -141,7 +141,7 @@ class DQN(AgentBase):
                 # ---- act epsilon-greedily in every sub-env and store the transitions -----
                 q_net.train(False)
                 with torch.no_grad():
-                    actions = lazy_epsilon_greedy(lambda: q_net(obs), n, n_actions, self.epsilon, gen, obs.device)
+                    actions = lazy_epsilon_greedy(q_net, obs, n_actions, self.epsilon, gen)
                 next_obs, rewards, terminated, truncated, info = env.step(actions)
                 real_next = info.get("final_obs", next_obs)
                 rb.add(obs, actions, rewards, real_next, terminated, truncated, self.task_id)

@@ -25,21 +25,36 @@ def linear_epsilon(step: int, start: float, end: float, duration: int) -> float:
 def epsilon_greedy(q_values: torch.Tensor, epsilon: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Greedy actions of ``q_values (B, A)``, each replaced by a uniform random action
     with probability ``epsilon`` (random numbers from ``generator``)."""
-    n, a = q_values.shape
-    return lazy_epsilon_greedy(lambda: q_values, n, a, epsilon, generator, q_values.device)
-
-
-def lazy_epsilon_greedy(q_fn: Callable[[], torch.Tensor], n: int, n_actions: int, epsilon: float,
-                        generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    """:func:`epsilon_greedy` for ``n`` states whose Q-values ``q_fn()`` computes only
-    when some state acts greedily: never when ``epsilon >= 1``, and on CPU (where the
-    check costs no device sync) not when every state's draw explores. Early in
-    training that skips most acting forwards (SB3's DQN skips them the same way).
-    The random draws, hence the actions, equal :func:`epsilon_greedy`'s."""
+    greedy = q_values.argmax(-1)
     if epsilon <= 0.0:
-        return q_fn().argmax(-1)
+        return greedy
+    n, a = q_values.shape
+    explore = torch.rand(n, device=q_values.device, generator=generator) < epsilon
+    random_actions = torch.randint(a, (n,), device=q_values.device, generator=generator)
+    return torch.where(explore, random_actions, greedy)
+
+
+def lazy_epsilon_greedy(q_network: Callable[[torch.Tensor], torch.Tensor], obs: torch.Tensor, n_actions: int,
+                        epsilon: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """:func:`epsilon_greedy` of ``q_network(obs)`` that runs the network only on the
+    states that act greedily: none when ``epsilon >= 1``, and on CPU (where choosing
+    the rows costs no device sync) only the rows whose draw did not explore. Early in
+    training that skips most of the acting forward; SB3's DQN likewise skips it when
+    its one draw for all envs explores. The random draws are :func:`epsilon_greedy`'s,
+    so the actions are equal whenever each state's Q-values do not depend on the other
+    states of the batch (eval-mode networks: the agents act in eval mode)."""
+    if epsilon <= 0.0:
+        return q_network(obs).argmax(-1)
+    n, device = obs.shape[0], obs.device
     explore = torch.rand(n, device=device, generator=generator) < epsilon
     random_actions = torch.randint(n_actions, (n,), device=device, generator=generator)
-    if epsilon >= 1.0 or (torch.device(device).type == "cpu" and bool(explore.all())):
+    if epsilon >= 1.0:
         return random_actions
-    return torch.where(explore, random_actions, q_fn().argmax(-1))
+    if device.type != "cpu":
+        return torch.where(explore, random_actions, q_network(obs).argmax(-1))
+    greedy_rows = (~explore).nonzero().squeeze(1)
+    if greedy_rows.numel() == n:
+        return q_network(obs).argmax(-1)
+    if greedy_rows.numel():
+        random_actions[greedy_rows] = q_network(obs.index_select(0, greedy_rows)).argmax(-1)
+    return random_actions
