@@ -19,7 +19,9 @@ Settings per (env, algo), shared by both libraries:
 * DQN: one gradient step of batch 128 per batched env step (SB3 ``train_freq=1``,
   ``gradient_steps=1``; normrl ``train_freq=num_envs``), buffer 100k, learning starts
   after one batched step, target update every 10 batched steps; 120-84 ReLU MLP /
-  MinAtar CNN.
+  MinAtar CNN; plain max targets on both sides (SB3's DQN has no Double DQN;
+  ``--double-dqn`` gives normrl its default Double DQN targets, one more forward per
+  update).
 
 Ours run ``--steps`` env steps, SB3 ``--sb3-steps`` (it is much slower; steps/s is a
 rate), each after a short warm-up. Prints a table and writes JSON (``--out``).
@@ -165,7 +167,8 @@ def build_ours(algo, env_id, env, args):
                         hidden=(64, 64), activation="tanh", monitor_every=0)
         return PPO(env, cfg)
     cfg = DQNConfig(learning_rate=2.5e-4, buffer_size=100_000, learning_starts=n, batch_size=128, train_freq=n, gradient_steps=1,
-                    target_update_interval=10 * n, hidden=(120, 84), monitor_every=0, log_interval=max(n * 100, 10_000))
+                    target_update_interval=10 * n, hidden=(120, 84), monitor_every=0, log_interval=max(n * 100, 10_000),
+                    double_dqn=args.double_dqn)
     return DQN(env, cfg)
 
 
@@ -193,6 +196,9 @@ def main(argv=None) -> int:
     p.add_argument("--ppo-num-steps", type=int, default=128)
     p.add_argument("--algos", nargs="+", default=["ppo", "dqn"], choices=["ppo", "dqn"])
     p.add_argument("--envs", nargs="+", default=["CartPole-v1", "MinAtar/Breakout"])
+    p.add_argument("--double-dqn", action=argparse.BooleanOptionalAction, default=False,
+                   help="normrl's DQN with Double DQN targets (SB3 has plain max targets, so the matched "
+                        "comparison is the default --no-double-dqn) [False]")
     p.add_argument("--threads", type=int, default=None, help="torch threads [torch's default]")
     p.add_argument("--sb3-env", choices=["tensor", "gym"], default="tensor",
                    help="SB3's env: the same normrl TensorEnv through a VecEnv shim [tensor], or DummyVecEnv over gymnasium/minatar envs [gym]")
