@@ -15,6 +15,10 @@ interrupted save never leaves a half-written "latest". Older checkpoints are rem
 step counts). Without ``--resume`` a run directory that already holds checkpoints is
 refused rather than overwritten. Missing, corrupt or incompatible checkpoints (another
 stream, algorithm or option set) raise :class:`normrl.utils.errors.CheckpointError`.
+
+Every agent config field is a flag too (``--learning-rate``, ``--buffer-size``, ...: the
+same generated flags as ``normrl train``); unset ones keep the first task's env preset.
+A resumed run must get the same values (checked against the saved ``config.json``).
 """
 from __future__ import annotations
 
@@ -22,6 +26,8 @@ import json
 import shutil
 import signal
 from pathlib import Path
+
+from normrl.commands._config_flags import add_config_flags, config_flag_values
 
 NAME = "continual"
 HELP = "train a PPO/DQN agent on a continual task stream (MinAtar, Atari, permuted) and print the return matrix"
@@ -54,6 +60,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--flush-replay", action="store_true", help="clear the DQN replay buffer at every task switch")
     parser.add_argument("--checkpoint-every", type=int, default=50_000, help="env steps between checkpoints (default: 50000)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_config_flags(parser)
 
 
 # -- checkpoints -----------------------------------------------------------------------------
@@ -127,6 +134,23 @@ def _check_resume_options(logdir: Path, options: dict) -> None:
         raise CheckpointError("--resume: options differ from the saved run (" + "; ".join(diff) + ")")
 
 
+def _check_resume_config(logdir: Path, config) -> None:
+    """The agent config of a resumed run must equal the saved one (fields the saved
+    run did not have yet are not compared)."""
+    from normrl.utils.errors import CheckpointError
+    from normrl.utils.run_dir import to_jsonable
+
+    path = logdir / "config.json"
+    try:
+        saved = json.loads(path.read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"--resume: cannot read the run's agent config from {path}: {exc}") from exc
+    now = to_jsonable(config)
+    diff = [f"{k}: saved {saved[k]!r}, now {now[k]!r}" for k in now if k in saved and saved[k] != now[k]]
+    if diff:
+        raise CheckpointError("--resume: the agent config differs from the saved run (" + "; ".join(diff) + ")")
+
+
 def _agent_class(algo: str):
     from normrl.agents import DQN, PPO
 
@@ -140,6 +164,7 @@ def run(args) -> int:
     from normrl.utils.errors import CheckpointError, UserError
     from normrl.utils.run_dir import write_config, write_summary
 
+    given = config_flag_values(args)
     for flag, value, low in (("--steps-per-task", args.steps_per_task, 1), ("--cycles", args.cycles, 1),
                              ("--eval-episodes", args.eval_episodes, 0), ("--checkpoint-every", args.checkpoint_every, 1)):
         if value < low:
@@ -167,7 +192,7 @@ def run(args) -> int:
     first = stream_tasks(args.stream, args.steps_per_task, seed=args.seed)[0]
     if first.env_id is None:
         raise UserError(f"stream {args.stream!r} is a supervised (dataset) stream; normrl continual trains RL agents")
-    overrides = {"seed": args.seed, "norm": args.norm}
+    overrides = {**given, "seed": args.seed, "norm": args.norm}
     if args.num_envs is not None:
         overrides["num_envs"] = args.num_envs
     # the first task's env preset (all tasks of a built-in stream share one env family)
@@ -190,6 +215,7 @@ def run(args) -> int:
     if args.resume:
         folder, saved = load_checkpoint_paths(logdir)
         _check_resume_options(logdir, options)
+        _check_resume_config(logdir, config)
         try:
             scheduler.load_state_dict(saved["state"])
         except ValueError as exc:

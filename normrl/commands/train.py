@@ -9,73 +9,17 @@ first step, TensorBoard events during training, and ``summary.json`` at the end.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import re
 import time
-import typing
 from pathlib import Path
+
+from normrl.commands._config_flags import add_config_flags, config_flag_values
 
 NAME = "train"
 HELP = "train PPO or DQN on one environment (TensorBoard logs, config.json, summary.json)"
 
-# Config fields that have their own top-level flag.
-_TOP_LEVEL = {"seed", "num_envs", "norm"}
-
-
-def _optional_float(text: str):
-    if text.lower() in ("none", "null"):
-        return None
-    return float(text)
-
-
-def _add_config_flags(parser: argparse.ArgumentParser, classes: dict) -> None:
-    """One flag per field of the config dataclasses in ``classes`` (``{algo: cls}``);
-    a field both have is one flag. Help shows each algorithm's default."""
-    group = parser.add_argument_group("config", "fields of PPOConfig / DQNConfig; unset flags keep the env preset (defaults shown per algorithm without a preset)")
-    fields: dict[str, tuple] = {}
-    for algo, cls in classes.items():
-        hints = typing.get_type_hints(cls)
-        for field in dataclasses.fields(cls):
-            if field.name in _TOP_LEVEL:
-                continue
-            hint, defaults = fields.get(field.name, (hints[field.name], {}))
-            defaults[algo] = field.default
-            fields[field.name] = (hint, defaults)
-    for name, (hint, defaults) in fields.items():
-        kwargs: dict = {"dest": f"cfg_{name}", "default": argparse.SUPPRESS}
-        origin, args = typing.get_origin(hint), typing.get_args(hint)
-        if hint is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif origin is tuple:
-            kwargs.update(type=int, nargs="+", metavar="N")
-        elif origin is typing.Union and type(None) in args:
-            kwargs.update(type=_optional_float, metavar="X|none")
-        else:
-            kwargs.update(type=hint, metavar=name.upper())
-        kwargs["help"] = ", ".join(f"{algo}: {d!r}" for algo, d in defaults.items())
-        group.add_argument("--" + name.replace("_", "-"), **kwargs)
-
-
-def config_flag_values(args) -> dict:
-    """The config fields given as generated flags (see :func:`_add_config_flags`), checked
-    against ``args.algo``'s config class (a flag of the other algorithm is a UserError)."""
-    from normrl.agents.presets import config_class
-    from normrl.utils.errors import UserError
-
-    own = {f.name for f in dataclasses.fields(config_class(args.algo))}
-    given = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")}
-    foreign = sorted(set(given) - own)
-    if foreign:
-        raise UserError(f"--{foreign[0].replace('_', '-')} is not a {args.algo} option")
-    if "hidden" in given:
-        given["hidden"] = tuple(given["hidden"])
-    return given
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from normrl.agents.dqn.config import DQNConfig
-    from normrl.agents.ppo.config import PPOConfig
-
     parser.add_argument("--algo", required=True, choices=("ppo", "dqn"), help="algorithm")
     parser.add_argument("--env", required=True, help="env id, e.g. CartPole-v1, MinAtar/Breakout, ALE/Pong-v5")
     parser.add_argument("--norm", default="none", help="registered norm name for the networks (see `normrl norms`) [none]")
@@ -89,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads; 1 is usually fastest for small networks on a shared machine [0: torch's default]")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_config_flags(parser, {"ppo": PPOConfig, "dqn": DQNConfig})
+    add_config_flags(parser)
 
 
 def run(args) -> int:

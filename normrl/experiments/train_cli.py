@@ -14,9 +14,7 @@ import argparse
 
 def build_parser(family: str) -> argparse.ArgumentParser:
     """The parser of the ``family`` (``"atari"`` / ``"minatar"``) training script."""
-    from normrl.commands.train import _add_config_flags
-    from normrl.agents.dqn.config import DQNConfig
-    from normrl.agents.ppo.config import PPOConfig
+    from normrl.commands._config_flags import add_config_flags
 
     example = "Pong" if family == "atari" else "breakout"
     parser = argparse.ArgumentParser(
@@ -37,7 +35,7 @@ def build_parser(family: str) -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint-every", type=int, default=100_000, help="env steps between checkpoints [100000]")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads; 0 keeps torch's default [1]")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_config_flags(parser, {"ppo": PPOConfig, "dqn": DQNConfig})
+    add_config_flags(parser)
     return parser
 
 
@@ -45,7 +43,7 @@ def run(family: str, args) -> dict:
     """Resolve the preset and train (see :func:`normrl.experiments.single_game.train_game`)."""
     import torch
 
-    from normrl.commands.train import config_flag_values
+    from normrl.commands._config_flags import config_flag_values
     from normrl.experiments.presets import atari_preset, minatar_preset
     from normrl.experiments.single_game import train_game
     from normrl.utils.errors import UserError

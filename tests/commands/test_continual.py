@@ -110,6 +110,12 @@ def test_bad_checkpoints_give_clear_errors(uninterrupted, tmp_path, capsys):
         main([*_argv(uninterrupted, "--resume"), "--reset-optimizer"])
     assert "options differ" in capsys.readouterr().err
 
+    # an agent config flag that differs from the saved run
+    with pytest.raises(SystemExit):
+        main([*_argv(uninterrupted, "--resume"), "--learning-rate", "0.1"])
+    err = capsys.readouterr().err
+    assert "agent config differs" in err and "learning_rate: saved 0.001, now 0.1" in err  # CartPole PPO preset
+
     # a corrupt pointer file
     import shutil
 
@@ -129,5 +135,25 @@ def test_argument_errors_are_one_line(tmp_path, capsys):
         main([*_argv(tmp_path / "y"), "--norm", "no-such-norm"])
     assert "unknown norm" in capsys.readouterr().err
     with pytest.raises(SystemExit):
+        main([*_argv(tmp_path / "v"), "--buffer-size", "100"])
+    assert "--buffer-size is not a ppo option" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
         main(["continual", "--stream", "nope", "--algo", "ppo", "--steps-per-task", "10", "--logdir", str(tmp_path / "z")])
     assert "valid streams" in capsys.readouterr().err
+
+
+def test_agent_config_flags_reach_the_agent_and_config_json(tmp_path):
+    logdir = tmp_path / "dqn"
+    argv = ["continual", "--stream", STREAM, "--algo", "dqn", "--steps-per-task", "256", "--logdir", str(logdir),
+            "--eval-episodes", "1", "--device", "cpu", "--no-progress", "--num-envs", "4",
+            "--learning-rate", "0.0007", "--buffer-size", "512", "--learning-starts", "64", "--hidden", "32", "16",
+            "--no-double-dqn"]
+    assert main(argv) == 0
+    config = json.loads((logdir / "config.json").read_text())["config"]
+    assert (config["learning_rate"], config["buffer_size"], config["learning_starts"]) == (0.0007, 512, 64)
+    assert config["hidden"] == [32, 16] and config["double_dqn"] is False and config["num_envs"] == 4
+    import torch
+
+    ckpt = next((logdir / "checkpoints").glob("step_*/agent.pt"))
+    state = torch.load(ckpt, weights_only=False)
+    assert state["config"]["learning_rate"] == 0.0007 and tuple(state["config"]["hidden"]) == (32, 16)
