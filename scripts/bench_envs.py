@@ -68,8 +68,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's default)")
     parser.add_argument("--skip-reference", action="store_true", help="time only the normrl envs")
     parser.add_argument("--seed", type=int, default=0, help="seed of envs and actions (default 0)")
-    parser.add_argument("--obs-dtype", default="float32", choices=["float32", "uint8", "bool"],
-                        help="observation dtype of the MinAtar envs (default float32; the reference's state() is bool)")
+    parser.add_argument("--obs-dtype", default="uint8", choices=["float32", "uint8", "bool"],
+                        help="observation dtype of the MinAtar envs (default uint8, the envs' default; the reference's "
+                             "state() is bool)")
     args = parser.parse_args(argv)
     try:
         args.env_counts = [int(v) for v in args.envs.split(",") if v.strip()]
@@ -112,7 +113,7 @@ def time_steps(step: Callable[[], None], seconds: float, sync: Callable[[], None
 def bench_ours(env_id: str, num_envs: int, args, compile_step: bool) -> float:
     device = torch.device(args.device)
     kwargs = {"compile": True} if compile_step else {}
-    if env_id.startswith("MinAtar/") and args.obs_dtype != "float32":
+    if env_id.startswith("MinAtar/"):
         kwargs["obs_dtype"] = args.obs_dtype
     env = make_env(env_id, num_envs, device=device, seed=args.seed, **kwargs)
     env.reset()
@@ -249,7 +250,7 @@ def main(argv=None) -> int:
                 for ref_name, ref_rate in references:
                     emit({
                         "env": (env_id if label == "eager" else f"{env_id} (compiled)")
-                        + (f" [{args.obs_dtype}]" if game != "CartPole" and args.obs_dtype != "float32" else ""),
+                        + (f" [{args.obs_dtype}]" if game != "CartPole" else ""),
                         "num_envs": num_envs,
                         "variant": label,
                         "ours_steps_per_s": rate,

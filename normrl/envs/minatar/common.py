@@ -185,7 +185,7 @@ class MinAtarEnv(TensorEnv):
         difficulty_ramping: bool = True,
         pad_channels_to: int | None = None,
         max_episode_steps: int | None = None,
-        obs_dtype: torch.dtype | str = torch.float32,
+        obs_dtype: torch.dtype | str = torch.uint8,
         compile: bool = False,
     ):
         if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:

@@ -20,13 +20,16 @@ def test_spaces_and_action_sets_match_reference(cls):
     ref = oracle.make_reference(cls.game)
     env = cls(num_envs=3, seed=0)
     c = ref.state_shape()[2]
-    assert env.single_observation_space == gym.spaces.Box(0.0, 1.0, (c, 10, 10), np.float32)
+    assert env.single_observation_space == gym.spaces.Box(0, 1, (c, 10, 10), np.uint8)  # one byte per cell by default
     assert len(cls.channel_names) == c
     assert env.action_set.tolist() == ref.minimal_action_set()
     assert env.single_action_space == gym.spaces.Discrete(len(ref.minimal_action_set()))
     obs = env.reset(seed=1)
-    assert obs.shape == (3, c, 10, 10) and obs.dtype == torch.float32
+    assert obs.shape == (3, c, 10, 10) and obs.dtype == torch.uint8
     assert env.single_observation_space.contains(obs[0].numpy())
+    as_float = cls(num_envs=3, seed=0, obs_dtype="float32")
+    assert as_float.single_observation_space == gym.spaces.Box(0.0, 1.0, (c, 10, 10), np.float32)
+    assert torch.equal(as_float.reset(seed=1), obs.float())
     full = cls(num_envs=3, seed=0, full_action_space=True)
     assert full.single_action_space == gym.spaces.Discrete(6) and full.action_set.tolist() == list(range(6))
     assert FULL_ACTION_NAMES == tuple(ref.env.action_map)
@@ -118,7 +121,7 @@ def test_truncation_reports_final_observation():
     assert info["episode_length"].tolist() == [7, 7, 7]
     assert limited.state["terminate_timer"].tolist() == [2500] * 3  # fresh episodes
     assert torch.equal(obs[:, 0], free_obs[:, 0].new_zeros(3, 10, 10).index_put_(
-        (torch.arange(3), torch.tensor([9, 9, 9]), torch.tensor([4, 4, 4])), torch.tensor(1.0)))
+        (torch.arange(3), torch.tensor([9, 9, 9]), torch.tensor([4, 4, 4])), torch.tensor(1, dtype=obs.dtype)))
 
 
 @pytest.mark.parametrize("cls", GAMES)
