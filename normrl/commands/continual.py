@@ -7,7 +7,8 @@ every task visit and at the end) and checkpoints:
 
 ``checkpoints/step_<N>/agent.pt`` + ``scheduler.json``, written every
 ``--checkpoint-every`` env steps, after every task visit, and on SIGINT/SIGTERM (the
-run stops after the current chunk, saves, and exits with status 130/143);
+run stops after the current chunk, or abandons a running evaluation, which the resumed
+run repeats; saves; and exits with status 130/143);
 ``checkpoints/latest.json`` names the newest complete one and is replaced last, so an
 interrupted save never leaves a half-written "latest". Older checkpoints are removed.
 

@@ -46,12 +46,15 @@ checkpoint, :meth:`load_state_dict` + :meth:`run` continue exactly where trainin
 """
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
+
+from normrl.utils.errors import EvaluationInterrupted
 
 STATE_VERSION = 1
 
@@ -150,6 +153,15 @@ def reset_optimizer(optimizer: torch.optim.Optimizer) -> None:
     from normrl.normalization.optimizer_reset import reset_optimizer_state
 
     reset_optimizer_state(optimizer)
+
+
+def _accepts(fn, name: str) -> bool:
+    """Whether callable ``fn`` takes a keyword argument ``name``."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def _networks(agent) -> list[nn.Module]:
@@ -303,6 +315,7 @@ class TaskScheduler:
         self.visit = 0
         self.steps_done = 0
         self.started = False
+        self.task_ended = False  # the visit's on_task_end hooks ran (its evaluation may not have)
         self.returns: list[list[float]] = []
         self.eval_steps: list[int] = []
         self._stop = False
@@ -377,22 +390,30 @@ class TaskScheduler:
         return sorted({self.visit_task_id(v) for v in range(self.visit + 1)})
 
     def _evaluate_row(self, agent, device) -> None:
+        """Evaluate on every task seen so far and append the matrix row. A stop
+        requested meanwhile raises EvaluationInterrupted (between tasks, or within one
+        when ``agent.evaluate`` takes ``should_stop``); nothing is logged or appended
+        then, so the resumed run evaluates the whole row once."""
         row = [math.nan] * len(self.tasks)
         if self.eval_episodes > 0:
+            stop_kwargs = {"should_stop": lambda: self._stop} if _accepts(agent.evaluate, "should_stop") else {}
             saved_task_id = getattr(agent, "task_id", None)
             try:
                 for k in self._seen_tasks():
+                    if self._stop:
+                        raise EvaluationInterrupted("stop requested between task evaluations")
                     env = self.tasks[k].make(self.eval_num_envs, device, self._eval_seed(k))
                     try:
                         if self.tag_task_id:
                             agent.task_id = k
-                        row[k] = float(agent.evaluate(env, self.eval_episodes))
+                        row[k] = float(agent.evaluate(env, self.eval_episodes, **stop_kwargs))
                     finally:
                         env.close()
-                    self._log(agent, f"continual/eval/{self.tasks[k].name}", row[k])
             finally:
                 if self.tag_task_id and saved_task_id is not None:
                     agent.task_id = saved_task_id
+            for k in self._seen_tasks():
+                self._log(agent, f"continual/eval/{self.tasks[k].name}", row[k])
             seen = [row[k] for k in self._seen_tasks()]
             self._log(agent, "continual/eval_mean_seen", sum(seen) / len(seen))
         self.returns.append(row)
@@ -453,11 +474,12 @@ class TaskScheduler:
                                       restart_lr=self.restart_lr, flush_replay=self.flush_replay,
                                       tag_task_id=self.tag_task_id, call_end_hooks=False)
                     self.started = True
+                    self._log(agent, "continual/task_id", task_id)
                 elif self.tag_task_id:
-                    agent.task_id = task_id  # resumed mid-visit: hooks already ran before the save
+                    # resumed mid-visit: the hooks ran and the visit's start was logged before the save
+                    agent.task_id = task_id
                 if getattr(agent, "env", None) is not env:
                     agent.set_env(env)
-                self._log(agent, "continual/task_id", task_id)
                 while self.steps_done < task.steps:
                     chunk = task.steps - self.steps_done
                     if self.chunk_steps is not None:
@@ -472,14 +494,25 @@ class TaskScheduler:
                         self._stop = True
                     if self._stop:
                         return self.result()
-                self._log(agent, "continual/task_id", task_id)
+                if not self.task_ended:  # else logged before an interrupted evaluation
+                    self._log(agent, "continual/task_id", task_id)
             finally:
                 env.close()
-            notify_task_switch(_networks(agent), task_id, None)
-            self._evaluate_row(agent, device)
+            if not self.task_ended:
+                notify_task_switch(_networks(agent), task_id, None)
+                self.task_ended = True
+            try:
+                self._evaluate_row(agent, device)
+            except EvaluationInterrupted:
+                # a consistent point too: the visit is trained and ended, its row not yet
+                # evaluated (a resumed run evaluates it without calling the end hooks again)
+                if callback is not None:
+                    callback(self, agent)
+                return self.result()
             self.visit += 1
             self.steps_done = 0
             self.started = False
+            self.task_ended = False
             self._write_summary()
             if callback is not None and callback(self, agent) is False:
                 self._stop = True
@@ -499,6 +532,7 @@ class TaskScheduler:
             "visit": self.visit,
             "steps_done": self.steps_done,
             "started": self.started,
+            "task_ended": self.task_ended,
             "returns": [[None if math.isnan(v) else v for v in row] for row in self.returns],
             "eval_steps": list(self.eval_steps),
         }
@@ -527,5 +561,6 @@ class TaskScheduler:
         self.visit = int(visit)
         self.steps_done = int(steps_done)
         self.started = bool(state["started"])
+        self.task_ended = bool(state.get("task_ended", False))  # absent in states saved before it existed
         self.returns = [[math.nan if v is None else float(v) for v in row] for row in state["returns"]]
         self.eval_steps = [int(s) for s in state["eval_steps"]]

@@ -7,3 +7,8 @@ class UserError(Exception):
 
 class CheckpointError(UserError):
     """A checkpoint that is corrupt or was written by an incompatible run."""
+
+
+class EvaluationInterrupted(Exception):
+    """An evaluation stopped early because a stop was requested (e.g. SIGTERM during a
+    continual run's per-task evaluation); its partial result is discarded."""

@@ -49,3 +49,24 @@ def test_evaluate_counts_episodes_evenly():
     assert agent.evaluate(ChainEnv(num_envs=4, length=[1, 2, 3, 4]), episodes=6) == pytest.approx(13 / 6)
     with pytest.raises(ValueError, match="episodes"):
         agent.evaluate(ChainEnv(num_envs=4), episodes=0)
+
+
+def test_evaluate_polls_should_stop_every_16_steps_and_restores_train_mode():
+    from normrl.utils.errors import EvaluationInterrupted
+
+    cfg = PPOConfig(num_steps=8, num_minibatches=2, update_epochs=1, hidden=(16,), monitor_every=0)
+    agent = PPO(make_env("CartPole-v1", 2, "cpu", seed=0), cfg)
+    polls = []
+
+    def stop_on_second_poll():
+        polls.append(1)
+        return len(polls) == 2
+
+    with pytest.raises(EvaluationInterrupted, match="after 32 steps"):
+        agent.evaluate(make_env("CartPole-v1", 2, "cpu", seed=1), episodes=1000, should_stop=stop_on_second_poll)
+    assert len(polls) == 2
+    assert all(m.training for m in agent.networks())
+    # the quota check comes first: an evaluation whose episodes are all in is not interrupted
+    chain = PPO(ChainEnv(num_envs=2), PPOConfig(num_steps=4, num_minibatches=1, update_epochs=1, monitor_every=0),
+                network=PositionValueNet())
+    assert chain.evaluate(ChainEnv(num_envs=4, length=[1, 2, 3, 4]), episodes=8, should_stop=lambda: True) == 2.5

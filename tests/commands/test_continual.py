@@ -27,6 +27,24 @@ def _summary(logdir):
     return json.loads((Path(logdir) / "summary.json").read_text())
 
 
+def _tb_steps(logdir):
+    """{tag: sorted steps} of every scalar in the run's TensorBoard event files."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(logdir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: sorted(e.step for e in acc.Scalars(tag)) for tag in acc.Tags()["scalars"]}
+
+
+def _assert_same_tensorboard_steps(resumed, full):
+    """A resumed run's TensorBoard scalars sit at exactly the uninterrupted run's steps:
+    nothing duplicated, nothing missing."""
+    got, want = _tb_steps(resumed), _tb_steps(full)
+    assert sorted(got) == sorted(want)
+    for tag in want:
+        assert got[tag] == want[tag], tag
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("full")
@@ -60,6 +78,7 @@ def test_sigterm_then_resume_matches_uninterrupted_run(uninterrupted, tmp_path):
     assert resumed["eval_steps"][-1] == 4 * STEPS
     assert resumed["returns"] == full["returns"]  # bit-exact continuation
     assert _summary(logdir)["agent"]["steps"] == 4 * STEPS
+    _assert_same_tensorboard_steps(logdir, uninterrupted)
     # only the newest checkpoint is kept
     assert [p.name for p in (logdir / "checkpoints").glob("step_*")] == [f"step_{4 * STEPS:012d}"]
 
@@ -87,6 +106,51 @@ def test_sigint_at_each_kind_of_checkpoint_then_resume_is_exact(uninterrupted, t
     monkeypatch.setattr(cmd, "save_checkpoint", real_save)
     assert main(_argv(logdir, "--resume")) == 0
     assert _summary(logdir)["continual"] == _summary(uninterrupted)["continual"]
+    _assert_same_tensorboard_steps(logdir, uninterrupted)
+
+
+@pytest.mark.slow
+def test_sigint_during_evaluation_stops_it_and_the_resumed_run_is_exact(uninterrupted, tmp_path, monkeypatch):
+    """A signal during a visit's evaluation interrupts it (not waited for): the
+    checkpoint is the trained, ended visit without its row, and the resumed run
+    evaluates the row once, with the same matrix and TensorBoard steps as a run never
+    interrupted and without calling the task-end hooks twice."""
+    from normrl.agents.common.base import AgentBase
+    from normrl.envs import scheduler as scheduler_module
+
+    real_evaluate = AgentBase.evaluate
+    calls, stopped = [], []
+
+    def evaluate_then_interrupt(self, env, episodes=10, **kw):
+        calls.append(1)
+        if len(calls) == 2:  # visit 1's first task: the signal arrives mid-evaluation
+            os.kill(os.getpid(), signal.SIGINT)
+        try:
+            return real_evaluate(self, env, episodes, **kw)
+        except Exception as exc:
+            stopped.append(type(exc).__name__)
+            raise
+
+    real_notify = scheduler_module.notify_task_switch
+    ends = []
+
+    def counting_notify(modules, old, new):
+        if old is not None and new is None:
+            ends.append(old)
+        return real_notify(modules, old, new)
+
+    monkeypatch.setattr(AgentBase, "evaluate", evaluate_then_interrupt)
+    monkeypatch.setattr(scheduler_module, "notify_task_switch", counting_notify)
+    logdir = tmp_path / "run"
+    assert main(_argv(logdir)) == 130
+    assert stopped == ["EvaluationInterrupted"]  # stopped inside agent.evaluate
+    state = json.loads(next((logdir / "checkpoints").glob("step_*/scheduler.json")).read_text())["scheduler"]
+    assert (state["visit"], state["steps_done"], state["started"], state["task_ended"]) == (1, STEPS, True, True)
+    assert len(state["returns"]) == 1
+    assert main(_argv(logdir, "--resume")) == 0
+    assert ends == [0, 1, 0, 1]  # one end-of-task call per visit across both processes' halves
+    assert _summary(logdir)["continual"] == _summary(uninterrupted)["continual"]
+    _assert_same_tensorboard_steps(logdir, uninterrupted)
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -14,7 +14,7 @@ import torch.nn as nn
 from normrl.agents.common.build import (build_optimizer, global_rng_state, make_generator, make_monitor,
                                         set_global_rng_state, task_id_setters)
 from normrl.agents.common.episode_log import EpisodeLog
-from normrl.utils.errors import CheckpointError
+from normrl.utils.errors import CheckpointError, EvaluationInterrupted
 
 CHECKPOINT_VERSION = 1
 
@@ -98,12 +98,15 @@ class AgentBase:
 
     # -- evaluation ----------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, env, episodes: int = 10, deterministic: bool = True, seed: int | None = None, max_steps: int = 1_000_000) -> float:
+    def evaluate(self, env, episodes: int = 10, deterministic: bool = True, seed: int | None = None, max_steps: int = 1_000_000,
+                 should_stop: Callable[[], bool] | None = None) -> float:
         """Mean undiscounted return of ``episodes`` episodes on ``env`` (its own
         instance, not the training env), with the greedy / most likely action by
         default. Episodes are spread evenly over the sub-envs (each sub-env
         contributes its first episodes), so short episodes are not over-counted.
-        ``max_steps`` bounds the batched steps (ValueError if reached)."""
+        ``max_steps`` bounds the batched steps (ValueError if reached).
+        ``should_stop`` is polled every 16 batched steps; when it returns True the
+        evaluation raises :class:`~normrl.utils.errors.EvaluationInterrupted`."""
         if episodes < 1:
             raise ValueError(f"episodes must be >= 1, got {episodes}")
         n = env.num_envs
@@ -120,8 +123,11 @@ class AgentBase:
                 take = info["done"] & (counted < quota)
                 total += torch.where(take, info["episode_return"].double(), 0.0).sum()
                 counted += take.long()
-                if step % 16 == 15 and bool((counted >= quota).all()):
-                    break
+                if step % 16 == 15:
+                    if bool((counted >= quota).all()):
+                        break
+                    if should_stop is not None and should_stop():
+                        raise EvaluationInterrupted(f"evaluation stopped after {step + 1} steps")
             else:
                 if not bool((counted >= quota).all()):
                     raise ValueError(f"evaluate: {episodes} episodes did not finish within {max_steps} steps")
