@@ -87,6 +87,21 @@ def prefers_channels_last(module: nn.Module) -> bool:
     return conv is not None and conv.weight.dim() == 4 and not conv.weight.is_contiguous() and conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
+def align_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """Give every per-parameter state tensor the memory layout of its parameter.
+
+    ``Optimizer.load_state_dict`` keeps the saved layout, so a checkpoint written with
+    contiguous conv weights and loaded into a channels-last network (or the reverse)
+    leaves Adam's moments laid out unlike the weights, which torch's fused Adam then
+    updates wrongly (the loop implementation copes). Called after loading."""
+    for param, state in optimizer.state.items():
+        if not isinstance(param, torch.Tensor):
+            continue
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
 def is_nap_norm(norm: Any) -> bool:
     """True for norms that build the Normalize-and-Project form (``norm="nap"``)."""
     if norm is None or (isinstance(norm, str) and norm.lower() == "none"):

@@ -16,7 +16,8 @@ import torch
 import torch.nn as nn
 
 from normrl.agents.common.base import AgentBase
-from normrl.agents.common.build import adab2n_aux_loss, discrete_actions, prefers_channels_last, seeded
+from normrl.agents.common.build import (adab2n_aux_loss, align_optimizer_state, discrete_actions, prefers_channels_last,
+                                        seeded)
 from normrl.agents.common.replay_buffer import ReplayBuffer
 from normrl.agents.dqn.config import DQNConfig
 from normrl.agents.dqn.loss import td_loss, td_targets, update_target
@@ -234,6 +235,7 @@ class DQN(AgentBase):
         self.q_network.load_state_dict(state["q_network"])
         self.target_network.load_state_dict(state["target_network"])
         self.optimizer.load_state_dict(state["optimizer"])
+        align_optimizer_state(self.optimizer)
         if state["lr_schedule"] is not None:
             if self.lr_schedule is None:
                 from normrl.normalization import make_lr_schedule

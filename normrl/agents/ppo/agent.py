@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from normrl.agents.common.base import AgentBase
-from normrl.agents.common.build import adab2n_aux_loss, discrete_actions, seeded
+from normrl.agents.common.build import adab2n_aux_loss, align_optimizer_state, discrete_actions, seeded
 from normrl.agents.common.gae import compute_gae
 from normrl.agents.common.rollout_buffer import RolloutBuffer
 from normrl.agents.ppo.config import PPOConfig
@@ -231,6 +231,7 @@ class PPO(AgentBase):
     def _load_algo_state(self, state: dict[str, Any]) -> None:
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
+        align_optimizer_state(self.optimizer)
         if state["lr_schedule"] is not None:
             if self.lr_schedule is None:
                 from normrl.normalization import make_lr_schedule
