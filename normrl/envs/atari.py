@@ -121,7 +121,12 @@ class AtariEnv(TensorEnv):
     ``obs`` uint8 ``(num_envs, frame_stack, 84, 84)``, ``reward`` float32, ``terminated``
     and ``truncated`` bool, and ``info`` with ``done``, ``episode_return`` (float32),
     ``episode_length`` (int64), ``lives`` (int64) and ``final_obs``.
+
+    Emulator state is not checkpointed (``checkpointable = False``): an agent restored
+    from a checkpoint resets this env and starts fresh games.
     """
+
+    checkpointable = False
 
     def __init__(
         self,

@@ -47,6 +47,10 @@ class TensorEnv:
     def close(self) -> None:
         """Release resources (threads, pinned buffers); a no-op for pure tensor envs."""
 
+    #: False for envs whose running episodes cannot be saved (ale-py's emulators): an
+    #: agent restored from a checkpoint then resets the env and starts fresh episodes.
+    checkpointable: bool = True
+
     # Checkpointing: envs that hold state beyond RNG override these.
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -20,9 +20,11 @@ CHECKPOINT_VERSION = 1
 
 
 def _fused_adam_supported(model: nn.Module) -> bool:
-    """torch's fused Adam takes floating-point parameters on CPU and CUDA."""
+    """torch's fused Adam takes floating-point parameters on CUDA, and on CPU from
+    torch 2.4 (the project allows older torch)."""
     params = list(model.parameters())
-    return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    devices = ("cpu", "cuda") if torch.torch_version.TorchVersion(torch.__version__) >= (2, 4) else ("cuda",)
+    return bool(params) and all(p.is_floating_point() and p.device.type in devices for p in params)
 
 
 class AgentBase:
@@ -137,9 +139,18 @@ class AgentBase:
         return float(total) / episodes
 
     def predict(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
-        """Actions for a batch of observations (eval mode, no gradients)."""
-        with torch.no_grad():
-            return self._act(obs, deterministic)
+        """Actions for a batch of observations, with the networks in eval mode (restored
+        afterwards) and no gradients: batch-dependent norms use their running
+        statistics, so each observation's action does not depend on the others."""
+        modes = [(m, m.training) for m in self.networks()]
+        for m, _ in modes:
+            m.train(False)
+        try:
+            with torch.no_grad():
+                return self._act(obs, deterministic)
+        finally:
+            for m, mode in modes:
+                m.train(mode)
 
     # -- logging -------------------------------------------------------------------------
     def _progress_bar(self, total: int, enabled: bool):
@@ -223,6 +234,8 @@ class AgentBase:
         self.num_updates = int(state["num_updates"])
         self.task_id = int(state["task_id"])
         self._obs = None if state["obs"] is None else state["obs"].to(self.device)
+        if not getattr(self.env, "checkpointable", True):
+            self._obs = None  # its episodes cannot be restored: the next learn() starts fresh ones
         self.episode_log.load_state_dict(state["episode_log"])
         if state.get("monitor") is not None and getattr(self, "monitor", None) is not None:
             mon = dict(state["monitor"])
