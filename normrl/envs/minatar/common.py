@@ -145,8 +145,8 @@ class MinAtarEnv(TensorEnv):
             (Seaquest's count) for every game.
         max_episode_steps: truncate episodes after this many steps (default None: no
             time limit, as the reference).
-        obs_dtype: dtype of the observations: ``torch.float32`` (default), ``torch.uint8``
-            or ``torch.bool`` (or their names ``"float32"``, ``"uint8"``, ``"bool"``). The
+        obs_dtype: dtype of the observations: ``torch.uint8`` (default), ``torch.float32``
+            or ``torch.bool`` (or their names ``"uint8"``, ``"float32"``, ``"bool"``). The
             one-byte dtypes move a quarter of float32's memory per step; the values are
             the same 0/1 either way (convert to float in the network).
         compile: run the whole per-step function (sticky actions, rules, episode
