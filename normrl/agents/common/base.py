@@ -3,6 +3,7 @@ interface (``set_env``, ``task_id``, ``networks()``), evaluation, progress bar,
 TensorBoard writer, and exact checkpoints (``save`` / ``load``)."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
@@ -116,10 +117,7 @@ class AgentBase:
         counted = torch.zeros(n, dtype=torch.long, device=env.device)
         total = torch.zeros((), dtype=torch.float64, device=env.device)
         obs = env.reset(seed=seed)
-        modes = [(m, m.training) for m in self.networks()]
-        for m, _ in modes:
-            m.train(False)
-        try:
+        with self._eval_mode():
             for step in range(max_steps):
                 obs, _, _, _, info = env.step(self._act(obs, deterministic))
                 take = info["done"] & (counted < quota)
@@ -133,21 +131,23 @@ class AgentBase:
             else:
                 if not bool((counted >= quota).all()):
                     raise ValueError(f"evaluate: {episodes} episodes did not finish within {max_steps} steps")
-        finally:
-            for m, mode in modes:
-                m.train(mode)
         return float(total) / episodes
 
     def predict(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
         """Actions for a batch of observations, with the networks in eval mode (restored
         afterwards) and no gradients: batch-dependent norms use their running
         statistics, so each observation's action does not depend on the others."""
+        with self._eval_mode(), torch.no_grad():
+            return self._act(obs, deterministic)
+
+    @contextlib.contextmanager
+    def _eval_mode(self):
+        """Every network in eval mode for the block; the previous modes afterwards."""
         modes = [(m, m.training) for m in self.networks()]
         for m, _ in modes:
             m.train(False)
         try:
-            with torch.no_grad():
-                return self._act(obs, deterministic)
+            yield
         finally:
             for m, mode in modes:
                 m.train(mode)
