@@ -122,14 +122,21 @@ def _options(args, num_envs: int) -> dict:
             "chunk_steps": min(args.checkpoint_every, PROGRESS_EVERY)}
 
 
-def _check_resume_options(logdir: Path, options: dict) -> None:
+def _saved_section(logdir: Path, key: str, what: str) -> dict:
+    """``config.json[key]`` of the run in ``logdir`` (CheckpointError if unreadable)."""
     from normrl.utils.errors import CheckpointError
 
     path = logdir / "config.json"
     try:
-        saved = json.loads(path.read_text())["continual"]
+        return json.loads(path.read_text())[key]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"--resume: cannot read the run's options from {path}: {exc}") from exc
+        raise CheckpointError(f"--resume: cannot read the run's {what} from {path}: {exc}") from exc
+
+
+def _check_resume_options(logdir: Path, options: dict) -> None:
+    from normrl.utils.errors import CheckpointError
+
+    saved = _saved_section(logdir, "continual", "options")
     diff = [f"{k}: saved {saved.get(k)!r}, now {options[k]!r}" for k in RESUME_KEYS if saved.get(k) != options[k]]
     if diff:
         raise CheckpointError("--resume: options differ from the saved run (" + "; ".join(diff) + ")")
@@ -141,12 +148,7 @@ def _check_resume_config(logdir: Path, config) -> None:
     from normrl.utils.errors import CheckpointError
     from normrl.utils.run_dir import to_jsonable
 
-    path = logdir / "config.json"
-    try:
-        saved = json.loads(path.read_text())["config"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"--resume: cannot read the run's agent config from {path}: {exc}") from exc
-    now = to_jsonable(config)
+    saved, now = _saved_section(logdir, "config", "agent config"), to_jsonable(config)
     diff = [f"{k}: saved {saved[k]!r}, now {now[k]!r}" for k in now if k in saved and saved[k] != now[k]]
     if diff:
         raise CheckpointError("--resume: the agent config differs from the saved run (" + "; ".join(diff) + ")")
