@@ -66,6 +66,12 @@ class TensorEnvWrapper(TensorEnv):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.env.load_state_dict(state)
 
+    @property
+    def checkpointable(self) -> bool:
+        """The wrapped env's (a class attribute on TensorEnv, so ``__getattr__`` would
+        not forward it)."""
+        return self.env.checkpointable
+
     def __getattr__(self, name: str):
         # only reached for attributes the wrapper lacks (e.g. ``action_names``)
         if name == "env":
