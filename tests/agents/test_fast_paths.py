@@ -11,6 +11,9 @@ from normrl.agents.common.build import align_optimizer_state, prefers_channels_l
 from normrl.agents.dqn.networks import epsilon_greedy
 from normrl.envs import make_env
 
+CPU_FUSED_ADAM = torch.torch_version.TorchVersion(torch.__version__) >= (2, 4)
+needs_cpu_fused_adam = pytest.mark.skipif(not CPU_FUSED_ADAM, reason="torch < 2.4 has no CPU fused Adam")
+
 SMALL_DQN = dict(buffer_size=256, learning_starts=32, batch_size=8, train_freq=4, monitor_every=0, log_interval=10**9)
 
 
@@ -18,6 +21,7 @@ def _atari_dqn(**kw):
     return DQN(make_env("ALE/Breakout-v5", 2, "cpu", seed=0), DQNConfig(**{**SMALL_DQN, **kw}))
 
 
+@needs_cpu_fused_adam
 def test_default_agents_use_fused_adam_unless_told_not_to():
     env = make_env("CartPole-v1", 2, "cpu", seed=0)
     assert PPO(env, PPOConfig(monitor_every=0)).optimizer.param_groups[0]["fused"] is True
@@ -83,6 +87,35 @@ def test_adam_state_takes_the_parameter_layout_after_loading():
     torch.testing.assert_close(train(channels_last=True, fused=True, align=True), reference, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("wrap", [False, True], ids=["atari", "permuted-actions-atari"])
+def test_loaded_agent_has_adam_state_in_its_parameters_layout_and_resets_atari(tmp_path, wrap):
+    """DQN.load aligns the optimizer state (here: a checkpoint whose Adam moments were
+    saved contiguous, as before the network went channels-last) and, for an Atari env
+    also behind a wrapper, starts fresh games."""
+    from normrl.envs.permuted import PermutedActions
+
+    def agent():
+        env = make_env("ALE/Breakout-v5", 2, "cpu", seed=0)
+        return DQN(PermutedActions(env, permutation_seed=1) if wrap else env, DQNConfig(**SMALL_DQN))
+
+    first = agent()
+    first.learn(64, progress=False)
+    first.save(tmp_path / "a.pt")
+    state = torch.load(tmp_path / "a.pt", weights_only=False)
+    for moments in state["optimizer"]["state"].values():
+        for k in ("exp_avg", "exp_avg_sq"):
+            moments[k] = moments[k].contiguous()
+    torch.save(state, tmp_path / "a.pt")
+    restored = agent()
+    restored.load(tmp_path / "a.pt")
+    conv = restored.q_network[1][1].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    for p in restored.q_network.parameters():
+        assert all(restored.optimizer.state[p][k].stride() == p.stride() for k in ("exp_avg", "exp_avg_sq"))
+    restored.learn(16, progress=False)
+    assert restored.num_steps == 80
+
+
 def test_predict_runs_in_eval_mode_and_restores_the_mode():
     """With a batch-statistics norm, predict's actions use the running statistics, so
     the lazy epsilon-greedy's subset forward gives the full-batch eval-mode actions."""
@@ -102,18 +135,19 @@ def test_predict_runs_in_eval_mode_and_restores_the_mode():
         assert torch.equal(got, want), seed
 
 
-@pytest.mark.parametrize("fused", [False, True])
-def test_ppo_update_matches_between_fused_and_loop_adam(fused):
+def test_ppo_update_matches_between_fused_and_loop_adam():
     """fused_adam changes only float rounding: a few PPO updates agree closely."""
     def run(flag):
         agent = PPO(make_env("CartPole-v1", 4, "cpu", seed=0),
                     PPOConfig(num_steps=16, num_minibatches=2, update_epochs=2, hidden=(16,), monitor_every=0, fused_adam=flag))
         agent.learn(128, progress=False)
+        assert bool(agent.optimizer.param_groups[0]["fused"]) == (flag and CPU_FUSED_ADAM)
         return torch.cat([p.detach().flatten() for p in agent.network.parameters()])
 
-    torch.testing.assert_close(run(fused), run(False), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(run(True), run(False), rtol=1e-4, atol=1e-5)
 
 
+@needs_cpu_fused_adam
 def test_fused_adam_is_not_requested_on_cpu_before_torch_2_4(monkeypatch):
     """torch < 2.4 has no CPU fused Adam (the project allows torch >= 2.1)."""
     from normrl.agents.common import base
