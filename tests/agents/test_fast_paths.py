@@ -40,19 +40,6 @@ def test_atari_dqn_is_channels_last_end_to_end():
     assert not prefers_channels_last(cartpole.q_network) and not cartpole.replay_buffer.channels_last
 
 
-def test_atari_checkpoint_resumes_with_fresh_games(tmp_path):
-    """ale-py emulators are not checkpointed: the restored agent resets the env
-    (before this, learn() after load() stepped an env that was never reset)."""
-    agent = _atari_dqn()
-    agent.learn(64, progress=False)
-    agent.save(tmp_path / "a.pt")
-    restored = _atari_dqn()
-    restored.load(tmp_path / "a.pt")
-    assert restored.num_steps == 64 and len(restored.replay_buffer) == len(agent.replay_buffer)
-    restored.learn(16, progress=False)
-    assert restored.num_steps == 80
-
-
 def test_adam_state_takes_the_parameter_layout_after_loading():
     """Fused Adam updates wrongly when a moment's memory layout differs from its
     parameter's (e.g. a checkpoint from a contiguous network loaded into a channels-last
@@ -91,7 +78,8 @@ def test_adam_state_takes_the_parameter_layout_after_loading():
 def test_loaded_agent_has_adam_state_in_its_parameters_layout_and_resets_atari(tmp_path, wrap):
     """DQN.load aligns the optimizer state (here: a checkpoint whose Adam moments were
     saved contiguous, as before the network went channels-last) and, for an Atari env
-    also behind a wrapper, starts fresh games."""
+    also behind a wrapper, starts fresh games: ale-py emulators are not checkpointed
+    (before this, learn() after load() stepped an env that was never reset)."""
     from normrl.envs.permuted import PermutedActions
 
     def agent():
@@ -108,6 +96,7 @@ def test_loaded_agent_has_adam_state_in_its_parameters_layout_and_resets_atari(t
     torch.save(state, tmp_path / "a.pt")
     restored = agent()
     restored.load(tmp_path / "a.pt")
+    assert restored.num_steps == 64 and len(restored.replay_buffer) == len(first.replay_buffer)
     conv = restored.q_network[1][1].weight
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     for p in restored.q_network.parameters():
