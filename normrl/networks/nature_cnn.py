@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from normrl.networks.blocks import InputToFloat, check_positive, make_activation, resolve_norm
+from normrl.networks.blocks import check_positive, make_activation, resolve_norm
+from normrl.networks.input_cast import InputCast
 from normrl.normalization.registry import NormSpec
 
 #: (out_channels, kernel, stride) of the three conv layers.
@@ -23,7 +24,7 @@ class NatureCNN(nn.Sequential):
     keeps its bias.
 
     Input: (N, C, H, W) with ``input_size=(H, W)`` [(84, 84)]. ``uint8`` input is
-    cast to float and multiplied by 1/255 inside the network; float input is used as
+    cast to float and divided by 255 inside the network; float input is used as
     is (so already-scaled frames are not scaled twice).
 
     Args:
@@ -65,7 +66,7 @@ class NatureCNN(nn.Sequential):
         make_activation(activation)
         norm_ctor, nap = resolve_norm(norm)
         kw = dict(norm_kwargs or {})
-        layers: list[nn.Module] = [InputToFloat(scale_uint8=True)]
+        layers: list[nn.Module] = [InputCast(uint8_scale=255.0)]
         channels, (h, w) = in_channels, input_size
         for out_channels, kernel, stride in CONV_SPEC:
             layers.append(nn.Conv2d(channels, out_channels, kernel, stride, bias=not nap))

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from normrl.agents.common.build import (build_optimizer, global_rng_state, make_generator, make_monitor,
+from normrl.agents.common.build import (align_optimizer_state, global_rng_state, make_generator, make_monitor,
                                         set_global_rng_state, task_id_setters)
 from normrl.agents.common.episode_log import EpisodeLog
 from normrl.utils.errors import CheckpointError, EvaluationInterrupted
@@ -31,9 +31,10 @@ def _fused_adam_supported(model: nn.Module) -> bool:
 class AgentBase:
     """Base of :class:`~normrl.agents.PPO` and :class:`~normrl.agents.DQN` (not used alone).
 
-    Subclasses set ``ALGO``, build their networks/optimizer in ``__init__`` and
-    implement ``_act(obs, deterministic)``, ``_algo_state()`` and
-    ``_load_algo_state(state)``.
+    Subclasses set ``ALGO``, build their networks/optimizer in ``__init__`` (calling
+    :meth:`_init_common` and :meth:`_init_training`) and implement ``networks()``,
+    ``_act(obs, deterministic)``, ``_default_schedule(horizon_steps)``,
+    ``_config_class()``, ``_algo_state()`` and ``_load_algo_state(state)``.
     """
 
     ALGO = ""
@@ -66,7 +67,10 @@ class AgentBase:
                 optimizer_kwargs["eps"] = c.adam_eps
                 if getattr(c, "fused_adam", False) and _fused_adam_supported(model):
                     optimizer_kwargs["fused"] = True
+        from normrl.normalization.projected_optimizer import build_optimizer
+
         self.optimizer = build_optimizer(model, c.norm, optimizer_class, optimizer_kwargs, c.nap_every)
+        self._trained = model
         self.lr_schedule = lr_schedule
         if lr_schedule is None and schedule_now:
             self.lr_schedule = self._default_schedule(c.schedule_horizon)
@@ -74,6 +78,52 @@ class AgentBase:
         self.monitor = make_monitor(model, c.monitor_every, self.writer)
         self._task_setters = task_id_setters(model)
         self._probe_set = False
+
+    def _default_schedule(self, horizon_steps: int):
+        """The LR schedule of ``config.lr_schedule`` over ``horizon_steps`` env steps."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _check_learn_steps(total_steps) -> None:
+        if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
+            raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
+
+    def _optimizer_step(self, loss: torch.Tensor) -> None:
+        """One update of the trained network from ``loss``: the LR schedule's current
+        rate, backward, global gradient-norm clip (``config.max_grad_norm``; 0 disables),
+        the optimizer step (with the NaP projection when wrapped), the schedule's clock."""
+        self.lr_schedule.apply(self.optimizer)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.max_grad_norm > 0:
+            nn.utils.clip_grad_norm_(self._trained.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        self.lr_schedule.step()
+        self.num_updates += 1
+
+    def _load_training_state(self, state: dict[str, Any]) -> None:
+        """Restore the optimizer (moments laid out like their parameters), the LR
+        schedule (rebuilt from its saved settings when none was built yet) and the
+        sampling generator from a checkpoint's algorithm state."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        align_optimizer_state(self.optimizer)
+        if state["lr_schedule"] is not None:
+            if self.lr_schedule is None:
+                from normrl.normalization import make_lr_schedule
+
+                s = state["lr_schedule"]
+                self.lr_schedule = make_lr_schedule(s["name"], s["base_lr"], s["total_steps"], s["warmup_steps"],
+                                                    s["final_lr_fraction"], s["restart_on_task_switch"])
+            self.lr_schedule.load_state_dict(state["lr_schedule"])
+        self.generator.set_state(state["generator"])
+
+    def _training_state(self) -> dict[str, Any]:
+        """The optimizer, LR schedule and generator states (see :meth:`_load_training_state`)."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "lr_schedule": None if self.lr_schedule is None else self.lr_schedule.state_dict(),
+            "generator": self.generator.get_state(),
+        }
 
     # -- continual interface -------------------------------------------------------------
     def networks(self) -> list[nn.Module]:

@@ -16,8 +16,7 @@ import torch
 import torch.nn as nn
 
 from normrl.agents.common.base import AgentBase
-from normrl.agents.common.build import (adab2n_aux_loss, align_optimizer_state, discrete_actions, prefers_channels_last,
-                                        seeded)
+from normrl.agents.common.build import adab2n_aux_loss, discrete_actions, prefers_channels_last, seeded
 from normrl.agents.common.replay_buffer import ReplayBuffer
 from normrl.agents.dqn.config import DQNConfig
 from normrl.agents.dqn.loss import td_loss, td_targets, update_target
@@ -123,8 +122,7 @@ class DQN(AgentBase):
     def learn(self, total_steps: int, progress: bool = True) -> "DQN":
         """Train for ``total_steps`` more env steps, rounded up to whole batched steps
         of ``num_envs``; counters, epsilon, schedule, buffer and RNG continue."""
-        if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
-            raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
+        self._check_learn_steps(total_steps)
         c = self.config
         if self.lr_schedule is None:
             self.lr_schedule = self._default_schedule(self.num_steps + total_steps)
@@ -190,14 +188,7 @@ class DQN(AgentBase):
         loss = td_loss(q, targets, c.loss)
         if c.aux_loss_coef > 0:
             loss = loss + c.aux_loss_coef * adab2n_aux_loss(self.q_network)
-        self.lr_schedule.apply(self.optimizer)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if c.max_grad_norm > 0:
-            nn.utils.clip_grad_norm_(self.q_network.parameters(), c.max_grad_norm)
-        self.optimizer.step()
-        self.lr_schedule.step()
-        self.num_updates += 1
+        self._optimizer_step(loss)
         if self.monitor is not None:
             if not self._probe_set:
                 self.monitor.set_probe(batch.obs.clone())
@@ -225,25 +216,14 @@ class DQN(AgentBase):
         return {
             "q_network": self.q_network.state_dict(),
             "target_network": self.target_network.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "lr_schedule": None if self.lr_schedule is None else self.lr_schedule.state_dict(),
-            "generator": self.generator.get_state(),
+            **self._training_state(),
             "replay_buffer": self.replay_buffer.state_dict() if self.config.save_replay else None,
         }
 
     def _load_algo_state(self, state: dict[str, Any]) -> None:
         self.q_network.load_state_dict(state["q_network"])
         self.target_network.load_state_dict(state["target_network"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        align_optimizer_state(self.optimizer)
-        if state["lr_schedule"] is not None:
-            if self.lr_schedule is None:
-                from normrl.normalization import make_lr_schedule
-
-                s = state["lr_schedule"]
-                self.lr_schedule = make_lr_schedule(s["name"], s["base_lr"], s["total_steps"], s["warmup_steps"], s["final_lr_fraction"], s["restart_on_task_switch"])
-            self.lr_schedule.load_state_dict(state["lr_schedule"])
-        self.generator.set_state(state["generator"])
+        self._load_training_state(state)
         if state["replay_buffer"] is not None:
             self.replay_buffer.load_state_dict({k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in state["replay_buffer"].items()})
         else:

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from normrl.agents.common.base import AgentBase
-from normrl.agents.common.build import adab2n_aux_loss, align_optimizer_state, discrete_actions, seeded
+from normrl.agents.common.build import adab2n_aux_loss, discrete_actions, seeded
 from normrl.agents.common.gae import compute_gae
 from normrl.agents.common.rollout_buffer import RolloutBuffer
 from normrl.agents.ppo.config import PPOConfig
@@ -112,8 +112,7 @@ class PPO(AgentBase):
     def learn(self, total_steps: int, progress: bool = True) -> "PPO":
         """Train for ``total_steps`` more env steps, rounded up to whole rollouts of
         ``num_envs * num_steps``; counters, schedule and RNG continue from before."""
-        if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
-            raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
+        self._check_learn_steps(total_steps)
         c = self.config
         if self.lr_schedule is None:
             self.lr_schedule = self._default_schedule(total_steps)
@@ -195,14 +194,7 @@ class PPO(AgentBase):
                 )
                 if c.aux_loss_coef > 0:
                     loss = loss + c.aux_loss_coef * adab2n_aux_loss(net)
-                self.lr_schedule.apply(self.optimizer)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if c.max_grad_norm > 0:
-                    nn.utils.clip_grad_norm_(net.parameters(), c.max_grad_norm)
-                self.optimizer.step()
-                self.lr_schedule.step()
-                self.num_updates += 1
+                self._optimizer_step(loss)
                 if self.monitor is not None:
                     self._monitor_update(b_obs, parts["entropy"])
                 for k, v in parts.items():
@@ -221,22 +213,8 @@ class PPO(AgentBase):
 
     # -- checkpoints -----------------------------------------------------------------------
     def _algo_state(self) -> dict[str, Any]:
-        return {
-            "network": self.network.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "lr_schedule": None if self.lr_schedule is None else self.lr_schedule.state_dict(),
-            "generator": self.generator.get_state(),
-        }
+        return {"network": self.network.state_dict(), **self._training_state()}
 
     def _load_algo_state(self, state: dict[str, Any]) -> None:
         self.network.load_state_dict(state["network"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        align_optimizer_state(self.optimizer)
-        if state["lr_schedule"] is not None:
-            if self.lr_schedule is None:
-                from normrl.normalization import make_lr_schedule
-
-                s = state["lr_schedule"]
-                self.lr_schedule = make_lr_schedule(s["name"], s["base_lr"], s["total_steps"], s["warmup_steps"], s["final_lr_fraction"], s["restart_on_task_switch"])
-            self.lr_schedule.load_state_dict(state["lr_schedule"])
-        self.generator.set_state(state["generator"])
+        self._load_training_state(state)

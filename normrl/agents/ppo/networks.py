@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from normrl.agents.common.build import build_network
+from normrl.networks.build import build_network
 
 
 def _last_linear(module: nn.Module) -> nn.Module:
