@@ -48,111 +48,18 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+import time
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
+from normrl.continual.hooks import notify_task_switch
+from normrl.continual.result import ContinualResult
+from normrl.continual.task import Task
 from normrl.utils.errors import EvaluationInterrupted
 
 STATE_VERSION = 1
-
-
-@dataclass
-class Task:
-    """One task of a stream.
-
-    Args:
-        source: an env id for :func:`normrl.envs.make_env` (``"MinAtar/Breakout"``,
-            ``"ALE/Pong-v5"``), or a dataset task: any object with a
-            ``make(num_envs, device, seed)`` method (e.g.
-            :class:`normrl.envs.permuted.SupervisedTask`).
-        steps: env steps to train on this task per visit (positive int).
-        seed: env seed for this task; ``None`` (default) derives one from the
-            scheduler's seed and the visit index.
-        name: display name (TensorBoard tag, matrix column); default: ``source``.
-        env_kwargs: keyword arguments for ``make_env`` (default none).
-        wrapper: optional callable applied to the made env (e.g. a permutation wrapper).
-    """
-
-    source: Any
-    steps: int
-    seed: int | None = None
-    name: str | None = None
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    wrapper: Callable[[Any], Any] | None = None
-
-    def __post_init__(self):
-        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 1:
-            raise ValueError(f"Task steps must be a positive int, got {self.steps!r}")
-        if not isinstance(self.source, str) and not hasattr(self.source, "make"):
-            raise ValueError(f"Task source must be an env id string or a dataset task with make(), got {type(self.source).__name__}")
-        if self.name is None:
-            self.name = self.source if isinstance(self.source, str) else getattr(self.source, "name", type(self.source).__name__)
-
-    @property
-    def env_id(self) -> str | None:
-        """The env id, or ``None`` for a dataset task."""
-        return self.source if isinstance(self.source, str) else None
-
-    def make(self, num_envs: int, device: str | torch.device, seed: int | None):
-        """Build this task's env (or data set) on ``device``."""
-        if isinstance(self.source, str):
-            from normrl.envs.registry import make_env
-
-            env = make_env(self.source, num_envs=num_envs, device=device, seed=seed, **self.env_kwargs)
-        else:
-            env = self.source.make(num_envs=num_envs, device=device, seed=seed)
-        return self.wrapper(env) if self.wrapper is not None else env
-
-
-# -- task-switch hooks (reusable outside the scheduler, e.g. with SB3 models) ------------
-def _unique_modules(modules: Iterable[nn.Module]) -> list[nn.Module]:
-    seen: set[int] = set()
-    out = []
-    for root in modules:
-        for m in root.modules():
-            if id(m) not in seen:
-                seen.add(id(m))
-                out.append(m)
-    return out
-
-
-def notify_task_switch(modules: Iterable[nn.Module], old_task: int | None, new_task: int | None) -> int:
-    """Call the task hooks of every submodule of ``modules`` (each module once).
-
-    First ``m.on_task_end(old_task)`` on every module defining it (skipped when
-    ``old_task`` is ``None``), then ``m.on_task_start(new_task)`` (skipped when
-    ``new_task`` is ``None``). Submodules are walked with ``nn.Module.modules()``;
-    a module reachable from several roots is called once. Returns the number of calls.
-
-    SB3 integration: ``notify_task_switch([model.policy], old, new)``.
-    """
-    mods = _unique_modules(modules)
-    calls = 0
-    if old_task is not None:
-        for m in mods:
-            hook = getattr(m, "on_task_end", None)
-            if callable(hook):
-                hook(old_task)
-                calls += 1
-    if new_task is not None:
-        for m in mods:
-            hook = getattr(m, "on_task_start", None)
-            if callable(hook):
-                hook(new_task)
-                calls += 1
-    return calls
-
-
-def reset_optimizer(optimizer: torch.optim.Optimizer) -> None:
-    """Forget the optimizer's per-parameter state (Adam moments and step counts), via
-    :func:`normrl.normalization.reset_optimizer_state` (works through the library's
-    optimizer wrappers)."""
-    from normrl.normalization.optimizer_reset import reset_optimizer_state
-
-    reset_optimizer_state(optimizer)
 
 
 def _accepts(fn, name: str) -> bool:
@@ -185,7 +92,9 @@ def apply_task_switch(agent, old_task: int | None, new_task: int, *, reset_optim
     notify_task_switch(nets, old_task if call_end_hooks else None, new_task)
     if old_task is not None:
         if reset_optimizer_state and getattr(agent, "optimizer", None) is not None:
-            reset_optimizer(agent.optimizer)
+            from normrl.normalization.optimizer_reset import reset_optimizer_state as reset_state
+
+            reset_state(agent.optimizer)
         schedule = getattr(agent, "lr_schedule", None)
         if schedule is not None and restart_lr is True:
             schedule.restart()
@@ -197,60 +106,6 @@ def apply_task_switch(agent, old_task: int | None, new_task: int, *, reset_optim
         agent.task_id = new_task
 
 
-# -- results -------------------------------------------------------------------------------
-@dataclass
-class ContinualResult:
-    """The return matrix of a stream run.
-
-    Attributes:
-        task_names: the distinct tasks (matrix columns), in stream order.
-        visit_tasks: the task id trained at each visit (matrix rows).
-        returns: ``returns[v][k]`` = mean evaluation return on task ``k`` after visit
-            ``v``; NaN where task ``k`` had not been seen yet.
-        eval_steps: ``agent.num_steps`` at each row's evaluation.
-        completed: whether every visit of the stream was trained and evaluated.
-    """
-
-    task_names: list[str]
-    visit_tasks: list[int]
-    returns: list[list[float]]
-    eval_steps: list[int]
-    completed: bool
-
-    @property
-    def matrix(self) -> torch.Tensor:
-        """``returns`` as a float64 tensor ``(rows done, num tasks)``."""
-        if not self.returns:
-            return torch.empty(0, len(self.task_names), dtype=torch.float64)
-        return torch.tensor(self.returns, dtype=torch.float64)
-
-    def final_returns(self) -> list[float]:
-        """The last evaluated row (returns on every task after the last visit done)."""
-        return list(self.returns[-1]) if self.returns else []
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (NaN written as ``None``)."""
-        return {
-            "task_names": list(self.task_names),
-            "visit_tasks": list(self.visit_tasks),
-            "returns": [[None if math.isnan(v) else v for v in row] for row in self.returns],
-            "eval_steps": list(self.eval_steps),
-            "completed": self.completed,
-        }
-
-    def format_table(self) -> str:
-        """The matrix as aligned text: one row per visit (``<visit>:<task>``), one column per task."""
-        width = max([8, *(len(n) for n in self.task_names)])
-        labels = [f"{v}:{self.task_names[t]}" for v, t in enumerate(self.visit_tasks)]
-        label_width = max([len("trained \\ eval"), *(len(lab) for lab in labels)])
-        lines = ["trained \\ eval".ljust(label_width) + "".join(n.rjust(width + 2) for n in self.task_names)]
-        for label, row in zip(labels, self.returns):
-            cells = "".join(("-" if math.isnan(x) else f"{x:.2f}").rjust(width + 2) for x in row)
-            lines.append(label.ljust(label_width) + cells)
-        return "\n".join(lines)
-
-
-# -- the scheduler -----------------------------------------------------------------------------
 class TaskScheduler:
     """Train an agent on ``tasks`` in order, ``cycles`` times, evaluating after each visit.
 
@@ -318,19 +173,10 @@ class TaskScheduler:
         self.task_ended = False  # the visit's on_task_end hooks ran (its evaluation may not have)
         self.returns: list[list[float]] = []
         self.eval_steps: list[int] = []
+        # wall time spent in agent.learn and in evaluations (kept across resumes)
+        self.train_seconds = 0.0
+        self.eval_seconds = 0.0
         self._stop = False
-
-    @classmethod
-    def from_name(cls, name: str, steps_per_task: int, cycles: int = 1, **kwargs) -> "TaskScheduler":
-        """A scheduler over the built-in stream ``name`` (see :mod:`normrl.envs.streams`).
-
-        Keyword arguments go to the constructor; ``seed`` also fixes the permutations of
-        permuted streams. Unknown names raise ``ValueError`` listing the valid ones.
-        """
-        from normrl.envs.streams import stream_tasks
-
-        tasks = stream_tasks(name, steps_per_task, seed=kwargs.get("seed", 0))
-        return cls(tasks, cycles, name=name, **kwargs)
 
     # -- schedule ----------------------------------------------------------------------
     @property
@@ -429,7 +275,8 @@ class TaskScheduler:
             return
         from normrl.utils.run_dir import write_summary
 
-        write_summary(self.logdir, {"stream": self.name, "cycles": self.cycles, "continual": self.result().to_dict()})
+        write_summary(self.logdir, {"stream": self.name, "cycles": self.cycles, "continual": self.result().to_dict(),
+                                    "train_seconds": self.train_seconds, "eval_seconds": self.eval_seconds})
 
     def make_visit_env(self, device: str | torch.device | None = None):
         """The training env of the current visit (what :meth:`run` would build).
@@ -484,8 +331,9 @@ class TaskScheduler:
                     chunk = task.steps - self.steps_done
                     if self.chunk_steps is not None:
                         chunk = min(chunk, self.chunk_steps)
-                    before = int(agent.num_steps)
+                    before, t_learn = int(agent.num_steps), time.perf_counter()
                     agent.learn(chunk, **self.learn_kwargs)
+                    self.train_seconds += time.perf_counter() - t_learn
                     progress = int(agent.num_steps) - before
                     if progress <= 0:
                         raise RuntimeError(f"agent.learn({chunk}) made no progress (num_steps stayed at {before})")
@@ -501,14 +349,17 @@ class TaskScheduler:
             if not self.task_ended:
                 notify_task_switch(_networks(agent), task_id, None)
                 self.task_ended = True
+            t0 = time.perf_counter()
             try:
                 self._evaluate_row(agent, device)
             except EvaluationInterrupted:
+                self.eval_seconds += time.perf_counter() - t0
                 # a consistent point too: the visit is trained and ended, its row not yet
                 # evaluated (a resumed run evaluates it without calling the end hooks again)
                 if callback is not None:
                     callback(self, agent)
                 return self.result()
+            self.eval_seconds += time.perf_counter() - t0
             self.visit += 1
             self.steps_done = 0
             self.started = False
@@ -535,6 +386,8 @@ class TaskScheduler:
             "task_ended": self.task_ended,
             "returns": [[None if math.isnan(v) else v for v in row] for row in self.returns],
             "eval_steps": list(self.eval_steps),
+            "train_seconds": self.train_seconds,
+            "eval_seconds": self.eval_seconds,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -564,3 +417,5 @@ class TaskScheduler:
         self.task_ended = bool(state.get("task_ended", False))  # absent in states saved before it existed
         self.returns = [[math.nan if v is None else float(v) for v in row] for row in state["returns"]]
         self.eval_steps = [int(s) for s in state["eval_steps"]]
+        self.train_seconds = float(state.get("train_seconds", 0.0))  # absent in states saved before they existed
+        self.eval_seconds = float(state.get("eval_seconds", 0.0))

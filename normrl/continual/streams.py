@@ -1,4 +1,4 @@
-"""Built-in continual-learning streams: named lists of :class:`~normrl.envs.scheduler.Task`.
+"""The stream catalogue: built-in continual-learning streams as lists of :class:`~normrl.continual.Task`.
 
 Stream names (``list_streams()``; ``K`` is the number of tasks, default 10):
 
@@ -15,15 +15,16 @@ Stream names (``list_streams()``; ``K`` is the number of tasks, default 10):
   relabelled per task (task 0 unpermuted).
 * ``permuted-digits[:K]`` / ``label-permuted-digits[:K]`` — supervised tasks on
   scikit-learn's 8x8 digits with permuted pixels / permuted labels (dataset tasks: the
-  learner's ``set_env`` receives a :class:`~normrl.envs.permuted.SupervisedTask`).
+  learner's ``set_env`` receives a :class:`~normrl.data.SupervisedTask`).
 """
 from __future__ import annotations
 
 import functools
 import re
 
-from normrl.envs.permuted import PermutedActions, PermutedObservations, permuted_digits_tasks
-from normrl.envs.scheduler import Task
+from normrl.continual.task import Task
+from normrl.data.supervised import permuted_digits_tasks
+from normrl.envs.wrappers import PermutedActions, PermutedObservations
 
 MINATAR_GAMES: tuple[str, ...] = ("Breakout", "Asterix", "Freeway", "Seaquest", "SpaceInvaders")
 #: keyword arguments that give every MinAtar game the same observation/action shape
@@ -94,13 +95,25 @@ def _wrap_with(wrapper, permutation_seed):
     return functools.partial(wrapper, permutation_seed=permutation_seed)
 
 
-def stream_tasks(name: str, steps_per_task: int, seed: int = 0) -> list[Task]:
+def stream_tasks(name: str, steps_per_task: int, seed: int = 0, env_kwargs: dict | None = None) -> list[Task]:
     """The tasks of stream ``name``, each trained for ``steps_per_task`` env steps.
 
     ``seed`` fixes the permutations of the permuted streams (task ``k > 0`` uses
-    permutation seed ``seed * 1000 + k``). Unknown names raise ``ValueError`` listing
-    the valid ones.
+    permutation seed ``seed * 1000 + k``). ``env_kwargs`` are added to every env
+    task's ``make_env`` keywords, over the stream's own (e.g.
+    ``{"max_episode_steps": 1000}``); dataset streams refuse them. Unknown names raise
+    ``ValueError`` listing the valid ones.
     """
+    tasks = _catalogue_tasks(name, steps_per_task, seed)
+    if env_kwargs:
+        if any(t.env_id is None for t in tasks):
+            raise ValueError(f"stream {name!r} is a dataset stream: env_kwargs do not apply")
+        for t in tasks:
+            t.env_kwargs = {**t.env_kwargs, **env_kwargs}
+    return tasks
+
+
+def _catalogue_tasks(name: str, steps_per_task: int, seed: int) -> list[Task]:
     if not isinstance(name, str):
         raise _unknown(repr(name))
     if name == "minatar":

@@ -1,24 +1,22 @@
-"""Split CIFAR task streams for online continual learning.
+"""Class-split image streams for online continual learning (Split CIFAR, Split digits).
 
-``SplitCIFAR("cifar10", n_tasks=5)`` is Split CIFAR-10 5x2; ``SplitCIFAR("cifar100",
-n_tasks=10)`` / ``n_tasks=20`` are Split CIFAR-100 10x10 / 20x5. The classes are taken in
+:class:`SplitDataset` splits any uint8 image classification data into tasks of
+``num_classes / n_tasks`` classes each; :func:`SplitCIFAR` builds it for CIFAR-10/100
+(``SplitCIFAR("cifar10", n_tasks=5)`` is Split CIFAR-10 5x2; ``SplitCIFAR("cifar100",
+n_tasks=10)`` / ``n_tasks=20`` are Split CIFAR-100 10x10 / 20x5) and
+:func:`split_digits` for scikit-learn's digits. The classes are taken in
 natural order (0, 1, 2, ...) for ``class_order_seed=0`` and in a seeded random
 permutation otherwise; task t holds the classes ``class_order[t*k:(t+1)*k]``.
 
 Labels are *remapped to their position in the class order*, so task t always owns the
 labels ``t*k .. t*k+k-1``: a class-incremental classifier has one head over all
 classes; the task-incremental scenario restricts the logits to the task's k labels
-(:meth:`SplitCIFAR.logit_mask`). ``original_label = class_order[label]``.
+(:meth:`SplitDataset.logit_mask`). ``original_label = class_order[label]``.
 
-Images stay uint8 on ``device``; :meth:`SplitCIFAR.preprocess` converts a batch to
+Images stay uint8 on ``device``; :meth:`SplitDataset.preprocess` converts a batch to
 float on the device, with the standard per-channel normalization and, when asked,
 the usual CIFAR augmentation (random 32x32 crop of the 4-pixel zero-padded image and
 horizontal flip with probability 1/2), all vectorized.
-
-The same code path serves any image classification data given as uint8 tensors
-(:meth:`SplitCIFAR.from_tensors`); :func:`split_digits` builds the scikit-learn digits
-(8x8 grayscale, 10 classes) as a 5-task split, used by the tests and the offline
-comparison script.
 """
 from __future__ import annotations
 
@@ -26,9 +24,12 @@ import os
 
 import torch
 
-from normrl.envs.cifar import get_spec, load_cifar
+from normrl.data.cifar import get_spec, load_cifar
+from normrl.data.digits import MAX_PIXEL, NUM_CLASSES, load_digits_tensors
 
 SCENARIOS = ("class-incremental", "task-incremental")
+#: Default number of tasks per dataset name (Split CIFAR-10 5x2, Split CIFAR-100 10x10, digits 5x2).
+DEFAULT_TASKS = {"cifar10": 5, "cifar100": 10, "digits": 5}
 
 #: Per-channel mean and std of the training images (the values the online-CL code
 #: bases use for their normalization).
@@ -45,19 +46,24 @@ def class_order(num_classes: int, seed: int) -> torch.Tensor:
     return torch.randperm(num_classes, generator=torch.Generator().manual_seed(int(seed)))
 
 
-class SplitCIFAR:
+class SplitDataset:
     """A class-split continual stream over an image classification dataset.
 
+    Built from uint8 ``(N, C, H, W)`` images and labels in ``[0, num_classes)``;
+    :func:`SplitCIFAR` and :func:`split_digits` build it for CIFAR-10/100 and for
+    scikit-learn's digits.
+
     Args:
-        dataset: ``"cifar10"`` or ``"cifar100"`` ["cifar10"].
-        n_tasks: number of tasks; must divide the number of classes [5].
+        name: dataset name (recorded in summaries).
+        train_images, train_labels, test_images, test_labels: the data.
+        num_classes: number of classes.
+        n_tasks: number of tasks; must divide ``num_classes``.
         class_order_seed: 0 for the natural class order, else a seeded permutation [0].
         scenario: ``"class-incremental"`` [default] or ``"task-incremental"``.
-        root: folder with the extracted CIFAR archive ["data"].
-        download: fetch the official archive when missing [False].
         device: where images and labels are kept ["cpu"].
         augment: random crop (padding 4) and horizontal flip in training [False].
-        normalize: subtract the per-channel mean, divide by the std [True].
+        mean, std: per-channel normalization in [0, 1] units [None: the training
+            images' own].
 
     Attributes:
         train_images, test_images: uint8 (N, C, H, W) on ``device``.
@@ -66,24 +72,16 @@ class SplitCIFAR:
         classes_per_task, num_classes, n_tasks, scenario.
     """
 
-    def __init__(self, dataset: str = "cifar10", n_tasks: int = 5, class_order_seed: int = 0, scenario: str = "class-incremental", *, root: str | os.PathLike = "data", download: bool = False, device: str | torch.device = "cpu", augment: bool = False, normalize: bool = True):
-        spec = get_spec(dataset)
-        train = load_cifar(root, spec, train=True, download=download)
-        test = load_cifar(root, spec, train=False, download=False)
-        mean, std = CIFAR_STATS[spec.name] if normalize else ((0.0,) * 3, (1.0,) * 3)
-        self._setup(spec.name, *train, *test, spec.num_classes, n_tasks, class_order_seed, scenario, device, augment, mean, std)
-
-    @classmethod
-    def from_tensors(cls, name: str, train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor, *, num_classes: int, n_tasks: int, class_order_seed: int = 0, scenario: str = "class-incremental", device: str | torch.device = "cpu", augment: bool = False, mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None) -> "SplitCIFAR":
-        """A split over any uint8 (N, C, H, W) images with labels in [0, num_classes).
-        ``mean``/``std`` (in [0, 1] units) default to the training images' own."""
-        obj = cls.__new__(cls)
+    def __init__(self, name: str, train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor,
+                 test_labels: torch.Tensor, *, num_classes: int, n_tasks: int, class_order_seed: int = 0,
+                 scenario: str = "class-incremental", device: str | torch.device = "cpu", augment: bool = False,
+                 mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None):
         if mean is None or std is None:
             pixels = train_images.float().div(255).transpose(0, 1).reshape(train_images.shape[1], -1)
             mean = tuple(pixels.mean(1).tolist()) if mean is None else mean
             std = tuple(pixels.std(1).clamp_min(1e-3).tolist()) if std is None else std
-        obj._setup(name, train_images, train_labels, test_images, test_labels, num_classes, n_tasks, class_order_seed, scenario, device, augment, mean, std)
-        return obj
+        self._setup(name, train_images, train_labels, test_images, test_labels, num_classes, n_tasks, class_order_seed,
+                    scenario, device, augment, mean, std)
 
     def _setup(self, name, train_x, train_y, test_x, test_y, num_classes, n_tasks, seed, scenario, device, augment, mean, std):
         if scenario not in SCENARIOS:
@@ -174,20 +172,57 @@ def random_crop_flip(x: torch.Tensor, padding: int = 4, generator: torch.Generat
     return padded[batch, chan, rows.view(n, 1, h, 1), cols.view(n, 1, 1, w)]
 
 
-def split_digits(n_tasks: int = 5, class_order_seed: int = 0, scenario: str = "class-incremental", *, test_fraction: float = 0.3, device: str | torch.device = "cpu") -> SplitCIFAR:
-    """scikit-learn's digits (1,797 8x8 grayscale images, 10 classes) as a split stream,
-    through the same :class:`SplitCIFAR` code path. Pixels 0..16 are scaled to uint8
-    0..255; a fixed stratified split (seed 0) keeps ``test_fraction`` of every class
-    for testing."""
-    from sklearn.datasets import load_digits
+def SplitCIFAR(dataset: str = "cifar10", n_tasks: int = 5, class_order_seed: int = 0, scenario: str = "class-incremental",
+               *, root: str | os.PathLike = "data", download: bool = False, device: str | torch.device = "cpu",
+               augment: bool = False, normalize: bool = True) -> SplitDataset:
+    """Split CIFAR-10 or CIFAR-100 (the official archives in ``root``, verified by md5;
+    ``download=True`` fetches them when missing) as a :class:`SplitDataset`.
 
-    digits = load_digits()
-    images = torch.from_numpy(digits.images).mul(255.0 / 16.0).round().clamp(0, 255).to(torch.uint8).unsqueeze(1)
-    labels = torch.from_numpy(digits.target).long()
+    ``SplitCIFAR("cifar10", n_tasks=5)`` is Split CIFAR-10 5x2; ``SplitCIFAR("cifar100",
+    n_tasks=10)`` / ``n_tasks=20`` are Split CIFAR-100 10x10 / 20x5. ``normalize``
+    subtracts the usual per-channel mean and divides by the std (:data:`CIFAR_STATS`).
+    """
+    spec = get_spec(dataset)
+    train = load_cifar(root, spec, train=True, download=download)
+    test = load_cifar(root, spec, train=False, download=False)
+    mean, std = CIFAR_STATS[spec.name] if normalize else ((0.0,) * 3, (1.0,) * 3)
+    return SplitDataset(spec.name, *train, *test, num_classes=spec.num_classes, n_tasks=n_tasks,
+                        class_order_seed=class_order_seed, scenario=scenario, device=device, augment=augment,
+                        mean=mean, std=std)
+
+
+def split_digits(n_tasks: int = 5, class_order_seed: int = 0, scenario: str = "class-incremental", *, test_fraction: float = 0.3, device: str | torch.device = "cpu") -> SplitDataset:
+    """scikit-learn's digits (1,797 8x8 grayscale images, 10 classes) as a
+    :class:`SplitDataset`. Pixels 0..16 are scaled to uint8 0..255; a fixed stratified
+    split (seed 0) keeps ``test_fraction`` of every class for testing."""
+    pixels, labels = load_digits_tensors()
+    images = pixels.mul(255.0 / MAX_PIXEL).round().clamp(0, 255).to(torch.uint8).unsqueeze(1)
     gen = torch.Generator().manual_seed(0)
     test_mask = torch.zeros(len(labels), dtype=torch.bool)
-    for c in range(10):
+    for c in range(NUM_CLASSES):
         idx = torch.nonzero(labels == c).flatten()
         idx = idx[torch.randperm(len(idx), generator=gen)]
         test_mask[idx[: int(round(test_fraction * len(idx)))]] = True
-    return SplitCIFAR.from_tensors("digits", images[~test_mask], labels[~test_mask], images[test_mask], labels[test_mask], num_classes=10, n_tasks=n_tasks, class_order_seed=class_order_seed, scenario=scenario, device=device)
+    return SplitDataset("digits", images[~test_mask], labels[~test_mask], images[test_mask], labels[test_mask],
+                        num_classes=NUM_CLASSES, n_tasks=n_tasks, class_order_seed=class_order_seed, scenario=scenario,
+                        device=device)
+
+
+def load_split(dataset: str, *, n_tasks: int | None = None, class_order_seed: int = 0,
+               scenario: str = "class-incremental", root: str | os.PathLike | None = None, download: bool = False,
+               device: str | torch.device = "cpu", augment: bool = False) -> SplitDataset:
+    """The split stream ``dataset`` (``"cifar10"``, ``"cifar100"`` or ``"digits"``) with
+    :data:`DEFAULT_TASKS` tasks unless ``n_tasks`` is given. CIFAR needs ``root`` (the
+    folder that holds, or with ``download=True`` will hold, the extracted archive)."""
+    from normrl.utils.errors import UserError
+
+    if dataset not in DEFAULT_TASKS:
+        raise UserError(f"unknown dataset {dataset!r}; valid: {', '.join(DEFAULT_TASKS)}")
+    n_tasks = n_tasks or DEFAULT_TASKS[dataset]
+    if dataset == "digits":
+        return split_digits(n_tasks, class_order_seed, scenario, device=device)
+    if root is None:
+        raise UserError(f"--data-dir is required for {dataset} (the folder that holds or will hold the extracted "
+                        "archive; add --download to fetch it)")
+    return SplitCIFAR(dataset, n_tasks, class_order_seed, scenario, root=root, download=download, device=device,
+                      augment=augment)

@@ -1,15 +1,16 @@
 """Online continual-learning trainer: the protocol AdaB²N was shown on.
 
-One pass over a class-split stream (:class:`~normrl.envs.SplitCIFAR`), tasks in order.
+One pass over a class-split stream (:class:`~normrl.data.SplitDataset`), tasks in order.
 Every step takes ``batch_size`` new samples from the stream plus, once the buffer is not
 empty, ``replay_batch_size`` samples per replay draw from a reservoir buffer; the stream
 and replay samples go through the model in **one** forward pass (batch-dependent norms
 see them jointly) with each sample's task id given to AdaB²N layers
 (:func:`~normrl.normalization.layers.adab2n.adab2n_task_ids`); the method's loss (ER,
 ER-ACE, DER++) plus ``adab2n_lambda`` times the AdaB²N auxiliary loss is minimized by
-SGD; NaP networks (``norm="nap"``) are projected after every step. The stream batch is
-then offered to the reservoir. Task boundaries call ``on_task_start`` / ``on_task_end``
-on every module that has them.
+SGD, wrapped in the NaP projection for NaP networks (``norm="nap"``, projected every
+``nap_every`` steps, as in the agents). The stream batch is then offered to the
+reservoir. Task boundaries call ``on_task_start`` / ``on_task_end`` on every module
+that has them (:func:`normrl.continual.call_task_hooks`).
 
 After each task every task's test set is evaluated, class-incremental (argmax over all
 classes) and task-incremental (argmax over the task's classes), filling the accuracy
@@ -27,11 +28,13 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from normrl.continual.buffer import ReservoirBuffer
-from normrl.continual.methods import METHODS, ReplayBatch
+from normrl.continual.hooks import call_task_hooks
 from normrl.continual.metrics import average_forgetting, backward_transfer, final_average_accuracy
-from normrl.envs.split_cifar import SplitCIFAR
+from normrl.continual.online.buffer import ReservoirBuffer
+from normrl.continual.online.methods import METHODS, ReplayBatch
+from normrl.data.split import SplitDataset
 from normrl.normalization.layers.adab2n import adab2n_aux_loss, adab2n_layers, adab2n_task_ids
+from normrl.normalization.projected_optimizer import build_optimizer
 from normrl.normalization.registry import norm_name
 
 
@@ -52,6 +55,7 @@ class OnlineCLConfig:
         adab2n_lambda: λ of the AdaB²N auxiliary loss [1.0; paper grid 0.01..10].
         norm_kwargs: extra keywords for every norm layer, e.g. ``{"kappa": 0.4}`` [{}].
         eval_batch_size: test batch size [256].
+        nap_every: with a NaP norm, project after every ``nap_every`` SGD steps [1].
         seed: seeds the model init, stream order and buffer [0].
     """
 
@@ -68,6 +72,7 @@ class OnlineCLConfig:
     adab2n_lambda: float = 1.0
     norm_kwargs: dict = field(default_factory=dict)
     eval_batch_size: int = 256
+    nap_every: int = 1
     seed: int = 0
 
     def validate(self) -> None:
@@ -75,7 +80,7 @@ class OnlineCLConfig:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; valid: {', '.join(METHODS)}")
         norm_name(self.norm)  # ValueError listing the registered norms
-        for name in ("buffer_size", "batch_size", "replay_batch_size", "epochs", "nf", "eval_batch_size"):
+        for name in ("buffer_size", "batch_size", "replay_batch_size", "epochs", "nf", "eval_batch_size", "nap_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -83,16 +88,8 @@ class OnlineCLConfig:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
 
 
-def call_task_hooks(model: nn.Module, hook: str, task: int) -> None:
-    """Call ``hook(task)`` (``on_task_start`` / ``on_task_end``) on every module that has it."""
-    for module in model.modules():
-        fn = getattr(module, hook, None)
-        if callable(fn):
-            fn(task)
-
-
 class OnlineCLTrainer:
-    """Runs :class:`OnlineCLConfig` on a :class:`SplitCIFAR` stream.
+    """Runs :class:`OnlineCLConfig` on a :class:`SplitDataset` stream.
 
     Args:
         data: the stream.
@@ -103,7 +100,7 @@ class OnlineCLTrainer:
         progress: called with the number of stream samples consumed after every step [None].
     """
 
-    def __init__(self, data: SplitCIFAR, config: OnlineCLConfig | None = None, *, model: nn.Module | None = None, writer=None, progress: Callable[[int], None] | None = None):
+    def __init__(self, data: SplitDataset, config: OnlineCLConfig | None = None, *, model: nn.Module | None = None, writer=None, progress: Callable[[int], None] | None = None):
         self.config = config or OnlineCLConfig()
         self.config.validate()
         self.data = data
@@ -114,12 +111,8 @@ class OnlineCLTrainer:
 
             model = ResNet18(data.num_classes, norm=self.config.norm, nf=self.config.nf, in_channels=data.image_shape[0], norm_kwargs=self.config.norm_kwargs)
         self.model = model.to(self.device)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=self.config.lr)
-        self.projector = None
-        if norm_name(self.config.norm) == "nap":
-            from normrl.normalization import NaPProjector
-
-            self.projector = NaPProjector(self.model)
+        self.optimizer = build_optimizer(self.model, self.config.norm, torch.optim.SGD, {"lr": self.config.lr},
+                                         self.config.nap_every)
         self.loss_fn, self.n_draws = METHODS[self.config.method]
         self.buffer = ReservoirBuffer(self.config.buffer_size, data.image_shape, num_logits=data.num_classes if self.config.method == "derpp" else 0, device=self.device, seed=self.config.seed)
         self.has_adab2n = bool(adab2n_layers(self.model))
@@ -159,8 +152,6 @@ class OnlineCLTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        if self.projector is not None:
-            self.projector.project()
         self.buffer.add(images, labels, tasks, logits[:n].detach() if self.buffer.logits is not None else None)
         self.step_count += 1
         return loss.detach()
@@ -168,7 +159,7 @@ class OnlineCLTrainer:
     def train_task(self, task: int) -> None:
         """One pass (``epochs`` passes) over ``task``'s stream in a seeded random order."""
         cfg, data = self.config, self.data
-        call_task_hooks(self.model, "on_task_start", task)
+        call_task_hooks([self.model], "on_task_start", task)
         indices = data.train_indices(task).cpu()
         for _ in range(cfg.epochs):
             order = indices[torch.randperm(len(indices), generator=self.generator)].to(self.device)
@@ -179,7 +170,7 @@ class OnlineCLTrainer:
                     self.writer.add_scalar("train/loss", loss.item(), self.step_count)
                 if self.progress is not None:
                     self.progress(idx.shape[0])
-        call_task_hooks(self.model, "on_task_end", task)
+        call_task_hooks([self.model], "on_task_end", task)
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
@@ -239,6 +230,6 @@ class OnlineCLTrainer:
         return out
 
 
-def train_online(data: SplitCIFAR, config: OnlineCLConfig | None = None, **kwargs) -> dict:
+def train_online(data: SplitDataset, config: OnlineCLConfig | None = None, **kwargs) -> dict:
     """Build an :class:`OnlineCLTrainer` and run it; returns its summary."""
     return OnlineCLTrainer(data, config, **kwargs).run()
