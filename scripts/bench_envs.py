@@ -84,8 +84,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(f"unknown games {unknown}; valid: {', '.join(ALL_GAMES)}")
     if args.seconds <= 0:
         parser.error("--seconds must be positive")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda but torch.cuda.is_available() is False")
+    from normrl.runs.device import resolve_device
+    from normrl.utils.errors import UserError
+
+    try:
+        resolve_device(args.device)
+    except UserError as exc:
+        parser.error(str(exc))
     return args
 
 

@@ -1,4 +1,6 @@
-"""Command line of ``scripts/train_atari.py`` / ``scripts/train_minatar.py``.
+"""Command line of ``scripts/train_atari.py`` / ``scripts/train_minatar.py``: one game,
+per-game presets (:func:`normrl.agents.presets.game_preset`), resumable
+(:func:`normrl.runs.train_single`).
 
 Flags: ``--game`` (required), ``--algo {dqn,ppo}``, ``--norm``, ``--steps`` (default: the
 game preset's budget), ``--num-envs``, ``--seed``, ``--device``, ``--logdir``
@@ -11,20 +13,20 @@ from __future__ import annotations
 
 import argparse
 
+from normrl.commands._config_flags import add_config_flags, config_flag_values
+
 
 def build_parser(family: str) -> argparse.ArgumentParser:
     """The parser of the ``family`` (``"atari"`` / ``"minatar"``) training script."""
-    from normrl.commands._config_flags import add_config_flags
-
     example = "Pong" if family == "atari" else "breakout"
+    default_algo = "dqn" if family == "atari" else "ppo"
     parser = argparse.ArgumentParser(
         prog=f"train_{family}.py",
         description=f"Train PPO or DQN on one {'Atari (ale-py)' if family == 'atari' else 'MinAtar'} game with "
-                    "per-game presets (normrl.experiments.presets), a progress bar, TensorBoard logs, "
+                    "per-game presets (normrl.agents.presets), a progress bar, TensorBoard logs, "
                     "config.json, summary.json and resumable checkpoints.")
     parser.add_argument("--game", required=True, help=f"game name, e.g. {example}")
-    parser.add_argument("--algo", choices=("dqn", "ppo"), default="dqn" if family == "atari" else "ppo",
-                        help=f"agent [{'dqn' if family == 'atari' else 'ppo'}]")
+    parser.add_argument("--algo", choices=("dqn", "ppo"), default=default_algo, help=f"agent [{default_algo}]")
     parser.add_argument("--norm", default="none", help="registered norm (see `normrl norms`) [none]")
     parser.add_argument("--steps", type=int, default=None, help="total env steps [the game preset's budget]")
     parser.add_argument("--num-envs", type=int, default=None, help="parallel sub-envs [the preset's]")
@@ -40,35 +42,25 @@ def build_parser(family: str) -> argparse.ArgumentParser:
 
 
 def run(family: str, args) -> dict:
-    """Resolve the preset and train (see :func:`normrl.experiments.single_game.train_game`)."""
-    import torch
+    """Resolve the game preset and train; print one line; return the summary."""
+    from normrl.agents.presets import game_preset
+    from normrl.runs import train_single
+    from normrl.runs.device import set_threads
 
-    from normrl.commands._config_flags import config_flag_values
-    from normrl.experiments.presets import atari_preset, minatar_preset
-    from normrl.experiments.single_game import train_game
-    from normrl.utils.errors import UserError
-
-    if args.threads < 0:
-        raise UserError(f"--threads must be >= 0, got {args.threads}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    preset = (atari_preset if family == "atari" else minatar_preset)(args.game, args.algo)
-    overrides = dict(preset["config"])
-    given = config_flag_values(args)
-    overrides.update(given)
+    set_threads(args.threads)
+    preset = game_preset(family, args.game)
+    overrides = {**config_flag_values(args), "seed": args.seed, "norm": args.norm}
     if args.num_envs is not None:
-        if args.num_envs < 1:
-            raise UserError(f"--num-envs must be >= 1, got {args.num_envs}")
         overrides["num_envs"] = args.num_envs
     steps = preset["steps"] if args.steps is None else args.steps
     game = preset["env_id"].split("/")[1].removesuffix("-v5")
     logdir = args.logdir or f"runs/{family}_{game}_{args.algo}_{args.norm}_s{args.seed}"
-    summary = train_game(preset["env_id"], args.algo, steps=steps, logdir=logdir, norm=args.norm, seed=args.seed,
-                         device=args.device, config_overrides=overrides, env_kwargs=preset["env_kwargs"],
-                         resume=args.resume, checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
-                         # Atari DQN on a CPU runs at tens to hundreds of steps/s: update the bar
-                         # (and honour a SIGINT/SIGTERM) every 2,000 steps rather than 10,000
-                         progress_every=2_000 if family == "atari" else 10_000)
+    summary = train_single(args.algo, preset["env_id"], steps, logdir, overrides=overrides, env_kwargs=preset["env_kwargs"],
+                           device=args.device, resume=args.resume, checkpoint_every=args.checkpoint_every,
+                           progress=not args.no_progress,
+                           # Atari DQN on a CPU runs at tens to hundreds of steps/s: update the bar
+                           # (and honour a SIGINT/SIGTERM) every 2,000 steps rather than 10,000
+                           progress_every=2_000 if family == "atari" else 10_000)
     ret = summary["mean_return_last_100"]
     state = "done" if summary["finished"] else f"stopped by signal {summary['signal']} (continue with --resume)"
     print(f"{args.algo} {preset['env_id']} norm={args.norm}: {summary['steps']} steps, {state}; "
@@ -79,6 +71,7 @@ def run(family: str, args) -> dict:
 
 def main(family: str, argv: list[str] | None = None) -> int:
     """Script entry point: exit status 0, 2 on a user error, 130/143 after a signal stop."""
+    from normrl.runs.signals import exit_status
     from normrl.utils.errors import UserError
 
     parser = build_parser(family)
@@ -87,6 +80,4 @@ def main(family: str, argv: list[str] | None = None) -> int:
         summary = run(family, args)
     except (UserError, ValueError, FileNotFoundError) as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
-    if summary["signal"] is not None:
-        return 130 if summary["signal"] == 2 else 143
-    return 0
+    return 0 if summary["signal"] is None else exit_status(summary["signal"])
