@@ -1,0 +1,176 @@
+"""SB3 callbacks: plasticity metrics after every optimizer step, and the task-stream
+bookkeeping used by :func:`normrl.integrations.sb3.learn_stream`."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import TensorBoardOutputFormat
+
+from normrl.metrics.monitor import PlasticityMonitor
+
+__all__ = ["PlasticityCallback", "TaskScheduleCallback"]
+
+
+def _monitored_module(policy: nn.Module) -> nn.Module:
+    """DQN: the online Q-network only (the target is a copy); otherwise the policy."""
+    q_net = getattr(policy, "q_net", None)
+    return q_net if isinstance(q_net, nn.Module) else policy
+
+
+def _probe_forward(module: nn.Module, obs: torch.Tensor) -> None:
+    """Run ``module`` deterministically on ``obs`` (no action sampling)."""
+    if hasattr(module, "get_distribution") and hasattr(module, "predict_values"):
+        module.get_distribution(obs)
+        module.predict_values(obs)
+    else:
+        module(obs)
+
+
+class _LoggerWriter:
+    """``add_scalar`` onto an SB3 logger: written at once, at the given step, to the
+    logger's TensorBoard output (so no event is lost between SB3's dumps), and recorded
+    (TensorBoard excluded) for SB3's stdout/CSV tables at its next dump."""
+
+    def __init__(self, logger):
+        self.logger = logger
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        self.logger.record(tag, value, exclude="tensorboard")
+        for fmt in getattr(self.logger, "output_formats", []):
+            if isinstance(fmt, TensorBoardOutputFormat):
+                fmt.writer.add_scalar(tag, value, step)
+
+    def flush(self) -> None:
+        for fmt in getattr(self.logger, "output_formats", []):
+            if isinstance(fmt, TensorBoardOutputFormat):
+                fmt.writer.flush()
+
+
+def _buffer_observations(model, size: int) -> Optional[np.ndarray]:
+    """The first ``size`` stored observations of the model's rollout/replay buffer."""
+    buf = getattr(model, "rollout_buffer", None)
+    if buf is not None and getattr(buf, "observations", None) is not None and (buf.full or buf.pos > 0):
+        n = buf.buffer_size if buf.full else buf.pos
+        obs = buf.observations[:n]
+    else:
+        buf = getattr(model, "replay_buffer", None)
+        if buf is None or not isinstance(getattr(buf, "observations", None), np.ndarray) or not (buf.full or buf.pos > 0):
+            return None
+        n = buf.buffer_size if buf.full else buf.pos
+        obs = buf.observations[:n]
+    # (steps, envs, *shape), or (steps*envs, *shape) once PPO's buffer was flattened
+    return obs.reshape(-1, *model.observation_space.shape)[:size]
+
+
+class PlasticityCallback(BaseCallback):
+    """Logs the ``plasticity/*`` metrics (``docs/metrics.md``) of an SB3 model's policy.
+
+    A :class:`~normrl.metrics.PlasticityMonitor` watches the policy (DQN: its online
+    ``q_net``) and is called after every optimizer step through a step post-hook on
+    ``model.policy.optimizer``, so ``every`` counts gradient steps exactly as in
+    normrl's own agents and the gradient norms are those of the step just taken. The
+    probe is the first ``probe_size`` observations of the rollout/replay buffer at the
+    first logging event; actor-critic policies also log ``plasticity/policy_entropy``
+    (mean entropy of the action distribution on the probe). Values go to the run's
+    TensorBoard log (``tensorboard_log=``) at ``model.num_timesteps``, and into SB3's
+    logger tables.
+
+    Args:
+        every: log every ``every``-th optimizer step [1000].
+        tau: ReDo dormancy threshold [0.025].
+        probe_size: probe rows [256].
+        layers: module names (relative to the monitored module) overriding the default
+            hidden-activation rule [None].
+
+    The monitor persists across ``learn`` calls of the same model (the initial-weights
+    snapshot is taken when the callback first sees the model); ``self.monitor`` holds it
+    and ``self.last_logged`` the last logged ``{tag: value}``.
+    """
+
+    def __init__(self, every: int = 1000, tau: float = 0.025, probe_size: int = 256, layers: Optional[Sequence[str]] = None,
+                 verbose: int = 0):
+        super().__init__(verbose)
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+            raise ValueError(f"every must be a positive int, got {every!r}")
+        self.every = every
+        self.tau = tau
+        self.probe_size = probe_size
+        self.layers = layers
+        self.monitor: Optional[PlasticityMonitor] = None
+        self.last_logged: Optional[dict[str, float]] = None
+        self._policy = None
+        self._hook = None
+
+    def _init_callback(self) -> None:
+        policy = self.model.policy
+        if self.monitor is None or self._policy is not policy:
+            self.monitor = PlasticityMonitor(_monitored_module(policy), every=self.every, tau=self.tau,
+                                             probe_size=self.probe_size, layers=self.layers, forward=_probe_forward)
+            self._policy = policy
+        self.monitor.writer = _LoggerWriter(self.logger)
+
+    def _on_training_start(self) -> None:
+        if self._hook is None:
+            self._hook = self.model.policy.optimizer.register_step_post_hook(self._after_step)
+
+    def _on_training_end(self) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        self.monitor.writer.flush()
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _after_step(self, _optimizer, _args, _kwargs) -> None:
+        mon = self.monitor
+        entropy = None
+        if mon.next_update_logs:
+            if mon.probe is None:
+                obs = _buffer_observations(self.model, mon.probe_size)
+                if obs is not None:
+                    mon.set_probe(torch.as_tensor(obs, device=self.model.device))
+            if mon.probe is not None and hasattr(self.model.policy, "get_distribution"):
+                entropy = self._probe_entropy(mon.probe)
+        logged = mon.after_update(self.model.num_timesteps, policy_entropy=entropy)
+        if logged is not None:
+            self.last_logged = logged
+
+    @torch.no_grad()
+    def _probe_entropy(self, probe: torch.Tensor) -> torch.Tensor:
+        policy = self.model.policy
+        modes = [(m, m.training) for m in policy.modules()]
+        policy.set_training_mode(False)
+        try:
+            return policy.get_distribution(probe).entropy().mean()
+        finally:
+            for m, mode in modes:
+                m.training = mode
+
+
+class TaskScheduleCallback(BaseCallback):
+    """SB3 callback used by :func:`learn_stream` inside every ``learn`` call.
+
+    Records the current task (``continual/task_id``) in SB3's logger at every rollout
+    end, and stops ``learn`` early when the scheduler was asked to stop
+    (``scheduler.request_stop()``).
+
+    Args:
+        scheduler: the running :class:`normrl.continual.TaskScheduler`.
+    """
+
+    def __init__(self, scheduler, verbose: int = 0):
+        super().__init__(verbose)
+        self.scheduler = scheduler
+
+    def _on_step(self) -> bool:
+        return not getattr(self.scheduler, "_stop", False)
+
+    def _on_rollout_end(self) -> None:
+        task = self.scheduler.current_task_id
+        if task is not None:
+            self.logger.record("continual/task_id", task)
