@@ -6,8 +6,7 @@ import torch
 
 from normrl.agents import DQN, DQNConfig
 from normrl.envs import make_env
-from normrl.envs.scheduler import TaskScheduler
-from normrl.envs.streams import stream_tasks
+from normrl.continual import TaskScheduler, stream_tasks
 from normrl.normalization.layers.adab2n import AdaB2N
 
 

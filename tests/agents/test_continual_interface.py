@@ -6,7 +6,7 @@ import pytest
 
 from normrl.agents import DQN, PPO, DQNConfig, PPOConfig
 from normrl.envs import make_env
-from normrl.envs.scheduler import Task, TaskScheduler
+from normrl.continual import Task, TaskScheduler
 
 from .helpers import ChainEnv, PositionValueNet
 

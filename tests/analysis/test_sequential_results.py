@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from normrl.experiments.results import (aggregate, format_table, mean_std, visit_returns,
+from normrl.analysis.results import (aggregate, format_table, mean_std, visit_returns,
                                         visit_training_returns, write_report)
 
 # two tasks, two cycles; the diagonal entries (row = visit, column = its task) are the
@@ -94,7 +94,7 @@ def test_write_report_from_run_directories(tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"({png.name})" in text
     # hand-written notes below the marker survive a rewrite
-    from normrl.experiments.results import NOTES_MARKER
+    from normrl.analysis.results import NOTES_MARKER
 
     (tmp_path / "doc" / "r.md").write_text(text + "Discussion: kept.\n")
     write_report(tmp_path / "runs", tmp_path / "doc" / "r.md", norms=("none", "nap"), seeds=(0, 1),

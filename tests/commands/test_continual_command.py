@@ -116,7 +116,7 @@ def test_sigint_during_evaluation_stops_it_and_the_resumed_run_is_exact(uninterr
     evaluates the row once, with the same matrix and TensorBoard steps as a run never
     interrupted and without calling the task-end hooks twice."""
     from normrl.agents.common.base import AgentBase
-    from normrl.envs import scheduler as scheduler_module
+    from normrl.continual import scheduler as scheduler_module
 
     real_evaluate = AgentBase.evaluate
     calls, stopped = [], []
@@ -144,7 +144,7 @@ def test_sigint_during_evaluation_stops_it_and_the_resumed_run_is_exact(uninterr
     logdir = tmp_path / "run"
     assert main(_argv(logdir)) == 130
     assert stopped == ["EvaluationInterrupted"]  # stopped inside agent.evaluate
-    state = json.loads(next((logdir / "checkpoints").glob("step_*/scheduler.json")).read_text())["scheduler"]
+    state = json.loads(next((logdir / "checkpoints").glob("step_*/run_state.json")).read_text())["scheduler"]
     assert (state["visit"], state["steps_done"], state["started"], state["task_ended"]) == (1, STEPS, True, True)
     assert len(state["returns"]) == 1
     assert main(_argv(logdir, "--resume")) == 0

@@ -53,7 +53,7 @@ def test_cifar10_path_end_to_end_on_a_fake_dataset_in_the_official_format(tmp_pa
 
     import numpy as np
 
-    from normrl.envs import cifar
+    from normrl.data import cifar
 
     folder = tmp_path / "data" / cifar.CIFAR10.folder
     folder.mkdir(parents=True)

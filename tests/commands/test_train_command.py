@@ -49,10 +49,10 @@ def test_ppo_run_writes_config_summary_and_tensorboard(tmp_path, capsys):
     logdir = tmp_path / "run"
     rc = main(["train", "--algo", "ppo", "--env", "CartPole-v1", "--steps", "512", "--num-envs", "8", "--seed", "4",
                "--num-steps", "32", "--update-epochs", "1", "--hidden", "16", "16", "--no-norm-adv", "--target-kl", "none",
-               "--monitor-every", "0", "--logdir", str(logdir), "--no-progress", "--checkpoint", str(tmp_path / "ck.pt")])
+               "--monitor-every", "0", "--logdir", str(logdir), "--no-progress"])
     assert rc == 0
     config = json.loads((logdir / "config.json").read_text())
-    assert config["algo"] == "ppo" and config["env"] == "CartPole-v1" and config["steps"] == 512
+    assert config["run"]["algo"] == "ppo" and config["run"]["env_id"] == "CartPole-v1" and config["run"]["steps"] == 512
     c = config["config"]
     assert c["num_envs"] == 8 and c["seed"] == 4 and c["num_steps"] == 32 and c["hidden"] == [16, 16]
     assert c["norm_adv"] is False and c["target_kl"] is None and c["update_epochs"] == 1
@@ -60,24 +60,31 @@ def test_ppo_run_writes_config_summary_and_tensorboard(tmp_path, capsys):
     summary = json.loads((logdir / "summary.json").read_text())
     assert summary["steps"] == summary["trained_steps"] == 512
     assert summary["updates"] == 2 * 4  # 2 rollouts x 1 epoch x 4 minibatches
-    assert summary["wall_time_s"] > 0 and summary["steps_per_second"] > 0
+    assert summary["train_seconds"] > 0 and summary["eval_seconds"] == 0 and summary["steps_per_second"] > 0
+    assert summary["finished"] is True and summary["signal"] is None
     assert summary["episodes"] > 0 and 8 <= summary["mean_return_last_100"] <= 500
     assert [s for s, _ in summary["return_curve"]] == [256, 512]
-    assert (tmp_path / "ck.pt").is_file()
+    assert (logdir / "checkpoints" / "latest.json").is_file()
     assert "ppo CartPole-v1: 512 steps" in capsys.readouterr().out
     tags = _scalars(logdir)
     assert {"charts/episode_return", "charts/episode_length", "charts/sps", "charts/learning_rate",
             "losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/approx_kl", "losses/clipfrac"} <= tags
 
 
-def test_dqn_run_resumes_from_checkpoint(tmp_path):
+def test_dqn_run_resumes_from_its_logdir_checkpoint(tmp_path, capsys):
     common = ["train", "--algo", "dqn", "--env", "CartPole-v1", "--num-envs", "4", "--learning-starts", "40",
-              "--log-interval", "40", "--hidden", "16", "--monitor-every", "0", "--no-progress"]
-    assert main([*common, "--steps", "80", "--logdir", str(tmp_path / "a"), "--checkpoint", str(tmp_path / "ck.pt")]) == 0
-    assert main([*common, "--steps", "40", "--logdir", str(tmp_path / "b"), "--resume", str(tmp_path / "ck.pt")]) == 0
-    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
-    assert summary["steps"] == 120 and summary["trained_steps"] == 40
-    assert {"charts/epsilon", "charts/learning_rate", "losses/td_loss", "losses/q_values", "charts/sps"} <= _scalars(tmp_path / "a")
+              "--log-interval", "40", "--hidden", "16", "--monitor-every", "0", "--no-progress", "--logdir", str(tmp_path)]
+    assert main([*common, "--steps", "80"]) == 0
+    with pytest.raises(SystemExit) as exc:  # never overwritten without --resume
+        main([*common, "--steps", "120"])
+    assert exc.value.code == 2 and "--resume" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # the total budget is part of the run
+        main([*common, "--steps", "120", "--resume"])
+    assert exc.value.code == 2 and "options differ" in capsys.readouterr().err
+    assert main([*common, "--steps", "80", "--resume"]) == 0  # finished: trains nothing more
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["steps"] == 80 and summary["trained_steps"] == 0 and summary["finished"] is True
+    assert {"charts/epsilon", "charts/learning_rate", "losses/td_loss", "losses/q_values", "charts/sps"} <= _scalars(tmp_path)
 
 
 @pytest.mark.parametrize("algo", ["ppo", "dqn"])

@@ -8,9 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from normrl.envs import TaskScheduler
+from normrl.continual import ContinualResult, Task, TaskScheduler, apply_task_switch, notify_task_switch, stream_tasks
 from normrl.envs.base import TensorEnv
-from normrl.envs.scheduler import ContinualResult, Task, apply_task_switch, notify_task_switch
 from normrl.normalization import make_lr_schedule
 
 
@@ -318,15 +317,15 @@ def test_bad_arguments_raise():
         Task(3.5, 10)
 
 
-def test_from_name_unknown_lists_valid_names():
+def test_unknown_stream_name_lists_valid_names():
     with pytest.raises(ValueError) as excinfo:
-        TaskScheduler.from_name("no-such-stream", 10)
+        stream_tasks("no-such-stream", 10)
     message = str(excinfo.value)
     for name in ("minatar", "atari-default", "atari-<Game1>", "permuted-obs:", "permuted-digits"):
         assert name in message
 
 
-def test_from_name_with_cartpole_runs_end_to_end():
+def test_catalogue_cartpole_stream_runs_end_to_end():
     """A real TensorEnv stream (permuted CartPole observations) through the scheduler."""
 
     class RandomAgent(FakeAgent):
@@ -347,7 +346,7 @@ def test_from_name_with_cartpole_runs_end_to_end():
                 done_returns += info["episode_return"][info["done"]].tolist()
             return sum(done_returns[:episodes]) / episodes
 
-    sched = TaskScheduler.from_name("permuted-obs:CartPole-v1:2", 20, cycles=1, num_envs=2, eval_episodes=2, seed=0)
+    sched = TaskScheduler(stream_tasks("permuted-obs:CartPole-v1:2", 20), cycles=1, num_envs=2, eval_episodes=2, seed=0)
     result = sched.run(RandomAgent())
     assert result.matrix.shape == (2, 2)
     # always pushing left ends CartPole in about 8-10 steps, whatever the permutation

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from normrl.envs.cifar import CIFAR10, CIFAR100, CifarError, download_cifar, load_cifar, md5sum
-from normrl.envs.split_cifar import SplitCIFAR, random_crop_flip, split_digits
+from normrl.data.cifar import CIFAR10, CIFAR100, CifarError, download_cifar, load_cifar, md5sum
+from normrl.data.split import SplitCIFAR, random_crop_flip, split_digits
 
 
 def _write_batch(path, data, labels, label_key):

@@ -10,7 +10,8 @@ from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
 from stable_baselines3.common.evaluation import evaluate_policy  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
-from normrl.envs import TaskScheduler, make_env  # noqa: E402
+from normrl.continual import TaskScheduler, stream_tasks  # noqa: E402
+from normrl.envs import make_env  # noqa: E402
 from normrl.integrations.sb3 import (  # noqa: E402
     NormMLPExtractor, PlasticityCallback, TensorVecEnv, learn_stream, norm_policy_kwargs,
 )
@@ -74,7 +75,7 @@ def test_ppo_cnn_policy_shares_a_normed_nature_cnn():
     assert policy.pi_features_extractor is policy.vf_features_extractor  # shared, as SB3's CnnPolicy
     cnn = policy.features_extractor.cnn
     kinds = [type(m).__name__ for m in cnn]
-    assert kinds == ["InputToFloat", "Conv2d", "NaPLayerNorm", "ReLU", "Conv2d", "NaPLayerNorm", "ReLU", "Conv2d",
+    assert kinds == ["InputCast", "Conv2d", "NaPLayerNorm", "ReLU", "Conv2d", "NaPLayerNorm", "ReLU", "Conv2d",
                      "NaPLayerNorm", "ReLU", "Flatten", "Linear", "NaPLayerNorm", "ReLU"]
     assert [m.layout for m in cnn if type(m).__name__ == "NaPLayerNorm"] == ["nchw"] * 3 + ["nc"]
     assert policy.optimizer.projector.layer_names == ["features_extractor.cnn.1", "features_extractor.cnn.4",
@@ -213,7 +214,7 @@ def test_learn_stream_switches_envs_and_calls_task_hooks():
     model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, policy_kwargs=norm_policy_kwargs("nap"), seed=0, device="cpu")
     model.policy.recorder = _TaskRecorder()
     # permuted observations: same shape, permuted bounds (the model's space is reported to SB3)
-    scheduler = TaskScheduler.from_name("permuted-obs:CartPole-v1:2", steps_per_task=256, num_envs=4, eval_episodes=2, seed=0)
+    scheduler = TaskScheduler(stream_tasks("permuted-obs:CartPole-v1:2", 256), num_envs=4, eval_episodes=2, seed=0)
     cb = PlasticityCallback(every=4)
     result = learn_stream(model, scheduler, callback=cb)
     assert model.policy.recorder.calls == [("start", 0), ("end", 0), ("start", 1), ("end", 1)]

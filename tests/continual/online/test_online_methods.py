@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from normrl.continual.methods import ReplayBatch, derpp_loss, er_ace_loss, er_loss
+from normrl.continual.online.methods import ReplayBatch, derpp_loss, er_ace_loss, er_loss
 
 
 def test_er_is_cross_entropy_over_the_joint_batch():

@@ -3,8 +3,8 @@ learning test on the scikit-learn digits split (same code path as Split CIFAR)."
 import pytest
 import torch
 
-from normrl.continual.trainer import OnlineCLConfig, OnlineCLTrainer, train_online
-from normrl.envs.split_cifar import split_digits
+from normrl.continual.online.trainer import OnlineCLConfig, OnlineCLTrainer, train_online
+from normrl.data.split import split_digits
 from normrl.normalization.layers.adab2n import AdaB2N
 
 

@@ -1,7 +1,7 @@
 """Reservoir buffer: fill order, uniform retention, sampling."""
 import torch
 
-from normrl.continual.buffer import ReservoirBuffer
+from normrl.continual.online.buffer import ReservoirBuffer
 
 
 def _offer(buf, start, n):
