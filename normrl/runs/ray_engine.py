@@ -49,6 +49,8 @@ FAILED = "failed"
 CANCELLED = "cancelled"
 STATUSES = (FINISHED, FAILED, CANCELLED)
 
+_CAPACITY_REFRESH_S = 5.0  # how often the in-flight limit follows nodes joining or leaving
+
 TRIAL_LOG_NAME = "trial.log"
 """A trial whose kwargs hold ``logdir`` has its stdout/stderr (and, on failure, its
 traceback) appended to ``<logdir>/trial.log``."""
@@ -236,9 +238,8 @@ def run_trials(
 
     trials = [(str(name), dict(kwargs)) for name, kwargs in trials]
     _validate(trials, cpus_per_trial, gpus_per_trial, address, num_cpus)
-    outcomes: dict[str, TrialOutcome] = {}
     if not trials:
-        return outcomes
+        return {}
 
     started_here = False
     if not ray.is_initialized():
@@ -254,8 +255,20 @@ def run_trials(
         local = not joins
     else:
         local = False  # an existing session: its owner decides
-    _check_feasible(ray, cpus_per_trial, gpus_per_trial, local=local)
+    try:
+        _check_feasible(ray, cpus_per_trial, gpus_per_trial, local=local)
+        return _schedule(ray, TaskCancelledError, trials, fn, cpus_per_trial, gpus_per_trial,
+                         on_result, stop_event, progress, poll_s)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _schedule(ray, cancelled_error, trials, fn, cpus_per_trial, gpus_per_trial, on_result,
+              stop_event, progress, poll_s) -> dict[str, TrialOutcome]:
+    """The driver loop of :func:`run_trials` on an initialised Ray."""
     remote_trial = ray.remote(_execute_trial)
+    outcomes: dict[str, TrialOutcome] = {}
 
     signals: list[int] = []
     previous_handlers = {}
@@ -293,6 +306,7 @@ def run_trials(
     cancel_sent: set[str] = set()
     forced = False
     stopping = False
+    capacity, capacity_at = 0, -math.inf
     try:
         while pending or in_flight:
             if not stopping and (signals or (stop_event is not None and stop_event.is_set())):
@@ -311,7 +325,10 @@ def run_trials(
                     ray.cancel(ref, force=True)
                     cancel_sent.add(name)
             if not stopping and pending:
-                room = _capacity(ray, cpus_per_trial, gpus_per_trial) - len(in_flight)
+                if time.monotonic() - capacity_at > _CAPACITY_REFRESH_S:
+                    capacity = _capacity(ray, cpus_per_trial, gpus_per_trial)
+                    capacity_at = time.monotonic()
+                room = capacity - len(in_flight)
                 while room > 0 and pending:
                     name, kwargs = pending.pop()
                     ref = remote_trial.options(
@@ -329,7 +346,7 @@ def run_trials(
                 ready, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0)
             for ref in ready:
                 name, kwargs = in_flight.pop(ref)
-                finish(_collect(ray, TaskCancelledError, ref, name, kwargs, name in cancel_sent))
+                finish(_collect(ray, cancelled_error, ref, name, kwargs, name in cancel_sent))
             counts.running = len(in_flight)
     finally:
         for ref in in_flight:  # only on an exception (e.g. from on_result)
@@ -338,8 +355,6 @@ def run_trials(
             signal.signal(s, handler)
         if bar is not None:
             bar.close()
-        if started_here:
-            ray.shutdown()
     return {name: outcomes[name] for name, _ in trials}
 
 
