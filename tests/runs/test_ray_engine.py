@@ -29,6 +29,12 @@ def explode(x, logdir=None):
     raise ValueError(f"bad seed {x}")
 
 
+def die(code, attempts):
+    with open(attempts, "a") as f:
+        f.write("x")
+    os._exit(code)  # the worker process dies without a Python exception
+
+
 def sleep_then_checkpoint(workdir, seconds=60.0):
     """Sleeps in small steps; on KeyboardInterrupt takes 0.5 s to 'checkpoint', writes
     the marker, and re-raises."""
@@ -60,7 +66,7 @@ def sleep_with_own_handler(workdir, seconds=60.0):
 
 
 def _run(name, **kwargs):
-    return {"square": square, "explode": explode, "sleep": sleep_then_checkpoint,
+    return {"square": square, "explode": explode, "die": die, "sleep": sleep_then_checkpoint,
             "handler": sleep_with_own_handler}[name](**kwargs)
 
 
@@ -91,6 +97,16 @@ def test_a_raising_trial_is_reported_and_the_others_finish(local_ray, tmp_path):
     log = Path(bad.log_path).read_text()
     assert "about to fail" in log and "ValueError: bad seed 3" in log
     assert "squaring 2" in (tmp_path / "ok0" / TRIAL_LOG_NAME).read_text()
+
+
+def test_a_dead_worker_is_reported_and_not_retried(local_ray, tmp_path):
+    attempts = tmp_path / "attempts"
+    trials = [("dead", {"name": "die", "code": 3, "attempts": str(attempts)}), ("ok", {"name": "square", "x": 4})]
+    out = run_trials(trials, _run, progress=False)
+    assert out["ok"].status == FINISHED and out["ok"].result["square"] == 16
+    assert out["dead"].status == FAILED and out["dead"].result is None
+    assert out["dead"].error_type == "WorkerCrashedError", out["dead"].error_message
+    assert attempts.read_text() == "x"  # Ray's default would retry it 3 times
 
 
 def _stop_when_started(workdirs, stop, timeout=60.0):
