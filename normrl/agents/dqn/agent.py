@@ -160,6 +160,7 @@ class DQN(AgentBase):
                         update_target(self.target_network, q_net, c.tau)
                 # ---- log every log_interval env steps (one host sync) -------------------
                 if self.num_steps // c.log_interval > before // c.log_interval:
+                    self._check_divergence()  # non-finite loss/gradient/parameters since the last log
                     self._log(stats, stat_count)
                     stats, stat_count = {}, 0
                     self._log_progress(bar, self.num_steps - start)
@@ -168,6 +169,7 @@ class DQN(AgentBase):
             if bar is not None:
                 self._log_progress(bar, self.num_steps - start)
                 bar.close()
+        self._check_divergence()
         self.episode_log.flush(self.num_steps, None)
         return self
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from normrl.agents.common.divergence import check_finite_floats, check_on_divergence
+
 OBS_STORAGE = ("auto", "uint8", "float32")
 LOSSES = ("mse", "huber")
 
@@ -65,6 +67,9 @@ class DQNConfig:
         save_replay: ``save`` writes the replay buffer in full (needed for exact
             resumption); False keeps checkpoints small and resumes with an empty
             buffer [True].
+        on_divergence: what a non-finite loss or gradient norm does: ``"stop"`` the
+            run at the next check (:mod:`normrl.agents.common.divergence`) or
+            ``"skip-update"`` (skip that optimizer step and count it) [``"stop"``].
     """
 
     seed: int = 0
@@ -99,9 +104,14 @@ class DQNConfig:
     monitor_every: int = 1000
     log_interval: int = 10_000
     save_replay: bool = True
+    on_divergence: str = "stop"
 
     def validate(self) -> "DQNConfig":
         """Raise ``ValueError`` naming the first invalid field; return self."""
+        check_finite_floats(self)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+        check_on_divergence(self.on_divergence)
         for name in ("num_envs", "buffer_size", "n_step", "target_update_interval", "batch_size", "exploration_steps", "train_freq", "gradient_steps", "nap_every", "log_interval"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

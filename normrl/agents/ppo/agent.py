@@ -157,6 +157,7 @@ class PPO(AgentBase):
                 # ---- update: update_epochs passes of num_minibatches minibatches ---------
                 net.train(True)
                 stats = self._update(advantages, returns)
+                self._check_divergence()  # non-finite loss/gradient/parameters: one small read per rollout
                 # ---- logging: one host sync per rollout ----------------------------------
                 self.episode_log.flush(self.num_steps, self.writer)
                 if self.writer is not None:
