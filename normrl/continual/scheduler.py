@@ -276,7 +276,8 @@ class TaskScheduler:
         from normrl.utils.run_dir import write_summary
 
         write_summary(self.logdir, {"stream": self.name, "cycles": self.cycles, "continual": self.result().to_dict(),
-                                    "train_seconds": self.train_seconds, "eval_seconds": self.eval_seconds})
+                                    "train_seconds": self.train_seconds, "eval_seconds": self.eval_seconds,
+                                    "status": "running"})
 
     def make_visit_env(self, device: str | torch.device | None = None):
         """The training env of the current visit (what :meth:`run` would build).

@@ -15,6 +15,11 @@ sequence and step counts). Without it, a run directory that already holds checkp
 is refused rather than overwritten. Missing, corrupt or incompatible checkpoints
 (another stream, algorithm, option set or agent config) raise
 :class:`~normrl.utils.errors.CheckpointError`.
+
+``summary.json`` has ``status`` (:mod:`normrl.runs.outcome`): a non-finite loss,
+gradient norm or parameter stops the run without checkpointing the diverged agent,
+writes ``status: "diverged"`` with the facts, and raises
+:class:`~normrl.utils.errors.TrainingDiverged` naming them and the last good checkpoint.
 """
 from __future__ import annotations
 
@@ -24,9 +29,11 @@ from typing import Any
 from normrl.runs.checkpoints import has_checkpoint, load_latest, restore_agent, save_checkpoint
 from normrl.runs.device import resolve_device
 from normrl.runs.resume import check_same_config, check_same_options
+from normrl.runs.outcome import divergence_report, finish_status
 from normrl.runs.signals import StopSignals
 from normrl.runs.single import agent_class, make_config
-from normrl.utils.errors import CheckpointError, UserError
+from normrl.utils.errors import CheckpointError, TrainingDiverged, UserError
+from normrl.utils.run_dir import check_logdir
 
 #: env steps between progress-bar refreshes (training runs in chunks of at most this)
 PROGRESS_EVERY = 8192
@@ -49,7 +56,7 @@ def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path
                  config: Any = None, overrides: dict | None = None, env_kwargs: dict | None = None,
                  device: str = "auto", resume: bool = False, eval_episodes: int = 10, reset_optimizer: bool = False,
                  restart_lr: str = "auto", flush_replay: bool = False, checkpoint_every: int = 50_000,
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True, trust_checkpoint: bool = False) -> dict[str, Any]:
     """Train ``algo`` on the built-in stream ``stream`` (:func:`normrl.continual.stream_tasks`)
     and return the summary written to ``summary.json`` (``summary["continual"]`` is the
     return matrix; ``summary["signal"]`` the stop signal, if any).
@@ -64,11 +71,14 @@ def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path
         reset_optimizer, restart_lr (``"auto"``/``"yes"``/``"no"``), flush_replay:
             what happens at task switches (:func:`normrl.continual.apply_task_switch`).
         checkpoint_every: env steps between checkpoints [50,000].
+        trust_checkpoint: with ``resume``, load a checkpoint whose pickle holds more
+            than tensors and plain data with full unpickling, which can run code; only
+            for files you trust [False].
     """
     from normrl.continual import TaskScheduler, stream_tasks
 
     _validate(steps_per_task, cycles, eval_episodes, checkpoint_every, restart_lr)
-    dev, logdir = resolve_device(device), Path(logdir)
+    dev, logdir = resolve_device(device), check_logdir(logdir)
     if has_checkpoint(logdir) and not resume:
         raise UserError(f"{logdir} already holds a run's checkpoints; pass --resume to continue it or choose another --logdir")
     seed = dict(overrides or {}).get("seed", getattr(config, "seed", 0))  # the config's seed: 0 by default
@@ -99,8 +109,8 @@ def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path
         write_config(logdir, config, continual=options, algo=algo)
     elif scheduler.done:
         return {"stream": stream, "cycles": cycles, "continual": scheduler.result().to_dict(), "already_complete": True,
-                "signal": None}
-    return _run(logdir, scheduler, algo, config, dev, saved, checkpoint_every, progress)
+                "signal": None, "status": "finished"}
+    return _run(logdir, scheduler, algo, config, dev, saved, checkpoint_every, progress, trust_checkpoint)
 
 
 def _prepare_resume(logdir: Path, scheduler, options: dict, config) -> tuple[Path, dict]:
@@ -115,11 +125,12 @@ def _prepare_resume(logdir: Path, scheduler, options: dict, config) -> tuple[Pat
     return folder, state
 
 
-def _run(logdir: Path, scheduler, algo: str, config, device, saved, checkpoint_every: int, progress: bool) -> dict:
+def _run(logdir: Path, scheduler, algo: str, config, device, saved, checkpoint_every: int, progress: bool,
+         trust_checkpoint: bool = False) -> dict:
     env = scheduler.make_visit_env(device)
     agent = agent_class(algo)(env, config, logdir=str(logdir))
     if saved is not None:
-        restore_agent(agent, *saved)
+        restore_agent(agent, *saved, trusted=trust_checkpoint)
     # Mid-visit, the agent continues on the env it was restored into. At a visit boundary
     # the next visit starts on a freshly made env, exactly as in an uninterrupted run (the
     # construction env then only carried the restored state of the previous visit's env).
@@ -138,6 +149,10 @@ def _run(logdir: Path, scheduler, algo: str, config, device, saved, checkpoint_e
 
         try:
             scheduler.run(agent, callback=checkpoint, env=visit_env)
+        except TrainingDiverged as exc:
+            diverged = divergence_report(exc, logdir)
+            _finish(logdir, scheduler, agent, stop.first, diverged)
+            raise diverged from None
         finally:
             if visit_env is None:
                 env.close()
@@ -168,13 +183,17 @@ def _refresh(bar, scheduler, agent) -> None:
     bar.refresh()
 
 
-def _finish(logdir: Path, scheduler, agent, signum: int | None) -> dict:
+def _finish(logdir: Path, scheduler, agent, signum: int | None, diverged: TrainingDiverged | None = None) -> dict:
     """Write and return ``summary.json``: the matrix, the agent's summary, the stop
-    signal and the run's time split (training vs evaluation, over every resume)."""
+    signal, the status (with the divergence facts when it diverged) and the run's time
+    split (training vs evaluation, over every resume)."""
     from normrl.utils.run_dir import write_summary
 
     summary = {"stream": scheduler.name, "cycles": scheduler.cycles, "continual": scheduler.result().to_dict(),
                "agent": agent.summary(), "train_seconds": scheduler.train_seconds,
-               "eval_seconds": scheduler.eval_seconds, "signal": signum}
+               "eval_seconds": scheduler.eval_seconds, "signal": signum,
+               "status": "diverged" if diverged is not None else finish_status(scheduler.done)}
+    if diverged is not None:
+        summary["divergence"] = diverged.facts
     write_summary(logdir, summary)
     return summary
