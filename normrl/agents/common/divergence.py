@@ -1,13 +1,13 @@
 """The divergence guard: non-finite losses, gradient norms, parameters and norm
 statistics caught where they start, without a host synchronization per update.
 
-Every update, :meth:`DivergenceGuard.before_step` folds ``isfinite(loss + grad_norm)``
-into a device-side flag (``&=``) and counts the updates done while the flag still held
-(four small device ops, no host read). At the agent's logging point — once per PPO
+Every update, :meth:`DivergenceGuard.before_step` writes ``loss + grad_norm`` into the
+next slot of a preallocated device buffer (one small device op, no host read; the sum is
+non-finite exactly when one of them is). At the agent's logging point — once per PPO
 rollout, every ``log_interval`` env steps and at the end of ``learn`` for DQN —
-:meth:`DivergenceGuard.check` adds the finiteness of every floating parameter and
-buffer (running statistics included) of the agent's networks and reads it all to the
-host in one transfer. When something is non-finite it raises
+:meth:`DivergenceGuard.check` checks the buffer and the finiteness of every floating
+parameter and buffer (running statistics included) of the agent's networks (one fused
+max-abs-norm call) and reads it all to the host in one transfer. When something is non-finite it raises
 :class:`~normrl.utils.errors.TrainingDiverged` naming the env step and update of the
 first non-finite loss / gradient norm (or, if those stayed finite, the check's last
 update), and the first non-finite parameter or buffer.
@@ -65,9 +65,16 @@ def named_state_tensors(agent) -> list[tuple[str, torch.Tensor]]:
     for i, net in enumerate(agent.networks()):
         prefix = attrs.get(id(net), f"networks[{i}]")
         for name, t in list(net.named_parameters()) + list(net.named_buffers()):
-            if t.is_floating_point():
+            if t.is_floating_point() and t.numel():
                 out.append((f"{prefix}.{name}", t))
     return out
+
+
+def _finite_flags(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """One bool per tensor on the device: all its values finite. Uses the max-abs norm
+    (``_foreach_norm`` with ``ord=inf``: NaN and inf propagate, finite values cannot
+    overflow), one fused call for all tensors."""
+    return torch.isfinite(torch.stack(torch._foreach_norm([t.detach() for t in tensors], ord=math.inf)))
 
 
 def first_nonfinite(agent) -> str | None:
@@ -75,7 +82,7 @@ def first_nonfinite(agent) -> str | None:
     named = named_state_tensors(agent)
     if not named:
         return None
-    finite = torch.stack([torch.isfinite(t).all() for _, t in named]).tolist()
+    finite = _finite_flags([t for _, t in named]).tolist()
     return next((name for (name, _), ok in zip(named, finite) if not ok), None)
 
 
@@ -90,17 +97,12 @@ class DivergenceGuard:
     def __init__(self, mode: str, device: torch.device):
         check_on_divergence(mode)
         self.mode = mode
-        self._ok = torch.ones((), dtype=torch.bool, device=device)
-        self._good = torch.zeros((), dtype=torch.int64, device=device)
-        self._skipped = torch.zeros((), dtype=torch.int64, device=device)
-        self._updates: list[tuple[int, int]] = []  # (update, env step) since the last check
+        self._values = torch.zeros(256, device=device)  # loss + grad norm of each update since the last check
+        self._updates: list[tuple[int, int]] = []  # (update, env step) of the same updates
         self.skipped_updates = 0
 
     def reset(self) -> None:
         """Forget the updates since the last check (after a checkpoint is loaded)."""
-        self._ok.fill_(True)
-        self._good.zero_()
-        self._skipped.zero_()
         self._updates.clear()
 
     def before_step(self, loss: torch.Tensor, grad_norm: torch.Tensor | None, model: nn.Module, optimizer,
@@ -111,42 +113,51 @@ class DivergenceGuard:
         if grad_norm is None:
             grads = [p.grad for p in model.parameters() if p.grad is not None]
             grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else loss.new_zeros(())
-        step_ok = torch.isfinite(loss.detach() + grad_norm)
+        i = len(self._updates)
+        if i == self._values.numel():
+            self._values = torch.cat([self._values, torch.zeros_like(self._values)])
+        # one kernel into a preallocated slot: non-finite iff the loss or the gradient norm is
+        torch.add(loss.detach(), grad_norm, out=self._values[i])
         self._updates.append((update, env_step))
         if self.mode == "stop":
-            self._ok.logical_and_(step_ok)
-            self._good.add_(self._ok)
             return True
-        bad = step_ok.logical_not()
-        self._skipped.add_(bad)
+        ok = torch.isfinite(self._values[i])
         inner = _inner_optimizer(optimizer)
         if getattr(inner, "_step_supports_amp_scaling", False):  # fused Adam/AdamW: skipped on the device
-            inner.found_inf = bad.float()
+            inner.found_inf = ok.logical_not().float()
             return True
-        return bool(step_ok)  # other optimizers: one host read per update
+        return bool(ok)  # other optimizers: one host read per update
 
     def check(self, agent, writer: Any = None) -> None:
-        """Raise :class:`TrainingDiverged` if a non-finite value occurred since the last
-        check or any parameter/buffer of ``agent`` is non-finite now (one host read)."""
+        """Raise :class:`TrainingDiverged` if a non-finite loss or gradient norm occurred
+        since the last check (``"stop"`` mode) or any parameter/buffer of ``agent`` is
+        non-finite now (both modes); one host read."""
+        n = len(self._updates)
         named = named_state_tensors(agent)
-        flags = [self._ok.long(), self._good, self._skipped]
-        flags += [torch.isfinite(t).all().long() for _, t in named]
-        ok, good, skipped, *finite = torch.stack([f.to(self._good.device) for f in flags]).tolist()
-        self._skipped.zero_()
-        self.skipped_updates += skipped
-        if writer is not None and self.mode == "skip-update":
-            writer.add_scalar("charts/skipped_updates", self.skipped_updates, agent.num_steps)
-        bad_param = next((name for (name, _), f in zip(named, finite) if not f), None)
+        finite = torch.isfinite(self._values[:n])
+        parts = [finite.logical_not().sum().reshape(1),
+                 # index of the first non-finite value (argmin finds the first 0)
+                 torch.argmin(finite.int()).reshape(1) if n else finite.new_zeros(1, dtype=torch.long)]
+        if named:
+            parts.append(_finite_flags([t for _, t in named]).long())
+        n_bad, first_bad, *finite_params = torch.cat([p.to(self._values.device, torch.long) for p in parts]).tolist()
+        ok = n_bad == 0
+        bad_param = next((name for (name, _), f in zip(named, finite_params) if not f), None)
+        if self.mode == "skip-update":
+            self.skipped_updates += n_bad
+            if writer is not None:
+                writer.add_scalar("charts/skipped_updates", self.skipped_updates, agent.num_steps)
+            ok = True  # non-finite updates were skipped: only the parameters can stop the run
         if ok and bad_param is None:
             self._updates.clear()
-            self._good.zero_()
             return
         if not ok:
-            update, env_step = self._updates[good]
+            update, env_step = self._updates[first_bad]
             cause = "loss or gradient norm"
         else:
             update, env_step = self._updates[-1] if self._updates else (agent.num_updates, agent.num_steps)
             cause = "parameters"
+        self._updates.clear()
         facts = {"env_step": int(env_step), "update": int(update), "cause": cause, "parameter": bad_param}
         raise TrainingDiverged(
             f"training diverged at env step {env_step} (update {update}): non-finite {cause}; first non-finite "
