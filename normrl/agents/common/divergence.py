@@ -3,11 +3,13 @@ statistics caught where they start, without a host synchronization per update.
 
 Every update, :meth:`DivergenceGuard.before_step` writes ``loss + grad_norm`` into the
 next slot of a preallocated device buffer (one small device op, no host read; the sum is
-non-finite exactly when one of them is). At the agent's logging point — once per PPO
+non-finite exactly when one of them is). The gradient norm is the one gradient clipping
+returns (PPO); without clipping (DQN's default) the guard computes it with one fused
+``_foreach_norm`` call. At the agent's logging point — once per PPO
 rollout, every ``log_interval`` env steps and at the end of ``learn`` for DQN —
 :meth:`DivergenceGuard.check` checks the buffer and the finiteness of every floating
 parameter and buffer (running statistics included) of the agent's networks (one fused
-max-abs-norm call) and reads it all to the host in one transfer. When something is non-finite it raises
+``_foreach_norm`` call) and reads it all to the host in one transfer. When something is non-finite it raises
 :class:`~normrl.utils.errors.TrainingDiverged` naming the env step and update of the
 first non-finite loss / gradient norm (or, if those stayed finite, the check's last
 update), and the first non-finite parameter or buffer.
@@ -24,6 +26,7 @@ forward pass) still stop the run.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from typing import Any
 
@@ -57,33 +60,49 @@ def _inner_optimizer(optimizer):
     return optimizer.optimizer if isinstance(optimizer, ProjectedOptimizer) else optimizer
 
 
+def state_tensors(agent) -> list[torch.Tensor]:
+    """Every non-empty floating parameter and buffer of ``agent.networks()`` (running
+    statistics included), in :func:`named_state_tensors` order."""
+    return [t for net in agent.networks() for t in itertools.chain(net.parameters(), net.buffers())
+            if t.is_floating_point() and t.numel()]
+
+
 def named_state_tensors(agent) -> list[tuple[str, torch.Tensor]]:
-    """Every floating parameter and buffer of ``agent.networks()``, named
-    ``<agent attribute>.<name>`` (e.g. ``q_network.0.weight``)."""
+    """:func:`state_tensors` named ``<agent attribute>.<name>`` (e.g. ``q_network.0.weight``)."""
     attrs = {id(v): k for k, v in vars(agent).items() if isinstance(v, nn.Module) and not k.startswith("_")}
     out = []
     for i, net in enumerate(agent.networks()):
         prefix = attrs.get(id(net), f"networks[{i}]")
-        for name, t in list(net.named_parameters()) + list(net.named_buffers()):
+        for name, t in itertools.chain(net.named_parameters(), net.named_buffers()):
             if t.is_floating_point() and t.numel():
                 out.append((f"{prefix}.{name}", t))
     return out
 
 
-def _finite_flags(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """One bool per tensor on the device: all its values finite. Uses the max-abs norm
-    (``_foreach_norm`` with ``ord=inf``: NaN and inf propagate, finite values cannot
-    overflow), one fused call for all tensors."""
-    return torch.isfinite(torch.stack(torch._foreach_norm([t.detach() for t in tensors], ord=math.inf)))
+def _maybe_finite(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """One bool per tensor, on the device: its L2 norm (one fused ``_foreach_norm`` call,
+    the cheapest reduction torch has for this) is finite. NaN and inf always make the
+    norm non-finite; a False can also be a finite tensor whose norm overflows (values
+    beyond ~1e19), which :func:`_first_nonfinite_of` rules out exactly."""
+    with torch.no_grad():
+        return torch.isfinite(torch.stack(torch._foreach_norm(tensors)))
+
+
+def _first_nonfinite_of(named: list[tuple[str, torch.Tensor]], maybe_finite: list) -> str | None:
+    """The first of ``named`` whose flag is False and that really holds a NaN or inf
+    (an exact elementwise check of those few tensors only)."""
+    return next((name for (name, t), ok in zip(named, maybe_finite) if not ok and not bool(torch.isfinite(t).all())),
+                None)
 
 
 def first_nonfinite(agent) -> str | None:
-    """Name of the first non-finite parameter or buffer of ``agent`` (one host read), or None."""
-    named = named_state_tensors(agent)
-    if not named:
+    """Name of the first non-finite parameter or buffer of ``agent`` (one host read when
+    all are finite), or None."""
+    tensors = state_tensors(agent)
+    if not tensors:
         return None
-    finite = _finite_flags([t for _, t in named]).tolist()
-    return next((name for (name, _), ok in zip(named, finite) if not ok), None)
+    flags = _maybe_finite(tensors).tolist()
+    return None if all(flags) else _first_nonfinite_of(named_state_tensors(agent), flags)
 
 
 class DivergenceGuard:
@@ -133,16 +152,16 @@ class DivergenceGuard:
         since the last check (``"stop"`` mode) or any parameter/buffer of ``agent`` is
         non-finite now (both modes); one host read."""
         n = len(self._updates)
-        named = named_state_tensors(agent)
+        tensors = state_tensors(agent)
         finite = torch.isfinite(self._values[:n])
         parts = [finite.logical_not().sum().reshape(1),
                  # index of the first non-finite value (argmin finds the first 0)
                  torch.argmin(finite.int()).reshape(1) if n else finite.new_zeros(1, dtype=torch.long)]
-        if named:
-            parts.append(_finite_flags([t for _, t in named]).long())
-        n_bad, first_bad, *finite_params = torch.cat([p.to(self._values.device, torch.long) for p in parts]).tolist()
+        if tensors:
+            parts.append(_maybe_finite(tensors).long())
+        n_bad, first_bad, *params_ok = torch.cat([p.to(self._values.device, torch.long) for p in parts]).tolist()
         ok = n_bad == 0
-        bad_param = next((name for (name, _), f in zip(named, finite_params) if not f), None)
+        bad_param = None if all(params_ok) else _first_nonfinite_of(named_state_tensors(agent), params_ok)
         if self.mode == "skip-update":
             self.skipped_updates += n_bad
             if writer is not None:

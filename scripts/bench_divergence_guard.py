@@ -1,0 +1,130 @@
+"""Cost of the divergence guard per update (normrl/agents/common/divergence.py).
+
+For each setup (PPO and DQN on CartPole-v1 and MinAtar/Breakout, the library presets,
+plasticity monitor off) one agent is built and its buffers filled once; then rounds
+alternate between the guard as shipped (``on_divergence="stop"``), the guard in
+``"skip-update"`` mode, and no guard (a stand-in whose calls do nothing). A round is
+``--updates`` update calls on the same data plus the guard's check once per PPO rollout
+(``update_epochs * num_minibatches`` updates) or once per round for DQN (its checks come
+every ``log_interval`` env steps, i.e. hundreds of updates apart). Prints the median
+time per update of each variant and the guard's overhead, and saves JSON. Times are
+this process's CPU time (``time.process_time``, one torch thread), which a busy shared
+machine disturbs far less than wall-clock time; the JSON has both.
+
+    python scripts/bench_divergence_guard.py --rounds 15 --json docs/bench_results/divergence_guard.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+
+
+class _NoGuard:
+    """What the agents would do without a guard: always step, never check."""
+
+    skipped_updates = 0
+
+    def before_step(self, *args, **kwargs) -> bool:
+        return True
+
+    def check(self, *args, **kwargs) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+
+def _ppo_setup(env_id: str):
+    from normrl.agents import PPO
+    from normrl.agents.presets import preset_config
+    from normrl.envs import make_env
+
+    config = preset_config("ppo", env_id, monitor_every=0)
+    agent = PPO(make_env(env_id, config.num_envs, "cpu", seed=0), config)
+    agent.learn(agent.batch_size, progress=False)  # fills the rollout buffer
+    adv, ret = torch.randn_like(agent.buffer.values), agent.buffer.values.clone()
+    per_check = config.update_epochs * config.num_minibatches
+
+    def run(n_updates: int) -> None:
+        for _ in range(max(1, n_updates // per_check)):
+            agent._update(adv, ret)
+            agent._check_divergence()
+
+    return agent, run, per_check
+
+
+def _dqn_setup(env_id: str):
+    from normrl.agents import DQN
+    from normrl.agents.presets import preset_config
+    from normrl.envs import make_env
+
+    config = preset_config("dqn", env_id, monitor_every=0, learning_starts=512, buffer_size=4096)
+    agent = DQN(make_env(env_id, config.num_envs, "cpu", seed=0), config)
+    agent.learn(1024, progress=False)  # fills the replay buffer
+
+    def run(n_updates: int) -> None:
+        for _ in range(n_updates):
+            agent._update()
+        agent._check_divergence()
+
+    return agent, run, 1
+
+
+SETUPS = {
+    "PPO CartPole-v1": lambda: _ppo_setup("CartPole-v1"),
+    "PPO MinAtar/Breakout": lambda: _ppo_setup("MinAtar/Breakout"),
+    "DQN CartPole-v1": lambda: _dqn_setup("CartPole-v1"),
+    "DQN MinAtar/Breakout": lambda: _dqn_setup("MinAtar/Breakout"),
+}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=15, help="alternating rounds per variant [15]")
+    p.add_argument("--updates", type=int, default=64, help="updates per round [64]")
+    p.add_argument("--threads", type=int, default=1, help="torch threads [1]")
+    p.add_argument("--setups", nargs="+", default=list(SETUPS), help=f"[{', '.join(SETUPS)}]")
+    p.add_argument("--json", default=None, help="write the results here")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from normrl.agents.common.divergence import DivergenceGuard, _inner_optimizer
+
+    results = {}
+    print("| setup | no guard (CPU ms/update) | guard, stop | guard, skip-update | overhead stop | overhead skip-update |")
+    print("|---|---|---|---|---|---|")
+    for name in args.setups:
+        agent, run, _ = SETUPS[name]()
+        variants = {"none": _NoGuard(), "stop": DivergenceGuard("stop", agent.device),
+                    "skip-update": DivergenceGuard("skip-update", agent.device)}
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        wall: dict[str, list[float]] = {k: [] for k in variants}
+        run(args.updates)  # warm-up
+        for _ in range(args.rounds):
+            for key, guard in variants.items():
+                agent.divergence = guard
+                _inner_optimizer(agent.optimizer).__dict__.pop("found_inf", None)  # skip-update's, from the last round
+                t0, c0 = time.perf_counter(), time.process_time()
+                run(args.updates)
+                times[key].append((time.process_time() - c0) / args.updates * 1e3)
+                wall[key].append((time.perf_counter() - t0) / args.updates * 1e3)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        over = {k: (med[k] - med["none"]) / med["none"] * 100 for k in ("stop", "skip-update")}
+        results[name] = {"median_cpu_ms_per_update": med, "overhead_percent": over, "cpu_samples_ms": times,
+                          "median_wall_ms_per_update": {k: statistics.median(v) for k, v in wall.items()}}
+        print(f"| {name} | {med['none']:.3f} | {med['stop']:.3f} | {med['skip-update']:.3f} | "
+              f"{over['stop']:+.1f}% ({(med['stop'] - med['none']) * 1e3:+.1f} µs) | "
+              f"{over['skip-update']:+.1f}% ({(med['skip-update'] - med['none']) * 1e3:+.1f} µs) |", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"torch": torch.__version__, "machine": platform.platform(), "threads": args.threads,
+                       "rounds": args.rounds, "updates_per_round": args.updates, "results": results}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
