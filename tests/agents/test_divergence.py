@@ -78,6 +78,21 @@ def test_dqn_stops_at_the_end_of_learn_naming_the_update_and_its_env_step(monkey
     assert exc.value.facts["parameter"].startswith("q_network.")
 
 
+def test_dqn_catches_a_non_finite_gradient_under_a_finite_loss():
+    """DQN does not clip by default, so the guard checks the gradients itself."""
+    agent = _dqn()
+    calls = [0]
+
+    def poison(grad):
+        calls[0] += 1
+        return grad * float("nan") if calls[0] == 3 else grad
+
+    list(agent.q_network.parameters())[-1].register_hook(poison)
+    with pytest.raises(TrainingDiverged) as exc:
+        agent.learn(64, progress=False)
+    assert exc.value.facts["update"] == 3 and exc.value.facts["cause"] == "loss or gradient norm"
+
+
 def test_a_non_finite_parameter_alone_is_named(monkeypatch):
     agent = _dqn().learn(32, progress=False)
     name, param = list(agent.q_network.named_parameters())[-1]

@@ -4,8 +4,9 @@ statistics caught where they start, without a host synchronization per update.
 Every update, :meth:`DivergenceGuard.before_step` writes ``loss + grad_norm`` into the
 next slot of a preallocated device buffer (one small device op, no host read; the sum is
 non-finite exactly when one of them is). The gradient norm is the one gradient clipping
-returns (PPO); without clipping (DQN's default) the guard computes it with one fused
-``_foreach_norm`` call. At the agent's logging point — once per PPO
+returns (PPO); without clipping (DQN's default) the loss goes into the slot and one
+fused call (torch's AMP non-finite check, as ``GradScaler`` uses) flags NaN/inf
+gradients in a second slot. At the agent's logging point — once per PPO
 rollout, every ``log_interval`` env steps and at the end of ``learn`` for DQN —
 :meth:`DivergenceGuard.check` checks the buffer and the finiteness of every floating
 parameter and buffer (running statistics included) of the agent's networks (one fused
@@ -52,6 +53,26 @@ def check_finite_floats(config) -> None:
         value = getattr(config, f.name)
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{f.name} must be a finite number, got {value!r}")
+
+
+_AMP_CHECK_WORKS: dict[str, bool] = {}
+
+
+def _flag_nonfinite(grads: list[torch.Tensor], flag: torch.Tensor, one: torch.Tensor) -> None:
+    """Set the one-element ``flag`` to nonzero when any of ``grads`` holds a NaN or inf,
+    on the device and in one fused call: torch's AMP check
+    (``_amp_foreach_non_finite_check_and_unscale_``, what ``GradScaler`` uses; the
+    gradients are multiplied by exactly 1). Where that op is missing (older torch on the
+    CPU), ``0 * gradient norm`` (NaN iff non-finite) instead."""
+    kind = grads[0].device.type
+    if _AMP_CHECK_WORKS.get(kind, True):
+        try:
+            torch._amp_foreach_non_finite_check_and_unscale_(grads, flag, one)
+            _AMP_CHECK_WORKS[kind] = True
+            return
+        except (RuntimeError, NotImplementedError):
+            _AMP_CHECK_WORKS[kind] = False
+    torch.mul(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))), 0.0, out=flag[0])
 
 
 def _inner_optimizer(optimizer):
@@ -116,31 +137,41 @@ class DivergenceGuard:
     def __init__(self, mode: str, device: torch.device):
         check_on_divergence(mode)
         self.mode = mode
-        self._values = torch.zeros(256, device=device)  # loss + grad norm of each update since the last check
+        # per update since the last check: loss (+ the clipped gradient norm), and, for
+        # unclipped updates, a gradient flag (0: finite; 1 or NaN: a NaN/inf gradient)
+        self._values = torch.zeros(256, device=device)
+        self._grad_flags = torch.zeros(256, device=device)
+        self._one = torch.ones(1, device=device)
         self._updates: list[tuple[int, int]] = []  # (update, env step) of the same updates
         self.skipped_updates = 0
 
     def reset(self) -> None:
         """Forget the updates since the last check (after a checkpoint is loaded)."""
+        self._grad_flags[: len(self._updates)].zero_()
         self._updates.clear()
 
     def before_step(self, loss: torch.Tensor, grad_norm: torch.Tensor | None, model: nn.Module, optimizer,
                     update: int, env_step: int) -> bool:
         """Record update number ``update`` (1-based) taken at ``env_step``; call after
-        ``backward`` (and clipping, whose returned norm is ``grad_norm``; None: computed
-        here). Returns whether to call ``optimizer.step()``."""
-        if grad_norm is None:
-            grads = [p.grad for p in model.parameters() if p.grad is not None]
-            grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else loss.new_zeros(())
+        ``backward`` (and clipping, whose returned norm is ``grad_norm``; None: the
+        gradients of ``optimizer``'s parameters are checked here). Returns whether to
+        call ``optimizer.step()``."""
         i = len(self._updates)
         if i == self._values.numel():
             self._values = torch.cat([self._values, torch.zeros_like(self._values)])
-        # one kernel into a preallocated slot: non-finite iff the loss or the gradient norm is
-        torch.add(loss.detach(), grad_norm, out=self._values[i])
+            self._grad_flags = torch.cat([self._grad_flags, torch.zeros_like(self._grad_flags)])
+        if grad_norm is not None:
+            # one kernel into a preallocated slot: non-finite iff the loss or the gradient norm is
+            torch.add(loss.detach(), grad_norm, out=self._values[i])
+        else:
+            self._values[i].copy_(loss.detach())
+            grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+            if grads:
+                _flag_nonfinite(grads, self._grad_flags[i : i + 1], self._one)
         self._updates.append((update, env_step))
         if self.mode == "stop":
             return True
-        ok = torch.isfinite(self._values[i])
+        ok = torch.isfinite(self._values[i]).logical_and_(self._grad_flags[i] == 0)
         inner = _inner_optimizer(optimizer)
         if getattr(inner, "_step_supports_amp_scaling", False):  # fused Adam/AdamW: skipped on the device
             inner.found_inf = ok.logical_not().float()
@@ -153,9 +184,10 @@ class DivergenceGuard:
         non-finite now (both modes); one host read."""
         n = len(self._updates)
         tensors = state_tensors(agent)
-        finite = torch.isfinite(self._values[:n])
+        finite = torch.isfinite(self._values[:n]).logical_and_(self._grad_flags[:n] == 0)
+        self._grad_flags[:n].zero_()
         parts = [finite.logical_not().sum().reshape(1),
-                 # index of the first non-finite value (argmin finds the first 0)
+                 # index of the first non-finite update (argmin finds the first 0)
                  torch.argmin(finite.int()).reshape(1) if n else finite.new_zeros(1, dtype=torch.long)]
         if tensors:
             parts.append(_maybe_finite(tensors).long())
