@@ -6,13 +6,13 @@ next slot of a preallocated device buffer (one small device op, no host read; th
 non-finite exactly when one of them is). The gradient norm is the one gradient clipping
 returns (PPO); without clipping (DQN's default) the loss goes into the slot and one
 fused call (torch's AMP non-finite check, as ``GradScaler`` uses) flags NaN/inf
-gradients in a second slot. At the agent's logging point — once per PPO
-rollout, every ``log_interval`` env steps and at the end of ``learn`` for DQN —
-:meth:`DivergenceGuard.check` checks the buffer and the finiteness of every floating
+gradients in a second slot. At the agent's logging point — once per PPO rollout, every
+``log_interval`` env steps and at the end of ``learn`` for DQN —
+:meth:`DivergenceGuard.check` reads the slots and the finiteness of every floating
 parameter and buffer (running statistics included) of the agent's networks (one fused
-``_foreach_norm`` call) and reads it all to the host in one transfer. When something is non-finite it raises
-:class:`~normrl.utils.errors.TrainingDiverged` naming the env step and update of the
-first non-finite loss / gradient norm (or, if those stayed finite, the check's last
+``_foreach_norm`` call) to the host in one transfer. When something is non-finite it
+raises :class:`~normrl.utils.errors.TrainingDiverged` naming the env step and update of
+the first non-finite loss / gradient (or, if those stayed finite, the check's last
 update), and the first non-finite parameter or buffer.
 
 ``on_divergence="skip-update"`` skips the optimizer step of every update whose loss or
