@@ -56,6 +56,18 @@ class PPOConfig:
             grid 0.01-10), added to the training loss as ``λ · adab2n_aux_loss(net)``;
             0 disables [0.0].
         monitor_every: PlasticityMonitor interval in updates; 0 disables [1000].
+        compile: run the rollout (chunks of ``rollout_chunk`` steps of policy, sampling,
+            env step and buffer rows, for CartPole and MinAtar envs) and the whole
+            update (GAE, every epoch and minibatch, clipping, Adam, NaP projection) as
+            ``torch.compile`` graphs; CUDA graphs on CUDA. Same results as eager up to
+            float rounding; the first rollout and update pay the compilation (seconds
+            to minutes on CPU). Refused (ValueError) with optimizers other than
+            Adam/AdamW, norms with running statistics, AdaB²N, plasticity
+            interventions; with ``target_kl`` set, one compiled call per epoch
+            (docs/agents.md) [False].
+        rollout_chunk: env steps per rollout chunk: the random numbers of a chunk are
+            drawn at once (on CPU the same numbers as one draw per step) and, with
+            ``compile``, each chunk is one compiled call [16].
     """
 
     seed: int = 0
@@ -85,10 +97,12 @@ class PPOConfig:
     nap_every: int = 1
     aux_loss_coef: float = 0.0
     monitor_every: int = 1000
+    compile: bool = False
+    rollout_chunk: int = 16
 
     def validate(self) -> "PPOConfig":
         """Raise ``ValueError`` naming the first invalid field; return self."""
-        positive = ("num_envs", "num_steps", "num_minibatches", "update_epochs", "nap_every")
+        positive = ("num_envs", "num_steps", "num_minibatches", "update_epochs", "nap_every", "rollout_chunk")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -1,0 +1,169 @@
+"""What the agents' compiled updates (``compile=True``) share: the ``torch.compile`` call,
+the check of what they support, and :class:`FunctionalTraining`, the bridge between an
+agent's network, optimizer, LR schedule and NaP projection and a pure update function.
+
+The eager ``AgentBase._optimizer_step`` stays the reference: a compiled update computes
+the same steps (the LR the schedule gives each step, backward through
+``torch.func.grad``, global-norm clipping, Adam, the NaP projection every
+``nap_every`` steps) inside one graph, reading and writing the optimizer's and the
+network's own tensors, so results equal eager ones up to float rounding and
+checkpoints are interchangeable between the two modes.
+
+Not supported, each refused with a ValueError when ``learn`` starts: optimizers other
+than ``torch.optim.Adam``/``AdamW`` (one param group, no amsgrad); networks with
+buffers (norms with running statistics: their training forward writes them); AdaB²N's
+auxiliary loss and per-sample task ids; plasticity interventions (their ``penalty()``
+and ``after_step()`` are eager code run around every optimizer step: a compiled update
+does many steps per call, and running them between steps would cut the call into one
+per minibatch, which is where its speed comes from).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from normrl.agents.common.functional_adam import AdamSettings, adam_settings, adam_state, adam_step, clip_by_global_norm
+
+
+def compile_fn(fn: Callable, device: torch.device, options: dict[str, Any] | None = None) -> Callable:
+    """``torch.compile(fn)`` as the agents use it: one graph (``fullgraph=True``), static
+    shapes; on CUDA ``mode="reduce-overhead"`` (CUDA graphs), elsewhere inductor's
+    default mode with ``options`` (e.g. ``{"cpp.simdlen": 1}`` for MinAtar steps)."""
+    if device.type == "cuda":
+        return torch.compile(fn, fullgraph=True, dynamic=False, mode="reduce-overhead")
+    return torch.compile(fn, fullgraph=True, dynamic=False, options=options)
+
+
+def check_compile_support(agent, model: nn.Module) -> None:
+    """Raise ValueError naming the first thing of ``agent`` a compiled update cannot
+    reproduce (see the module docstring)."""
+    interventions = getattr(agent, "interventions", None)
+    if interventions:
+        labels = getattr(interventions, "labels", None) or [type(i).__name__ for i in interventions]
+        raise ValueError(
+            f"compile=True does not support plasticity interventions ({', '.join(map(str, labels))}): their penalty() and "
+            "after_step() run around every optimizer step in eager code, and a compiled update does all minibatch "
+            "steps of a rollout in one call; use compile=False with interventions")
+    adam_settings(agent.optimizer)
+    with_buffers = sorted({name.rsplit(".", 1)[0] or name for name, _ in model.named_buffers()})
+    if with_buffers:
+        raise ValueError(f"compile=True needs a network without buffers (norms with running statistics write them in "
+                         f"the training forward); these modules have buffers: {', '.join(with_buffers)}; use compile=False")
+    if agent.config.aux_loss_coef > 0 or agent._task_setters:
+        raise ValueError("compile=True does not support AdaB²N's auxiliary loss or per-sample task ids; use compile=False")
+
+
+class FunctionalTraining:
+    """The trained network's parameters, Adam state, LR schedule and NaP projection as
+    tensors for a pure update function, and the bookkeeping of the steps it took.
+
+    Per call of a compiled update: :meth:`tensors` (what the function reads and
+    writes), :meth:`plan` (the LRs and NaP flags of its ``count`` steps, advancing the
+    schedule, ``agent.num_updates`` and the projector's counter as ``count`` eager
+    steps would), and inside the function :meth:`step` for each minibatch.
+    """
+
+    def __init__(self, agent, model: nn.Module):
+        check_compile_support(agent, model)
+        self.agent, self.model = agent, model
+        self.names = [name for name, _ in model.named_parameters()]
+        self.params = [p for _, p in model.named_parameters()]
+        self.settings: AdamSettings = adam_settings(agent.optimizer)
+        self.max_grad_norm = float(agent.config.max_grad_norm)
+        self.projection = _nap_projection(agent.optimizer, self.params)
+
+    def tensors(self) -> tuple[list, list, list, list]:
+        """``(params, exp_avgs, exp_avg_sqs, steps)``: the parameters themselves and the
+        optimizer's state tensors (created as torch's Adam would at its first step)."""
+        exp_avgs, exp_avg_sqs, steps = adam_state(self.agent.optimizer, self.params)
+        if self.params[0].device.type == "cuda":  # CUDA graphs write these in place
+            for t in (*self.params, *exp_avgs, *exp_avg_sqs, *steps):
+                torch._dynamo.mark_static_address(t)
+        return self.params, exp_avgs, exp_avg_sqs, steps
+
+    def plan(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """LRs ``(count,)`` and NaP projection flags ``(count,)`` of the next ``count``
+        steps; advances the schedule, ``num_updates`` and the NaP step counter."""
+        agent, opt = self.agent, self.agent.optimizer
+        lrs = []
+        for _ in range(count):
+            agent.lr_schedule.apply(opt)
+            lrs.append(float(opt.param_groups[0]["lr"]))
+            agent.lr_schedule.step()
+        agent.num_updates += count
+        flags = [False] * count
+        if self.projection is not None:
+            start, every = opt.num_steps, opt.every
+            flags = [(start + i + 1) % every == 0 for i in range(count)]
+            opt.num_steps += count
+        device = self.params[0].device
+        return torch.tensor(lrs, dtype=torch.float32, device=device), torch.tensor(flags, device=device)
+
+    def step(self, params: list, grads: list, exp_avgs: list, exp_avg_sqs: list, step: torch.Tensor, lr: torch.Tensor,
+             project: torch.Tensor):
+        """Clip, Adam, then (with NaP, where ``project``) the projection: new tensors."""
+        grads = clip_by_global_norm(grads, self.max_grad_norm)
+        params, exp_avgs, exp_avg_sqs = adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr, self.settings)
+        if self.projection is not None:
+            params = self.projection(params, project)
+        return params, exp_avgs, exp_avg_sqs
+
+    @staticmethod
+    def write_back(params, exp_avgs, exp_avg_sqs, steps, new_params, new_exp_avgs, new_exp_avg_sqs, step) -> None:
+        """Copy the results into the network's and optimizer's tensors (inside the graph)."""
+        with torch.no_grad():
+            for dst, src in zip(params, new_params):
+                dst.copy_(src)
+            for dst, src in zip(exp_avgs, new_exp_avgs):
+                dst.copy_(src)
+            for dst, src in zip(exp_avg_sqs, new_exp_avg_sqs):
+                dst.copy_(src)
+            for dst in steps:
+                dst.copy_(step)
+
+
+class _NaPProjection:
+    """:meth:`normrl.normalization.NaPProjector.project` on a list of parameter tensors
+    (the functional copies inside a compiled update), applied where a flag is set."""
+
+    def __init__(self, projector, params: list):
+        index = {id(p): i for i, p in enumerate(params)}
+        missing = [n for n, w in zip(projector.layer_names, projector._weights) if id(w) not in index]
+        if missing or any(id(p) not in index for p in projector._norm_params):
+            raise ValueError(f"compile=True: the NaP projector holds tensors that are not trained parameters ({missing})")
+        self.projector = projector
+        self.weights = [index[id(w)] for w in projector._weights]
+        self.norm_params = [index[id(p)] for p in projector._norm_params]
+
+    def __call__(self, params: list, flag: torch.Tensor) -> list:
+        from normrl.normalization.nap import _TINY
+
+        pr = self.projector
+        out = list(params)
+        for j, (i, target) in enumerate(zip(self.weights, pr._weight_norms)):
+            w = params[i]
+            if pr.per_row:
+                norm = torch.linalg.vector_norm(w.flatten(1), dim=1).clamp_min(_TINY).view(pr._row_shapes[j])
+            else:
+                norm = torch.linalg.vector_norm(w).clamp_min(_TINY)
+            out[i] = torch.where(flag, w * (target.view(norm.shape) / norm) if pr.per_row else w * (target / norm), w)
+        if self.norm_params:
+            sq = torch.stack([torch.linalg.vector_norm(params[i]).float().square() for i in self.norm_params])
+            joint = torch.zeros(len(pr._group_sizes), device=sq.device).index_add(0, pr._group_index, sq).sqrt()
+            scale = (pr._joint_target / joint.clamp_min(_TINY))[pr._group_index]
+            for k, i in enumerate(self.norm_params):
+                out[i] = torch.where(flag, params[i] * scale[k].to(params[i].dtype), params[i])
+        return out
+
+
+def _nap_projection(optimizer, params: list) -> _NaPProjection | None:
+    from normrl.normalization.nap import NaPProjector
+    from normrl.normalization.projected_optimizer import ProjectedOptimizer
+
+    if not isinstance(optimizer, ProjectedOptimizer):
+        return None
+    if not isinstance(optimizer.projector, NaPProjector):
+        raise ValueError(f"compile=True supports the NaP projector only, got {type(optimizer.projector).__name__}")
+    return _NaPProjection(optimizer.projector, params)

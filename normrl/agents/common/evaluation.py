@@ -1,0 +1,112 @@
+"""The evaluation loop behind :meth:`normrl.agents.common.base.AgentBase.evaluate`.
+
+Steps run in blocks of :data:`BLOCK` batched steps. Within a block nothing waits for the
+host: each step's ``done`` flags and episode returns are copied into a ``(BLOCK, N)``
+buffer, and after the block one cumulative sum counts the episodes each sub-env
+finished (keeping its first ``quota``) and one host read decides whether all episodes
+are in (then ``should_stop`` is polled). Envs with a functional view
+(:mod:`normrl.agents.common.functional_env`) run a block as one function of tensors,
+compiled when the agent's config has ``compile=True``; the others are stepped one
+``env.step`` call at a time. On CPU both give the same episodes bit for bit.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from normrl.agents.common.build import discrete_actions, make_generator
+from normrl.agents.common.functional_env import functional_env
+from normrl.utils.errors import EvaluationInterrupted
+
+#: batched steps between two checks of "all episodes in?" (and ``should_stop`` polls)
+BLOCK = 16
+
+
+def epsilon_actions(greedy: torch.Tensor, uniforms: torch.Tensor, epsilon: float, n_actions: int) -> torch.Tensor:
+    """``greedy`` actions, each replaced with probability ``epsilon`` by a uniform random
+    action; ``uniforms`` ``(2, N)`` in ``[0, 1)``: the coin, then the random action."""
+    random_actions = (uniforms[1] * n_actions).long().clamp(max=n_actions - 1)
+    return torch.where(uniforms[0] < epsilon, random_actions, greedy)
+
+
+def _block(agent, fenv, state, obs, env_noise, eps_uniforms, epsilon: float, n_actions: int):
+    """``env_noise.shape[0]`` greedy (ε-greedy) steps of a functional env; returns the
+    env state, the next observation and the steps' ``done`` flags and episode returns."""
+    dones, returns = [], []
+    for j in range(env_noise.shape[0]):
+        actions = agent._act(obs, True)
+        if eps_uniforms is not None:
+            actions = epsilon_actions(actions, eps_uniforms[j], epsilon, n_actions)
+        state, obs, _, _, _, info = fenv.step(state, actions, env_noise[j])
+        dones.append(info["done"])
+        returns.append(info["episode_return"])
+    return state, obs, torch.stack(dones), torch.stack(returns)
+
+
+def _compiled_block(agent, fenv):
+    """The agent's compiled :func:`_block` for this env kind (one per kind, each with
+    its own code object so torch's recompile limit counts per kind)."""
+    import types
+
+    from normrl.agents.common.compiled_training import compile_fn
+
+    cache = agent.__dict__.setdefault("_compiled_eval_blocks", {})
+    kind = (type(fenv), type(getattr(fenv, "inner", None)), type(getattr(fenv.env, "env", fenv.env)))
+    if kind not in cache:
+        fn = types.FunctionType(_block.__code__.replace(), _block.__globals__, "_block")
+        cache[kind] = compile_fn(fn, torch.device(fenv.env.device), fenv.compile_options)
+    return cache[kind]
+
+
+def run_evaluation(agent, env, episodes: int, deterministic: bool, seed: int | None, max_steps: int,
+                   should_stop: Callable[[], bool] | None, epsilon: float, epsilon_seed: int | None) -> float:
+    """The loop of :meth:`~normrl.agents.common.base.AgentBase.evaluate` (arguments
+    checked there; networks already in eval mode, gradients off)."""
+    n, device = env.num_envs, torch.device(env.device)
+    quota = torch.tensor([episodes // n + (i < episodes % n) for i in range(n)], device=device)
+    counted = torch.zeros(n, dtype=torch.long, device=device)
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    eps_gen, n_actions = None, 0
+    if epsilon > 0:
+        eps_gen = make_generator(device, epsilon_seed if epsilon_seed is not None else (seed if seed is not None else 0))
+        n_actions = discrete_actions(env)
+    obs = env.reset(seed=seed)
+    fenv = functional_env(env) if deterministic else None
+    block_fn = None
+    if fenv is not None:
+        block_fn = _compiled_block(agent, fenv) if getattr(agent.config, "compile", False) else _block
+        state = fenv.get_state()
+    else:
+        done_buf = torch.zeros((BLOCK, n), dtype=torch.bool, device=device)
+        return_buf = torch.zeros((BLOCK, n), dtype=torch.float64, device=device)
+    steps = 0
+    try:
+        while steps < max_steps:
+            k = min(BLOCK, max_steps - steps)
+            eps_uniforms = None if eps_gen is None else torch.rand((k, 2, n), generator=eps_gen, device=device)
+            if block_fn is not None:
+                state, obs, dones, returns = block_fn(agent, fenv, state, obs, fenv.draw(k), eps_uniforms, epsilon, n_actions)
+            else:
+                for j in range(k):
+                    actions = agent._act(obs, deterministic)
+                    if eps_uniforms is not None:
+                        actions = epsilon_actions(actions, eps_uniforms[j], epsilon, n_actions)
+                    obs, _, _, _, info = env.step(actions)
+                    done_buf[j].copy_(info["done"])
+                    return_buf[j].copy_(info["episode_return"])
+                dones, returns = done_buf[:k], return_buf[:k]
+            # the i-th episode a sub-env finishes counts while i <= its quota
+            finished = dones.long()
+            rank = counted + finished.cumsum(0)
+            total += torch.where(dones & (rank <= quota), returns.double(), 0.0).sum()
+            counted += finished.sum(0)
+            steps += k
+            if bool((counted >= quota).all()):
+                return float(total) / episodes
+            if should_stop is not None and should_stop():
+                raise EvaluationInterrupted(f"evaluation stopped after {steps} steps")
+    finally:
+        if fenv is not None:
+            fenv.set_state(state)
+    raise ValueError(f"evaluate: {episodes} episodes did not finish within {max_steps} steps")
