@@ -4,7 +4,7 @@ tens of seconds to minutes on a 2-core CPU; the graphs are shared by the tests o
 process, so each configuration compiles once)."""
 from __future__ import annotations
 
-import copy
+import dataclasses
 
 import pytest
 import torch
@@ -185,6 +185,87 @@ def test_compile_refuses_interventions_naming_them():
                  optimizer_class=torch.optim.Adam, optimizer_kwargs={"lr": 1e-3, "amsgrad": True}), "amsgrad"),
 ])
 def test_compile_refuses_what_it_cannot_reproduce(make, match):
-    agent = make()
-    with pytest.raises(ValueError, match=match):
-        agent.learn(16, progress=False)
+    with pytest.raises(ValueError, match=match):  # at construction, before any training
+        make()
+
+
+# -- compiled agents: equal to eager up to float rounding; bit-exact resume -------------
+ENVS = [("CartPole-v1", {"max_episode_steps": 20}), ("MinAtar/Breakout", MINATAR_STREAM_KWARGS | {"max_episode_steps": 30})]
+PPO_CFG = PPOConfig(num_steps=8, rollout_chunk=4, num_minibatches=2, update_epochs=2, hidden=(16,), monitor_every=0,
+                    learning_rate=1e-3, lr_schedule="linear", schedule_horizon=10_000)
+DQN_CFG = DQNConfig(num_envs=4, learning_starts=32, train_freq=8, batch_size=16, buffer_size=400, hidden=(16,),
+                    target_update_interval=32, exploration_steps=100, monitor_every=0, max_grad_norm=1.0)
+
+
+def _compare_agents(a, b, nets: str, exact: bool) -> None:
+    pa, pb = _params(getattr(a, nets)), _params(getattr(b, nets))
+    if exact:
+        assert all(torch.equal(x, y) for x, y in zip(pa, pb))
+    else:
+        assert _max_diff(pa, pb) < 1e-5
+    assert a.num_steps == b.num_steps and a.num_updates == b.num_updates
+    assert list(a.episode_log.recent_returns) == list(b.episode_log.recent_returns)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env_id, kwargs", ENVS)
+def test_compiled_ppo_equals_eager_and_resumes_exactly(env_id, kwargs, tmp_path):
+    make = lambda: make_env(env_id, 4, "cpu", seed=2, **kwargs)  # noqa: E731
+    eager = PPO(make(), PPO_CFG)
+    compiled = PPO(make(), dataclasses.replace(PPO_CFG, compile=True))
+    for agent in (eager, compiled):
+        agent.learn(32 * 3, progress=False)
+    _compare_agents(eager, compiled, "network", exact=False)
+    assert torch.equal(eager.buffer.actions, compiled.buffer.actions)  # the same episodes
+    compiled.save(tmp_path / "ppo.pt")
+    compiled.learn(32 * 2, progress=False)
+    resumed = PPO(make(), dataclasses.replace(PPO_CFG, compile=True)).load(tmp_path / "ppo.pt")
+    resumed.learn(32 * 2, progress=False)
+    _compare_agents(compiled, resumed, "network", exact=True)
+    assert torch.equal(compiled.buffer.obs, resumed.buffer.obs)
+    assert all(torch.equal(x, y) for x, y in zip(compiled.optimizer.state_dict()["state"][0].values(),
+                                                 resumed.optimizer.state_dict()["state"][0].values()))
+    # a compiled run's checkpoint continues in an eager agent (same tensors, same layout)
+    eager_resumed = PPO(make(), PPO_CFG).load(tmp_path / "ppo.pt").learn(32 * 2, progress=False)
+    _compare_agents(compiled, eager_resumed, "network", exact=False)
+    # evaluation: the compiled block equals the eager one
+    returns = compiled.evaluate(make_env(env_id, 4, "cpu", seed=9, **kwargs), episodes=4)
+    compiled.config.compile = False
+    assert compiled.evaluate(make_env(env_id, 4, "cpu", seed=9, **kwargs), episodes=4) == returns
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env_id, kwargs", ENVS)
+def test_compiled_dqn_equals_eager_and_resumes_exactly(env_id, kwargs, tmp_path):
+    make = lambda: make_env(env_id, 4, "cpu", seed=2, **kwargs)  # noqa: E731
+    eager = DQN(make(), DQN_CFG)
+    compiled = DQN(make(), dataclasses.replace(DQN_CFG, compile=True))
+    for agent in (eager, compiled):
+        agent.learn(96, progress=False)
+    assert compiled.num_updates == 8
+    _compare_agents(eager, compiled, "q_network", exact=False)
+    compiled.save(tmp_path / "dqn.pt")
+    compiled.learn(64, progress=False)
+    resumed = DQN(make(), dataclasses.replace(DQN_CFG, compile=True)).load(tmp_path / "dqn.pt")
+    resumed.learn(64, progress=False)
+    _compare_agents(compiled, resumed, "q_network", exact=True)
+    assert all(torch.equal(x, y) for x, y in zip(_params(compiled.target_network), _params(resumed.target_network)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (CUDA graphs via mode='reduce-overhead')")
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_compiled_agents_on_cuda_equal_eager(algo):
+    env_id, kwargs = ENVS[1]
+    make = lambda: make_env(env_id, 4, "cuda", seed=2, **kwargs)  # noqa: E731
+    if algo == "ppo":
+        eager, compiled = PPO(make(), PPO_CFG), PPO(make(), dataclasses.replace(PPO_CFG, compile=True))
+        steps, nets = 32 * 4, "network"
+    else:
+        eager, compiled = DQN(make(), DQN_CFG), DQN(make(), dataclasses.replace(DQN_CFG, compile=True))
+        steps, nets = 160, "q_network"
+    for agent in (eager, compiled):
+        agent.learn(steps, progress=False)
+    _compare_agents(eager, compiled, nets, exact=False)
+    returns = compiled.evaluate(make_env(env_id, 4, "cuda", seed=9, **kwargs), episodes=4)
+    compiled.config.compile = False
+    assert compiled.evaluate(make_env(env_id, 4, "cuda", seed=9, **kwargs), episodes=4) == returns

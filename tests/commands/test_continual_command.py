@@ -202,6 +202,9 @@ def test_argument_errors_are_one_line(tmp_path, capsys):
         main([*_argv(tmp_path / "v"), "--buffer-size", "100"])
     assert "--buffer-size is not a ppo option" in capsys.readouterr().err
     with pytest.raises(SystemExit):
+        main(_argv(tmp_path / "w", "--eval-epsilon", "2"))
+    assert "--eval-epsilon must be in [0, 1]" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
         main(["continual", "--stream", "nope", "--algo", "ppo", "--steps-per-task", "10", "--logdir", str(tmp_path / "z")])
     assert "valid streams" in capsys.readouterr().err
 
@@ -211,8 +214,11 @@ def test_agent_config_flags_reach_the_agent_and_config_json(tmp_path):
     argv = ["continual", "--stream", STREAM, "--algo", "dqn", "--steps-per-task", "256", "--logdir", str(logdir),
             "--eval-episodes", "1", "--device", "cpu", "--no-progress", "--num-envs", "4",
             "--learning-rate", "0.0007", "--buffer-size", "512", "--learning-starts", "64", "--hidden", "32", "16",
-            "--no-double-dqn"]
+            "--no-double-dqn", "--eval-epsilon", "0.25"]
     assert main(argv) == 0
+    assert json.loads((logdir / "config.json").read_text())["continual"]["eval_epsilon"] == 0.25
+    summary = _summary(logdir)
+    assert summary["train_seconds"] > 0 and summary["eval_seconds"] > 0
     config = json.loads((logdir / "config.json").read_text())["config"]
     assert (config["learning_rate"], config["buffer_size"], config["learning_starts"]) == (0.0007, 512, 64)
     assert config["hidden"] == [32, 16] and config["double_dqn"] is False and config["num_envs"] == 4

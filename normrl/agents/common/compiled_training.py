@@ -36,6 +36,25 @@ def compile_fn(fn: Callable, device: torch.device, options: dict[str, Any] | Non
     return torch.compile(fn, fullgraph=True, dynamic=False, options=options)
 
 
+_BY_KIND: dict = {}
+
+
+def compiled_for_kind(fn: Callable, fenv) -> Callable:
+    """``compile_fn(fn)`` for functions that step the functional env ``fenv`` (rollout
+    chunks, evaluation blocks), one per (function, env kind, device), shared by every
+    agent of the process. Each gets its own copy of ``fn``'s code object: torch counts
+    its recompile limit (8 graphs) per code object, and the games of a stream would
+    otherwise share one."""
+    import types
+
+    env = fenv.env
+    kind = (fn, type(fenv), type(getattr(fenv, "inner", None)), type(getattr(env, "env", env)), str(env.device))
+    if kind not in _BY_KIND:
+        copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+        _BY_KIND[kind] = compile_fn(copy, torch.device(env.device), fenv.compile_options)
+    return _BY_KIND[kind]
+
+
 def check_compile_support(agent, model: nn.Module) -> None:
     """Raise ValueError naming the first thing of ``agent`` a compiled update cannot
     reproduce (see the module docstring)."""

@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 
 from normrl.agents.common.build import discrete_actions, make_generator
+from normrl.agents.common.compiled_training import compiled_for_kind
 from normrl.agents.common.functional_env import functional_env
 from normrl.utils.errors import EvaluationInterrupted
 
@@ -44,21 +45,6 @@ def _block(agent, fenv, state, obs, env_noise, eps_uniforms, epsilon: float, n_a
     return state, obs, torch.stack(dones), torch.stack(returns)
 
 
-def _compiled_block(agent, fenv):
-    """The agent's compiled :func:`_block` for this env kind (one per kind, each with
-    its own code object so torch's recompile limit counts per kind)."""
-    import types
-
-    from normrl.agents.common.compiled_training import compile_fn
-
-    cache = agent.__dict__.setdefault("_compiled_eval_blocks", {})
-    kind = (type(fenv), type(getattr(fenv, "inner", None)), type(getattr(fenv.env, "env", fenv.env)))
-    if kind not in cache:
-        fn = types.FunctionType(_block.__code__.replace(), _block.__globals__, "_block")
-        cache[kind] = compile_fn(fn, torch.device(fenv.env.device), fenv.compile_options)
-    return cache[kind]
-
-
 def run_evaluation(agent, env, episodes: int, deterministic: bool, seed: int | None, max_steps: int,
                    should_stop: Callable[[], bool] | None, epsilon: float, epsilon_seed: int | None) -> float:
     """The loop of :meth:`~normrl.agents.common.base.AgentBase.evaluate` (arguments
@@ -75,7 +61,7 @@ def run_evaluation(agent, env, episodes: int, deterministic: bool, seed: int | N
     fenv = functional_env(env) if deterministic else None
     block_fn = None
     if fenv is not None:
-        block_fn = _compiled_block(agent, fenv) if getattr(agent.config, "compile", False) else _block
+        block_fn = compiled_for_kind(_block, fenv) if getattr(agent.config, "compile", False) else _block
         state = fenv.get_state()
     else:
         done_buf = torch.zeros((BLOCK, n), dtype=torch.bool, device=device)

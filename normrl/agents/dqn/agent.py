@@ -17,6 +17,7 @@ import torch.nn as nn
 
 from normrl.agents.common.base import AgentBase
 from normrl.agents.common.build import adab2n_aux_loss, discrete_actions, prefers_channels_last, seeded
+from normrl.agents.common.compiled_training import check_compile_support
 from normrl.agents.common.replay_buffer import ReplayBuffer
 from normrl.agents.dqn.config import DQNConfig
 from normrl.agents.dqn.loss import td_loss, td_targets, update_target
@@ -82,6 +83,8 @@ class DQN(AgentBase):
                             schedule_now=config.schedule_horizon > 0 or config.lr_schedule == "constant")
         obs_shape = env.single_observation_space.shape
         self._compiled = None
+        if config.compile:  # fail before any training (again at every learn: interventions may come later)
+            check_compile_support(self, self.q_network)
         self.replay_buffer = ReplayBuffer(config.buffer_size, env.num_envs, obs_shape, self._storage_dtype(), self.device,
                                           channels_last=len(obs_shape) == 3 and prefers_channels_last(self.q_network))
 
@@ -126,8 +129,6 @@ class DQN(AgentBase):
         self._check_learn_steps(total_steps)
         c = self.config
         if c.compile:
-            from normrl.agents.common.compiled_training import check_compile_support
-
             check_compile_support(self, self.q_network)
         if self.lr_schedule is None:
             self.lr_schedule = self._default_schedule(self.num_steps + total_steps)

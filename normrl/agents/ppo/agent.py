@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from normrl.agents.common.base import AgentBase
 from normrl.agents.common.build import adab2n_aux_loss, discrete_actions, seeded
+from normrl.agents.common.compiled_training import check_compile_support
 from normrl.agents.common.gae import compute_gae
 from normrl.agents.common.rollout_buffer import RolloutBuffer
 from normrl.agents.ppo.config import PPOConfig
@@ -75,6 +76,8 @@ class PPO(AgentBase):
         self._init_training(self.network, optimizer_class, optimizer_kwargs, lr_schedule,
                             schedule_now=config.schedule_horizon > 0)
         self.buffer = RolloutBuffer(config.num_steps, env.num_envs, env.single_observation_space.shape, self._obs_dtype(), self.device)
+        if config.compile:  # fail before any training (again at every learn: interventions may come later)
+            check_compile_support(self, self.network)
         self._rollout: ChunkedRollout | None = None
         self._compiled: CompiledPPOUpdate | None = None
         self._final_obs_buf = self._trunc_buf = None
@@ -172,8 +175,6 @@ class PPO(AgentBase):
         """The compiled update (built at the first ``learn`` with ``compile=True``);
         the support check runs at every ``learn``, since interventions may be attached
         after construction."""
-        from normrl.agents.common.compiled_training import check_compile_support
-
         check_compile_support(self, self.network)
         if self._compiled is None:
             self._compiled = CompiledPPOUpdate(self)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from normrl.agents.common.compiled_training import compile_fn
+from normrl.agents.common.compiled_training import compiled_for_kind
 from normrl.agents.common.functional_env import FunctionalEnv, functional_env
 from normrl.agents.ppo.networks import sample_actions, sample_actions_from_uniforms
 
@@ -59,7 +59,6 @@ class ChunkedRollout:
         self._env = None
         self._fenv: FunctionalEnv | None = None
         self._fn = None
-        self._compiled_by_kind: dict = {}
 
     def _bind(self) -> None:
         env = self.agent.env
@@ -69,12 +68,7 @@ class ChunkedRollout:
         if self._fenv is None or not self.compiled:
             self._fn = _chunk
             return
-        # one compiled function per env kind, so envs of one kind (a stream revisiting
-        # a game, a new env per visit) reuse its graph
-        kind = (type(self._fenv), type(getattr(self._fenv, "inner", None)), type(getattr(self._fenv.env, "env", env)))
-        if kind not in self._compiled_by_kind:
-            self._compiled_by_kind[kind] = compile_fn(_chunk_copy(), env.device, self._fenv.compile_options)
-        self._fn = self._compiled_by_kind[kind]
+        self._fn = compiled_for_kind(_chunk, self._fenv)
 
     def collect(self, obs: torch.Tensor, final_obs_buf, trunc_buf) -> tuple[torch.Tensor, bool, object, object]:
         """One rollout into ``agent.buffer`` starting from ``obs``; returns the next
@@ -113,14 +107,6 @@ class ChunkedRollout:
             agent.episode_log.record({"done": rows["dones"].reshape(-1), "episode_return": rows["ep_return"].reshape(-1),
                                       "episode_length": rows["ep_length"].reshape(-1)})
         return obs, fenv.has_final_obs, final_obs_buf, trunc_buf
-
-
-def _chunk_copy():
-    """A function object with its own code object, equal to :func:`_chunk`: torch's
-    recompile limit counts graphs per code object, so each env kind gets its own."""
-    import types
-
-    return types.FunctionType(_chunk.__code__.replace(), _chunk.__globals__, "_chunk", _chunk.__defaults__, _chunk.__closure__)
 
 
 def rollout_per_step(agent, obs: torch.Tensor, final_obs_buf, trunc_buf):
