@@ -1,17 +1,19 @@
-"""PPO's update as one compiled call (``PPOConfig(compile=True)``): GAE, then every
-epoch and minibatch of the clipped-objective update, in one ``torch.compile`` graph.
+"""PPO's update as compiled calls (``PPOConfig(compile=True)``): GAE in one small
+graph, then each epoch of the clipped-objective update (all its minibatch steps) as one
+``torch.compile`` graph, called ``update_epochs`` times.
 
 The eager :meth:`normrl.agents.PPO._update` is the reference; this computes the same
-steps (same minibatch permutations, drawn from the agent's generator before the call in
-the order the eager loop draws them; the LR of each step from the schedule; Adam and
-global-norm clipping as :mod:`normrl.agents.common.functional_adam`) and so gives the
-same parameters up to float rounding. Gradients come from ``torch.func.grad`` of a
+steps (same minibatch permutations, drawn from the agent's generator before each epoch
+as the eager loop draws them; the LR of each step from the schedule; Adam and global-norm
+clipping as :mod:`normrl.agents.common.functional_adam`) and so gives the same
+parameters up to float rounding. Gradients come from ``torch.func.grad`` of a
 ``functional_call`` of the network, so no ``.grad`` is left on the parameters.
 
-``target_kl`` needs the mean KL of an epoch before deciding on the next one (a host
-sync): with it set, the update is compiled per epoch and the stop is decided between
-calls, exactly as the eager loop decides it (the next epoch's permutation is drawn only
-if that epoch runs). Without it, all epochs are one call.
+One graph per epoch rather than one for the whole update: inductor's compile time grows
+with the unrolled minibatch steps (on a 2-core CPU, minutes for 16), while a call costs
+tens of microseconds; and ``target_kl`` needs the mean KL of an epoch on the host before
+deciding on the next one, which then falls between two calls exactly as in the eager
+loop (the next epoch's permutation is drawn only if that epoch runs).
 """
 from __future__ import annotations
 
@@ -36,12 +38,16 @@ class CompiledPPOUpdate:
         self.agent = agent
         self.training = FunctionalTraining(agent, agent.network)
         self.compiled = compiled
-        self._fn = compile_fn(self._update, agent.device) if compiled else self._update
+        self._gae_fn = compile_fn(self._gae, agent.device) if compiled else self._gae
+        self._epoch_fn = compile_fn(self._epoch, agent.device) if compiled else self._epoch
 
-    def _update(self, params, exp_avgs, exp_avg_sqs, steps, lrs, flags, perms, obs, actions, log_probs, values,
-                rewards, dones, next_value):
+    def _gae(self, rewards, values, dones, next_value):
+        c = self.agent.config
+        return compute_gae(rewards, values, dones, next_value, c.gamma, c.gae_lambda)
+
+    def _epoch(self, params, exp_avgs, exp_avg_sqs, steps, lrs, flags, perm, obs, actions, log_probs, values, advantages,
+               returns):
         c, tr, net = self.agent.config, self.training, self.agent.network
-        advantages, returns = compute_gae(rewards, values, dones, next_value, c.gamma, c.gae_lambda)
         n = values.numel()
         b_obs = obs.reshape((n,) + obs.shape[2:])
         b_actions, b_log_probs, b_values = actions.reshape(n), log_probs.reshape(n), values.reshape(n)
@@ -57,31 +63,33 @@ class CompiledPPOUpdate:
             return loss, torch.stack([parts[k] for k in STAT_NAMES])
 
         totals = torch.zeros(len(STAT_NAMES), device=values.device)
-        k = 0
-        for e in range(perms.shape[0]):
-            for start in range(0, n, mb):
-                grads, parts = grad(loss_fn, has_aux=True)(p, perms[e, start : start + mb])
-                step = step + 1
-                p, m, v = tr.step(p, grads, m, v, step, lrs[k], flags[k])
-                totals = totals + parts
-                k += 1
+        for k, start in enumerate(range(0, n, mb)):
+            grads, parts = grad(loss_fn, has_aux=True)(p, perm[start : start + mb])
+            step = step + 1
+            p, m, v = tr.step(p, grads, m, v, step, lrs[k], flags[k])
+            totals = totals + parts
         tr.write_back(params, exp_avgs, exp_avg_sqs, steps, p, m, v, step)
         return totals
 
     def __call__(self, rewards, values, dones, next_value) -> dict[str, torch.Tensor]:
         agent, c, buf = self.agent, self.agent.config, self.agent.buffer
         n = agent.batch_size
-        epochs_per_call = 1 if c.target_kl is not None else c.update_epochs
+        cuda = self.compiled and agent.device.type == "cuda"
+        if cuda:
+            torch.compiler.cudagraph_mark_step_begin()
+        advantages, returns = self._gae_fn(rewards, values, dones, next_value)
+        if cuda:  # CUDA-graph outputs are overwritten by the graph's next replay
+            advantages, returns = advantages.clone(), returns.clone()
         totals, count = None, 0
-        for _ in range(0, c.update_epochs, epochs_per_call):
-            perms = torch.stack([torch.randperm(n, device=agent.device, generator=agent.generator) for _ in range(epochs_per_call)])
-            lrs, flags = self.training.plan(epochs_per_call * c.num_minibatches)
-            if self.compiled and agent.device.type == "cuda":
+        for _ in range(c.update_epochs):
+            perm = torch.randperm(n, device=agent.device, generator=agent.generator)
+            lrs, flags = self.training.plan(c.num_minibatches)
+            if cuda:
                 torch.compiler.cudagraph_mark_step_begin()
-            out = self._fn(*self.training.tensors(), lrs, flags, perms, buf.obs, buf.actions, buf.log_probs,
-                           values, rewards, dones, next_value)
-            totals = out if totals is None else totals + out
-            count += epochs_per_call * c.num_minibatches
+            out = self._epoch_fn(*self.training.tensors(), lrs, flags, perm, buf.obs, buf.actions, buf.log_probs, values,
+                                 advantages, returns)
+            totals = out.clone() if totals is None else totals + out
+            count += c.num_minibatches
             if c.target_kl is not None and float(out[STAT_NAMES.index("approx_kl")]) / c.num_minibatches > c.target_kl:
                 break
         means = totals / count

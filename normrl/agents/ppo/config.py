@@ -57,14 +57,13 @@ class PPOConfig:
             0 disables [0.0].
         monitor_every: PlasticityMonitor interval in updates; 0 disables [1000].
         compile: run the rollout (chunks of ``rollout_chunk`` steps of policy, sampling,
-            env step and buffer rows, for CartPole and MinAtar envs) and the whole
-            update (GAE, every epoch and minibatch, clipping, Adam, NaP projection) as
-            ``torch.compile`` graphs; CUDA graphs on CUDA. Same results as eager up to
-            float rounding; the first rollout and update pay the compilation (seconds
-            to minutes on CPU). Refused (ValueError) with optimizers other than
-            Adam/AdamW, norms with running statistics, AdaB²N, plasticity
-            interventions; with ``target_kl`` set, one compiled call per epoch
-            (docs/agents.md) [False].
+            env step and buffer rows, for CartPole and MinAtar envs), GAE and each
+            epoch of the update (its minibatch steps: gradients, clipping, Adam, NaP
+            projection) as ``torch.compile`` graphs; CUDA graphs on CUDA. Same results
+            as eager up to float rounding; the first rollout and update pay the
+            compilation (seconds to minutes on CPU). Refused (ValueError) with
+            optimizers other than Adam/AdamW, norms with running statistics, AdaB²N,
+            plasticity interventions (docs/agents.md) [False].
         rollout_chunk: env steps per rollout chunk: the random numbers of a chunk are
             drawn at once (on CPU the same numbers as one draw per step) and, with
             ``compile``, each chunk is one compiled call [16].
