@@ -34,8 +34,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--num-envs", type=int, default=None, help="parallel envs (default: the algorithm config's num_envs)")
     parser.add_argument("--eval-episodes", type=int, default=10, help="episodes per task evaluation, run at once (default: 10)")
     parser.add_argument("--eval-epsilon", type=float, default=None,
-                        help="epsilon-greedy evaluation: probability of a random action per step (default: 0.0, greedy; "
-                             "Atari papers use 0.05 or 0.001)")
+                        help="epsilon-greedy evaluation: probability of a random action per evaluation step; 0 is greedy "
+                             "(default: 0.05 as in Nature DQN; on --resume the saved run's value)")
     parser.add_argument("--reset-optimizer", action="store_true", help="reset the optimizer state at every task switch")
     parser.add_argument("--restart-lr", choices=("auto", "yes", "no"), default="auto",
                         help="restart the LR schedule at task switches: yes, no, or auto (the schedule decides; default)")

@@ -33,8 +33,8 @@ PROGRESS_EVERY = 8192
 #: Options that must match between a run and its resumption.
 RESUME_KEYS = ("stream", "algo", "norm", "steps_per_task", "cycles", "seed", "num_envs", "reset_optimizer",
                "restart_lr", "flush_replay", "eval_episodes", "eval_epsilon", "chunk_steps", "env_kwargs")
-#: ε-greedy evaluation of ``train_stream`` unless told otherwise (see its docstring)
-EVAL_EPSILON = 0.0
+#: ε-greedy evaluation of a new ``train_stream`` run unless told otherwise (see its docstring)
+EVAL_EPSILON = 0.05
 _RESTART_LR = {"auto": None, "yes": True, "no": False}
 
 
@@ -52,7 +52,7 @@ def _validate(steps_per_task, cycles, eval_episodes, checkpoint_every, restart_l
 def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path, *, cycles: int = 1,
                  config: Any = None, overrides: dict | None = None, env_kwargs: dict | None = None,
                  device: str = "auto", resume: bool = False, eval_episodes: int = 10,
-                 eval_epsilon: float = EVAL_EPSILON, reset_optimizer: bool = False,
+                 eval_epsilon: float | None = None, reset_optimizer: bool = False,
                  restart_lr: str = "auto", flush_replay: bool = False, checkpoint_every: int = 50_000,
                  progress: bool = True) -> dict[str, Any]:
     """Train ``algo`` on the built-in stream ``stream`` (:func:`normrl.continual.stream_tasks`)
@@ -68,16 +68,22 @@ def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path
         eval_episodes: episodes per task evaluation after every visit, all at once (one
             per sub-env of the evaluation env) [10].
         eval_epsilon: ε-greedy evaluation: the probability of a uniformly random action
-            at each evaluation step, from a generator seeded per evaluation (training's
-            RNG is untouched) [0.0: greedy, so matrices stay comparable with earlier
-            runs; Atari papers evaluate with 0.05 (Mnih et al. 2015) or 0.001
-            (Dopamine), which also ends the episodes of greedy policies that stall].
+            at each evaluation step, from a generator seeded per task evaluation
+            (training's RNG is untouched); 0 is greedy [None: the saved run's value on
+            resume (0.0 for runs saved before the option existed), else
+            :data:`EVAL_EPSILON` = 0.05, the evaluation ε of Mnih et al. 2015 (Nature
+            DQN): a greedy policy that stalls (a Seaquest sub that never leaves the
+            surface) otherwise runs every evaluation to the stream's 10,000-step
+            truncation, which made evaluation most of a MinAtar stream's wall time
+            (docs/continual.md)].
         reset_optimizer, restart_lr (``"auto"``/``"yes"``/``"no"``), flush_replay:
             what happens at task switches (:func:`normrl.continual.apply_task_switch`).
         checkpoint_every: env steps between checkpoints [50,000].
     """
     from normrl.continual import TaskScheduler, stream_tasks
 
+    if eval_epsilon is None:
+        eval_epsilon = _saved_eval_epsilon(logdir) if resume else EVAL_EPSILON
     _validate(steps_per_task, cycles, eval_episodes, checkpoint_every, restart_lr, eval_epsilon)
     dev, logdir = resolve_device(device), Path(logdir)
     if has_checkpoint(logdir) and not resume:
@@ -113,6 +119,13 @@ def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path
         return {"stream": stream, "cycles": cycles, "continual": scheduler.result().to_dict(), "already_complete": True,
                 "signal": None}
     return _run(logdir, scheduler, algo, config, dev, saved, checkpoint_every, progress)
+
+
+def _saved_eval_epsilon(logdir) -> float:
+    """The ε the run in ``logdir`` evaluated with (0.0 if it predates the option)."""
+    from normrl.runs.resume import saved_section
+
+    return float(saved_section(logdir, "continual", "options").get("eval_epsilon", 0.0))
 
 
 def _prepare_resume(logdir: Path, scheduler, options: dict, config) -> tuple[Path, dict]:
