@@ -242,7 +242,7 @@ def test_compiled_dqn_equals_eager_and_resumes_exactly(env_id, kwargs, tmp_path)
     compiled = DQN(make(), dataclasses.replace(DQN_CFG, compile=True))
     for agent in (eager, compiled):
         agent.learn(96, progress=False)
-    assert compiled.num_updates == 8
+    assert compiled.num_updates == 9  # at 32, 40, ..., 96 env steps
     _compare_agents(eager, compiled, "q_network", exact=False)
     compiled.save(tmp_path / "dqn.pt")
     compiled.learn(64, progress=False)
@@ -250,6 +250,9 @@ def test_compiled_dqn_equals_eager_and_resumes_exactly(env_id, kwargs, tmp_path)
     resumed.learn(64, progress=False)
     _compare_agents(compiled, resumed, "q_network", exact=True)
     assert all(torch.equal(x, y) for x, y in zip(_params(compiled.target_network), _params(resumed.target_network)))
+    returns = compiled.evaluate(make_env(env_id, 4, "cpu", seed=9, **kwargs), episodes=4, epsilon=0.1)
+    compiled.config.compile = False
+    assert compiled.evaluate(make_env(env_id, 4, "cpu", seed=9, **kwargs), episodes=4, epsilon=0.1) == returns
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (CUDA graphs via mode='reduce-overhead')")

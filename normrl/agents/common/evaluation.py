@@ -72,7 +72,11 @@ def run_evaluation(agent, env, episodes: int, deterministic: bool, seed: int | N
             k = min(BLOCK, max_steps - steps)
             eps_uniforms = None if eps_gen is None else torch.rand((k, 2, n), generator=eps_gen, device=device)
             if block_fn is not None:
+                if block_fn is not _block and device.type == "cuda":
+                    torch.compiler.cudagraph_mark_step_begin()
                 state, obs, dones, returns = block_fn(agent, fenv, state, obs, fenv.draw(k), eps_uniforms, epsilon, n_actions)
+                if block_fn is not _block and device.type == "cuda":  # CUDA-graph outputs are overwritten by the next replay
+                    state, obs = torch.utils._pytree.tree_map(torch.clone, (state, obs))
             else:
                 for j in range(k):
                     actions = agent._act(obs, deterministic)

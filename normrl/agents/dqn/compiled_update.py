@@ -53,5 +53,7 @@ class CompiledDQNUpdate:
             torch.compiler.cudagraph_mark_step_begin()
         out = self._fn(*self.training.tensors(), lrs, flags, batch.obs, batch.actions, batch.rewards, batch.next_obs,
                        batch.discounts)
+        if self.compiled and self.agent.device.type == "cuda":
+            out = out.clone()  # CUDA-graph outputs are overwritten by the graph's next replay
         return {"td_loss": out[0], "q_values": out[1]}
 
