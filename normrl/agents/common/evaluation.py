@@ -24,21 +24,22 @@ from normrl.utils.errors import EvaluationInterrupted
 BLOCK = 16
 
 
-def epsilon_actions(greedy: torch.Tensor, uniforms: torch.Tensor, epsilon: float, n_actions: int) -> torch.Tensor:
-    """``greedy`` actions, each replaced with probability ``epsilon`` by a uniform random
-    action; ``uniforms`` ``(2, N)`` in ``[0, 1)``: the coin, then the random action."""
-    random_actions = (uniforms[1] * n_actions).long().clamp(max=n_actions - 1)
-    return torch.where(uniforms[0] < epsilon, random_actions, greedy)
+def epsilon_draws(uniforms: torch.Tensor, epsilon: float, n_actions: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(explore, random_actions)`` of a block from uniforms ``(K, 2, N)`` in ``[0, 1)``:
+    per step and sub-env, whether to act randomly (probability ``epsilon``) and the
+    uniformly random action to take then."""
+    return uniforms[:, 0] < epsilon, (uniforms[:, 1] * n_actions).long().clamp(max=n_actions - 1)
 
 
-def _block(agent, fenv, state, obs, env_noise, eps_uniforms, epsilon: float, n_actions: int):
-    """``env_noise.shape[0]`` greedy (ε-greedy) steps of a functional env; returns the
-    env state, the next observation and the steps' ``done`` flags and episode returns."""
+def _block(agent, fenv, state, obs, env_noise, explore, random_actions):
+    """``env_noise.shape[0]`` greedy (ε-greedy where ``explore`` is given) steps of a
+    functional env; returns the env state, the next observation and the steps' ``done``
+    flags and episode returns."""
     dones, returns = [], []
     for j in range(env_noise.shape[0]):
         actions = agent._act(obs, True)
-        if eps_uniforms is not None:
-            actions = epsilon_actions(actions, eps_uniforms[j], epsilon, n_actions)
+        if explore is not None:
+            actions = torch.where(explore[j], random_actions[j], actions)
         state, obs, _, _, _, info = fenv.step(state, actions, env_noise[j])
         dones.append(info["done"])
         returns.append(info["episode_return"])
@@ -70,18 +71,20 @@ def run_evaluation(agent, env, episodes: int, deterministic: bool, seed: int | N
     try:
         while steps < max_steps:
             k = min(BLOCK, max_steps - steps)
-            eps_uniforms = None if eps_gen is None else torch.rand((k, 2, n), generator=eps_gen, device=device)
+            explore = random_actions = None
+            if eps_gen is not None:
+                explore, random_actions = epsilon_draws(torch.rand((k, 2, n), generator=eps_gen, device=device), epsilon, n_actions)
             if block_fn is not None:
                 if block_fn is not _block and device.type == "cuda":
                     torch.compiler.cudagraph_mark_step_begin()
-                state, obs, dones, returns = block_fn(agent, fenv, state, obs, fenv.draw(k), eps_uniforms, epsilon, n_actions)
+                state, obs, dones, returns = block_fn(agent, fenv, state, obs, fenv.draw(k), explore, random_actions)
                 if block_fn is not _block and device.type == "cuda":  # CUDA-graph outputs are overwritten by the next replay
                     state, obs = torch.utils._pytree.tree_map(torch.clone, (state, obs))
             else:
                 for j in range(k):
                     actions = agent._act(obs, deterministic)
-                    if eps_uniforms is not None:
-                        actions = epsilon_actions(actions, eps_uniforms[j], epsilon, n_actions)
+                    if explore is not None:
+                        actions = torch.where(explore[j], random_actions[j], actions)
                     obs, _, _, _, info = env.step(actions)
                     done_buf[j].copy_(info["done"])
                     return_buf[j].copy_(info["episode_return"])
