@@ -68,6 +68,7 @@ def plot_curves(curves: dict[str, list[list[tuple[int, float]]]], path: str | Pa
         bounds = [0, *switch_steps, total_steps]
         for label, lo, hi in zip(segment_labels, bounds[:-1], bounds[1:]):
             ax.text((lo + hi) / 2, 1.0, label, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7)
+    ax.set_xlim(0, total_steps)
     ax.set_xlabel("env steps")
     ax.set_ylabel(ylabel)
     ax.set_title(title, pad=14 if segment_labels else 6)

@@ -178,7 +178,7 @@ def _section(title: str, runs: list[RunDir], scalars: dict[Path, dict], *, score
     section["diverged"] = {k: v for k, v in section["diverged"].items() if v}
     if runs[0].kind != ENV:
         section["matrices"] = _matrices(included, labels, arms)
-    section["plots"] = _plots(title, runs, included, labels, arms, scalars, figures, tags)
+    section["plots"] = _plots(included, labels, arms, scalars, figures, tags)
     return section
 
 
@@ -207,7 +207,7 @@ def _matrices(runs: list[RunDir], labels: dict[str, str], arms: list[str]) -> di
     return out
 
 
-def _plots(title: str, runs, included, labels, arms, scalars, figures: Path, tags) -> dict[str, list[str]]:
+def _plots(included, labels, arms, scalars, figures: Path, tags) -> dict[str, list[str]]:
     """Learning curves and plasticity curves: one PNG per task (single-env) or per stream."""
     plots: dict[str, list[str]] = {}
     groups: dict[str, list[RunDir]] = {}
@@ -227,7 +227,8 @@ def _plots(title: str, runs, included, labels, arms, scalars, figures: Path, tag
             if not curves:
                 continue
             total = max([r.total_steps or 0 for r in group] + [p[-1][0] for s in curves.values() for p in s if p])
-            path = figures / f"{_slug(title)}_{_slug(task)}_{_slug(tag.split('/', 1)[-1])}.png"
+            kind = "env" if group[0].kind == ENV else "stream"
+            path = figures / f"{kind}_{_slug(task)}_{_slug(tag.split('/', 1)[-1])}.png"
             label = tag if tag != RETURN_TAG else "training episode return"
             plot_curves(curves, path, title=f"{task}: {label}", ylabel=label, total_steps=total,
                         switch_steps=switch_steps, segment_labels=segment_labels)
@@ -262,13 +263,18 @@ def build_report(root: str | Path, *, score_tag: str | None = None, score_window
                                      reps=reps, seed=seed, figures=figures, tags=tags if plots else ()))
     runs_out = [{"run": r.name, "task": r.task, "seed": r.seed, "status": r.status, "algo": r.algo,
                  "score": summary_score(r.summary) if r.summary else None} for r in runs]
-    if score_tag is not None:
-        score_text = (f"single-environment runs: mean of the last {score_window} logged values of the TensorBoard "
-                      f"scalar `{score_tag}`")
-    else:
-        score_text = ("single-environment runs: mean return of the last 100 training episodes "
-                      "(summary.json `mean_return_last_100`)")
-    score_text += "; continual runs: greedy evaluation return on each task after the last visit (last matrix row)"
+    kinds = {r.kind for r in runs}
+    score_parts = []
+    if ENV in kinds and score_tag is not None:
+        score_parts.append(f"single-environment runs: mean of the last {score_window} logged values of the "
+                           f"TensorBoard scalar `{score_tag}`")
+    elif ENV in kinds:
+        score_parts.append("single-environment runs: mean return of the last 100 training episodes "
+                           "(summary.json `mean_return_last_100`)")
+    if kinds - {ENV}:
+        score_parts.append("continual runs: greedy evaluation return on each task after the last visit (the return "
+                           "matrix's last row)")
+    score_text = "; ".join(score_parts)
     return {"root": str(root), "score": score_text, "reps": reps, "seed": seed, "confidence": 0.95,
             "sections": out_sections, "runs": runs_out,
             "excluded": [r for r in runs_out if r["status"] not in INCLUDED]}

@@ -158,8 +158,8 @@ def test_a_tensorboard_score_tag_and_the_plots(two_games):
     assert sec["per_task"] == {"none": {"GameA": sec["per_task"]["none"]["GameA"]}}  # the only run with the tag
     assert sec["per_task"]["none"]["GameA"]["scores"] == [7.5]
     (png,) = sec["plots"]["charts/episode_return"]
-    assert png.endswith("Single-environment-runs_GameA_episode_return.png") and Path(png).stat().st_size > 1000
-    assert "](report_figures/Single-environment-runs_GameA_episode_return.png)" in (two_games / "report.md").read_text()
+    assert png.endswith("env_GameA_episode_return.png") and Path(png).stat().st_size > 1000
+    assert "](report_figures/env_GameA_episode_return.png)" in (two_games / "report.md").read_text()
 
 
 def test_no_runs_is_an_error(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from normrl.runs.sweep import (CANCELLED, FAILED, FINISHED, PENDING, SWEEP_FILE, TRIAL_LOG, load_sweep_state,
+from normrl.runs.sweep import (FAILED, FINISHED, PENDING, SWEEP_FILE, TRIAL_LOG, load_sweep_state,
                                run_sweep, run_trial)
 from normrl.runs.sweep_spec import SweepSpec
 from normrl.utils.errors import UserError
@@ -47,7 +47,7 @@ def test_two_norms_two_seeds_give_four_run_directories_and_a_report(local_ray, t
         scores = [_summary(tmp_path, f"CartPole-v1/{norm}/seed_{s}")["mean_return_last_100"] for s in (0, 1)]
         assert cell["n"] == 2 and cell["iqm"]["point"] == pytest.approx(sum(scores) / 2)  # IQM of 2 = their mean
     assert (tmp_path / "report.md").read_text().startswith("# Report")
-    assert (tmp_path / "report_figures" / "Single-environment-runs_CartPole-v1_episode_return.png").is_file()
+    assert (tmp_path / "report_figures" / "env_CartPole-v1_episode_return.png").is_file()
 
 
 def test_a_stopped_sweep_reruns_only_the_missing_trials(local_ray, tmp_path):
