@@ -234,7 +234,7 @@ def resume_command(logdir: str | Path, *, engine: str = "ray", address: str | No
     return shlex.join(argv)
 
 
-def _line(name: str, record: dict, logdir: Path) -> str:
+def _line(name: str, record: dict) -> str:
     status = record["status"]
     text = f"{status:<9} {name}"
     if status == FAILED:
@@ -290,7 +290,8 @@ def run_sweep(spec: SweepSpec, logdir: str | Path, *, engine: str = "ray", addre
         else:
             echo = print
     logdir = Path(logdir)
-    device = device or ("cuda" if gpus_per_trial > 0 else "cpu")
+    default_device = "cuda" if gpus_per_trial > 0 else "cpu"
+    device = device or default_device
     trials = spec.trials()
     state = _open_state(logdir, spec)
     records: dict[str, dict] = state["trials"]
@@ -313,7 +314,7 @@ def run_sweep(spec: SweepSpec, logdir: str | Path, *, engine: str = "ray", addre
     state["invocations"].append(invocation)
     state["resume_command"] = resume_command(logdir, engine=engine, address=address, num_cpus=num_cpus,
                                              cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                                             device=None if device == ("cuda" if gpus_per_trial > 0 else "cpu") else device)
+                                             device=None if device == default_device else device)
     _write_state(logdir, state)
 
     trial_fn = trial_fn or run_trial
@@ -330,7 +331,7 @@ def run_sweep(spec: SweepSpec, logdir: str | Path, *, engine: str = "ray", addre
                 rec.update(score=result.get("score"), steps=result.get("steps"), resumed=result.get("resumed"))
             _write_state(logdir, state)
             if status != PENDING:
-                echo(_line(name, rec, logdir))
+                echo(_line(name, rec))
 
     stopped = False
     if jobs:
@@ -368,11 +369,12 @@ def _write_state(logdir: Path, state: dict) -> None:
 
 def _run_on_ray(jobs, trial_fn, record_outcome, *, address, num_cpus, cpus_per_trial, gpus_per_trial, stop_event,
                 progress) -> bool:
+    import importlib.util
+
     from normrl.runs import ray_engine
 
-    if address is None and num_cpus is None and not os.environ.get("RAY_ADDRESS"):
-        num_cpus = os.cpu_count() or 1
-
+    if importlib.util.find_spec("ray") is None:
+        raise UserError('the Ray engine needs Ray: pip install "normrl[ray]"; or run without Ray: --engine local')
     def on_result(outcome) -> None:
         if outcome.status == ray_engine.FAILED:
             record_outcome(outcome.name, FAILED, None, outcome.wall_s,
@@ -389,15 +391,22 @@ def _run_on_ray(jobs, trial_fn, record_outcome, *, address, num_cpus, cpus_per_t
         outcomes = ray_engine.run_trials(jobs, trial_fn, address=address, num_cpus=num_cpus,
                                          cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                                          on_result=on_result, stop_event=stop_event, progress=progress)
-    except ImportError as exc:
-        raise UserError(f"{exc}; or run without Ray: --engine local") from None
+    except ConnectionError as exc:
+        if address is None and not os.environ.get("RAY_ADDRESS"):
+            raise
+        # Ray >= 2.59 turns token authentication on for clusters it considers local; a
+        # driver that does not use the same mode and token is refused
+        raise UserError(f"cannot join the Ray cluster at {address or os.environ.get('RAY_ADDRESS')}: {exc}. Check "
+                        "`ray status` there; if the cluster uses token authentication, run the sweep with "
+                        "RAY_AUTH_MODE=token and the cluster's token (docs/sweeps.md)") from None
     return any(o.status == ray_engine.CANCELLED for o in outcomes.values())
 
 
 def _run_locally(jobs, trial_fn, record_outcome, *, num_cpus, cpus_per_trial, threads, stop_event, progress) -> bool:
     from normrl.runs.local_jobs import Job, run_local_jobs
 
-    parallel = max(1, math.floor((num_cpus or os.cpu_count() or 1) / cpus_per_trial + 1e-9))
+    cpus = num_cpus or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    parallel = max(1, math.floor(cpus / cpus_per_trial + 1e-9))
     stop = stop_event if stop_event is not None else threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
