@@ -89,16 +89,19 @@ def run_trial(*, kind: str, logdir: str, train: dict, threads: int = 1, device: 
     """Run one sweep trial in ``logdir`` and return its result (``status``, ``score``,
     ``steps``, ``signal``, ``resumed``): ``train_single(**train)`` for ``kind="env"``,
     ``train_stream(**train)`` for ``kind="stream"``, resumed when ``logdir`` holds a
-    checkpoint, returned as is when it already finished."""
+    checkpoint, returned as is when it already finished or diverged."""
     import torch
 
     torch.set_num_threads(threads)
     path = Path(logdir)
     state = run_status(path)
     resumed = state == RESUME
-    if state == DONE:
-        summary = json.loads((path / "summary.json").read_text())
-    else:
+    summary = None
+    if (path / "summary.json").is_file():
+        saved = json.loads((path / "summary.json").read_text())
+        if state == DONE or summary_status(saved) == "diverged":  # final: return it as it is
+            summary, resumed = saved, False
+    if summary is None:
         if not resumed:
             _clear_interrupted_start(path)
         if kind == "env":
@@ -316,6 +319,9 @@ def run_sweep(spec: SweepSpec, logdir: str | Path, *, engine: str = "ray", addre
                                              cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                                              device=None if device == default_device else device)
     _write_state(logdir, state)
+    if todo:
+        echo(f"sweep: {len(todo)} of {len(trials)} trials to run in {logdir}; to continue it later: "
+             f"{state['resume_command']}")
 
     trial_fn = trial_fn or run_trial
     threads = max(1, int(cpus_per_trial))

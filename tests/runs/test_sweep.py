@@ -13,7 +13,7 @@ from normrl.runs.sweep import (FAILED, FINISHED, PENDING, SWEEP_FILE, TRIAL_LOG,
 from normrl.runs.sweep_spec import SweepSpec
 from normrl.utils.errors import UserError
 
-STEPS = 2048  # two PPO updates of the CartPole preset (32 envs x 32 steps)
+STEPS = 1024  # one PPO update of the CartPole preset (32 envs x 32 steps)
 
 
 def _spec(**kw):
@@ -91,7 +91,7 @@ def test_a_failing_grid_point_is_reported_and_the_others_finish(local_ray, tmp_p
 def test_another_spec_in_the_same_logdir_is_refused(local_ray, tmp_path):
     (tmp_path / SWEEP_FILE).write_text(json.dumps({"spec": _spec(norm="none,nap").to_dict(), "trials": {},
                                                    "invocations": []}))
-    with pytest.raises(UserError, match="steps: sweep has 2048, now 4096.*--spec"):
+    with pytest.raises(UserError, match="steps: sweep has 1024, now 4096.*--spec"):
         run_sweep(_spec(norm="none,nap", steps=4096), tmp_path, progress=False, report=False)
     with pytest.raises(UserError, match=r"norm: the sweep also has \['nap'\]"):
         run_sweep(_spec(norm="none"), tmp_path, progress=False, report=False)
@@ -138,7 +138,8 @@ def test_the_local_engine_runs_without_ray(tmp_path):
     assert result.trials[good]["status"] == FINISHED and _summary(tmp_path, good)["finished"]
     assert result.trials[bad]["status"] == FAILED
     assert result.trials[bad]["error"] == "ValueError: learning_rate must be > 0, got -1.0"
-    assert result.exit_status == 1 and len(lines) == 2
+    assert result.exit_status == 1 and len(lines) == 3 and lines[0].startswith("sweep: 2 of 2 trials to run")
+    assert lines[0].endswith(f"normrl sweep --spec {tmp_path / SWEEP_FILE} --logdir {tmp_path} --engine local --num-cpus 2")
 
 
 def test_engine_options_are_checked(tmp_path):
@@ -146,3 +147,20 @@ def test_engine_options_are_checked(tmp_path):
         run_sweep(_spec(), tmp_path, engine="dask")
     with pytest.raises(UserError, match="--engine local"):
         run_sweep(_spec(), tmp_path, engine="local", gpus_per_trial=0.5)
+
+
+def test_finished_and_diverged_trials_are_not_run_again(tmp_path):
+    """Trials whose summary.json is final are skipped without starting an engine; a
+    diverged one makes the exit status 1."""
+    spec = _spec(norm="none,nap")
+    (tmp_path / "CartPole-v1/none/seed_0").mkdir(parents=True)
+    (tmp_path / "CartPole-v1/none/seed_0/summary.json").write_text(json.dumps({"finished": True}))
+    (tmp_path / "CartPole-v1/nap/seed_0").mkdir(parents=True)
+    (tmp_path / "CartPole-v1/nap/seed_0/summary.json").write_text(json.dumps({"finished": False, "status": "diverged"}))
+    lines = []
+    result = run_sweep(spec, tmp_path, engine="local", progress=False, echo=lines.append, report=False)
+    assert result.ran == [] and result.exit_status == 1
+    assert {n: r["status"] for n, r in result.trials.items()} == {"CartPole-v1/none/seed_0": FINISHED,
+                                                                   "CartPole-v1/nap/seed_0": "diverged"}
+    assert lines == ["skip      CartPole-v1/none/seed_0  (finished already)",
+                     "skip      CartPole-v1/nap/seed_0  (diverged already)"]
