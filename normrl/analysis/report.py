@@ -37,7 +37,6 @@ effective learning rate), mean over seeds per arm with a ± std band, one plot p
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -46,7 +45,7 @@ from typing import Any
 
 from normrl.analysis.curves import plot_curves, read_scalars
 from normrl.analysis.return_matrix import mean_matrix, task_forgetting
-from normrl.analysis.run_dirs import ENV, RunDir, arm_key, arm_labels, find_runs, summary_score
+from normrl.analysis.run_dirs import ENV, RunDir, arm_labels, find_runs, summary_score
 
 RETURN_TAG = "charts/episode_return"
 PLASTICITY_TAGS = ("plasticity/dormant_ratio/all", "plasticity/weight_norm/all",
@@ -91,14 +90,17 @@ def run_scores(run: RunDir, scalars: dict[str, list] | None = None, *, score_tag
     return {name: float(v) for name, v in zip(continual["task_names"], rows[-1]) if v is not None}
 
 
-def _order_arms(labels: dict[str, str], runs: list[RunDir]) -> list[str]:
-    """Arm keys: those with norm ``none`` first, then in order of first appearance."""
+def _order_arms(labels: dict[Path, str], runs: list[RunDir]) -> list[str]:
+    """Arm labels: the arms with norm ``none`` first, then in order of first appearance."""
     seen: list[str] = []
+    has_none: set[str] = set()
     for run in runs:
-        key = arm_key(run)
-        if key not in seen:
-            seen.append(key)
-    return sorted(seen, key=lambda k: (json.loads(k).get("norm") != "none", seen.index(k)))
+        label = labels[run.path]
+        if label not in seen:
+            seen.append(label)
+        if run.settings.get("norm", "none") == "none":
+            has_none.add(label)
+    return sorted(seen, key=lambda a: (a not in has_none, seen.index(a)))
 
 
 def _minmax(scores: dict[str, dict[str, list[float]]]) -> dict[str, tuple[float, float]]:
@@ -117,20 +119,19 @@ def _section(title: str, runs: list[RunDir], scalars: dict[Path, dict], *, score
     from normrl.analysis.stats import bootstrap_intervals, probability_of_improvement_interval
 
     labels = arm_labels(runs)
-    arm_order = _order_arms(labels, runs)
+    arms = _order_arms(labels, runs)
     included = [r for r in runs if r.status in INCLUDED]
     scores: dict[str, dict[str, list[float]]] = {}
     seeds: dict[str, dict[str, list[int]]] = {}
     tasks: list[str] = []
     for run in included:
-        label = labels[arm_key(run)]
+        label = labels[run.path]
         for task, value in run_scores(run, scalars.get(run.path), score_tag=score_tag,
                                       score_window=score_window).items():
             if task not in tasks:
                 tasks.append(task)
             scores.setdefault(label, {}).setdefault(task, []).append(value)
             seeds.setdefault(label, {}).setdefault(task, []).append(run.seed)
-    arms = [labels[k] for k in arm_order]
     per_task: dict[str, dict[str, dict]] = {}
     for arm in arms:
         for task in tasks:
@@ -143,7 +144,6 @@ def _section(title: str, runs: list[RunDir], scalars: dict[Path, dict], *, score
                 "iqm": res.aggregate["iqm"].to_dict(), "mean": res.aggregate["mean"].to_dict()}
     bounds = _minmax(scores)
     aggregate: dict[str, dict] = {}
-    normalized: dict[str, dict[str, list[float]]] = {}
     for arm in arms:
         if arm not in scores:
             continue
@@ -154,7 +154,6 @@ def _section(title: str, runs: list[RunDir], scalars: dict[Path, dict], *, score
                 norm[task] = [(v - lo) / (hi - lo) if hi > lo else 0.0 for v in values]
         else:
             norm = dict(scores[arm])
-        normalized[arm] = norm
         res = bootstrap_intervals(norm, metrics=("iqm", "mean", "median"), reps=reps, seed=seed)
         aggregate[arm] = {"tasks": len(norm), "runs": sum(len(v) for v in norm.values()),
                           **{m: iv.to_dict() for m, iv in res.aggregate.items()}}
@@ -171,23 +170,22 @@ def _section(title: str, runs: list[RunDir], scalars: dict[Path, dict], *, score
     section: dict[str, Any] = {
         "title": title, "kind": runs[0].kind, "arms": arms, "tasks": tasks, "baseline": baseline,
         "normalized": len(tasks) > 1, "per_task": per_task, "aggregate": aggregate, "improvement": improvement,
-        "diverged": {labels[arm_key(r)]: [] for r in runs}, "plots": {}}
+        "diverged": {}, "plots": {}}
     for run in included:
         if run.status == "diverged":
-            section["diverged"][labels[arm_key(run)]].append(run.name)
-    section["diverged"] = {k: v for k, v in section["diverged"].items() if v}
+            section["diverged"].setdefault(labels[run.path], []).append(run.name)
     if runs[0].kind != ENV:
         section["matrices"] = _matrices(included, labels, arms)
     section["plots"] = _plots(included, labels, arms, scalars, figures, tags)
     return section
 
 
-def _matrices(runs: list[RunDir], labels: dict[str, str], arms: list[str]) -> dict[str, dict]:
+def _matrices(runs: list[RunDir], labels: dict[Path, str], arms: list[str]) -> dict[str, dict]:
     """Per arm: the seeds' mean return matrix and per-task forgetting (finished runs of
     the most common shape)."""
     out = {}
     for arm in arms:
-        group = [r for r in runs if labels[arm_key(r)] == arm and r.status == "finished"]
+        group = [r for r in runs if labels[r.path] == arm and r.status == "finished"]
         if not group:
             continue
         mats = [r.summary["continual"]["returns"] for r in group]
@@ -221,7 +219,7 @@ def _plots(included, labels, arms, scalars, figures: Path, tags) -> dict[str, li
             switch_steps = list(cont["eval_steps"][:-1])
             segment_labels = [cont["task_names"][t] for t in cont["visit_tasks"]]
         for tag in tags:
-            curves = {arm: [scalars.get(r.path, {}).get(tag, []) for r in group if labels[arm_key(r)] == arm]
+            curves = {arm: [scalars.get(r.path, {}).get(tag, []) for r in group if labels[r.path] == arm]
                       for arm in arms}
             curves = {arm: series for arm, series in curves.items() if any(series)}
             if not curves:

@@ -3,9 +3,10 @@ written by :func:`normrl.runs.train_single` (a ``"run"`` block) or
 :func:`normrl.runs.train_stream` (a ``"continual"`` block), with its ``summary.json``.
 
 A run's *task* is its env id (single-env runs) or its stream name (continual runs); its
-*arm* is everything else that was set except the seed: the agent config (``config``
-block) and the run options (``run`` / ``continual`` block). :func:`arm_labels` names arms
-by the settings that differ between runs of the same task.
+*settings* are everything else that was set except the seed: the agent config
+(``config`` block) and the run options (``run`` / ``continual`` block). Runs of one task
+that differ in their settings belong to different *arms*; :func:`arm_labels` names each
+arm by the settings that differ between runs of the same task, so one arm spans tasks.
 """
 from __future__ import annotations
 
@@ -139,15 +140,12 @@ def format_setting(value: Any) -> str:
     return str(value)
 
 
-def arm_key(run: RunDir) -> str:
-    """The arm's identity: its settings as canonical JSON."""
-    return json.dumps(run.settings, sort_keys=True, default=str)
-
-
-def arm_labels(runs: list[RunDir]) -> dict[str, str]:
-    """``{arm_key: label}``: the norm, then ``key=value`` for each other setting that
-    differs between runs of one task (and the algorithm when it differs). Arms whose
-    differing settings cannot be told apart this way get ``#2``, ``#3`` ...."""
+def arm_labels(runs: list[RunDir]) -> dict[Path, str]:
+    """``{run.path: arm label}``. The label is the norm, the interventions (if any), then
+    ``key=value`` for each setting that differs between runs of one task (other than
+    the seed), and the algorithm first when the runs use several. Runs of different tasks
+    with the same label are the same arm: settings that differ only between tasks (each
+    env's preset) do not split arms."""
     by_task: dict[str, list[RunDir]] = {}
     for run in runs:
         by_task.setdefault(run.task, []).append(run)
@@ -158,21 +156,12 @@ def arm_labels(runs: list[RunDir]) -> dict[str, str]:
             values = {json.dumps(r.settings.get(k), sort_keys=True, default=str) for r in group}
             if len(values) > 1:
                 varying.add(k)
-    algos = {r.algo for r in runs}
-    labels: dict[str, str] = {}
+    several_algos = len({r.algo for r in runs}) > 1
+    labels: dict[Path, str] = {}
     for run in runs:
-        key = arm_key(run)
-        if key in labels:
-            continue
         parts = [format_setting(run.settings.get("norm", "none"))]
         if run.settings.get("interventions"):
             parts.append("+".join(format_setting(v) for v in run.settings["interventions"]))
         parts += [f"{k}={format_setting(run.settings.get(k))}" for k in sorted(varying - {"norm", "algo", "interventions"})]
-        label = " ".join(parts)
-        if len(algos) > 1:
-            label = f"{run.algo} {label}"
-        base, k = label, 2
-        while label in labels.values():
-            label, k = f"{base} #{k}", k + 1
-        labels[key] = label
+        labels[run.path] = (f"{run.algo} " if several_algos else "") + " ".join(parts)
     return labels

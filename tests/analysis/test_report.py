@@ -107,6 +107,18 @@ def test_arm_labels_name_the_settings_that_differ(tmp_path):
     assert sorted(set(arm_labels(runs).values())) == ["nap learning_rate=0.0001", "nap learning_rate=0.0003"]
 
 
+def test_one_arm_spans_tasks_whose_presets_differ(two_games):
+    """GameB's runs use another preset learning rate than GameA's: that is a setting of
+    the task, not of the arm, so each arm still covers both games."""
+    for run in find_runs(two_games):
+        if run.task == "GameB":
+            config = json.loads((run.path / "config.json").read_text())
+            config["config"]["learning_rate"] = 5e-4
+            (run.path / "config.json").write_text(json.dumps(config))
+    (sec,) = build_report(two_games, reps=REPS, plots=False)["sections"]
+    assert sec["arms"] == ["none", "nap"] and sec["aggregate"]["nap"]["tasks"] == 2
+
+
 def test_return_matrix_mean_and_forgetting():
     seed0 = {"task_names": ["A", "B"], "visit_tasks": [0, 1], "returns": [[1.0, None], [0.5, 2.0]]}
     seed1 = {"task_names": ["A", "B"], "visit_tasks": [0, 1], "returns": [[3.0, None], [1.0, 4.0]]}
