@@ -53,6 +53,9 @@ lists, unit graphs). A module that kept a direct reference to a replaced submodu
 
 Writing a subclass (the interface below is stable; changes will be announced here):
 
+* a structural intervention increments ``self.structure_version`` whenever it changed
+  the parameter set and rebinds the optimizer itself
+  (:func:`~normrl.plasticity.rebind.rebind_optimizer`);
 * set the class attributes ``order`` (one of the ``STAGE_*`` constants: the stage in
   which :class:`~normrl.plasticity.Compose` runs it), ``per_step`` (True when it may
   act on every update, for the overhead benchmark) and ``structural`` (True when it
@@ -130,6 +133,9 @@ class Intervention:
         generator: the intervention's own ``torch.Generator`` (None when deterministic).
         last_event: what the last hook call changed, ``{"<what>/<layer>": number}``;
             ``{}`` when nothing changed.
+        structure_version: incremented by a structural intervention every time it
+            changes the parameter set (also when ``load_state_dict`` re-creates a
+            change); :class:`~normrl.plasticity.Compose` compares it around each call.
     """
 
     name: str = "intervention"
@@ -142,6 +148,7 @@ class Intervention:
         self.optimizer: Optional[Optimizer] = None
         self.generator: Optional[torch.Generator] = None
         self.last_event: dict[str, float] = {}
+        self.structure_version = 0
 
     # -- hooks ----------------------------------------------------------------------------
 
