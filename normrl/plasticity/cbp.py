@@ -357,6 +357,19 @@ class ContinualBackprop(UnitResetIntervention):
         s.fill = 0
         s.scale.clear()
 
+    def utilities(self, bias_corrected: bool = True) -> dict[str, torch.Tensor]:
+        """``{incoming layer name: utility per unit}`` up to the last step, bias-corrected
+        by ``1 − η^age`` unless ``bias_corrected=False`` (folds the buffered steps first,
+        which changes later values only by float rounding)."""
+        out = {}
+        for s in self.states:
+            self._fold(s)
+            u = s.u.clone()
+            if bias_corrected:
+                u /= (1.0 - self.decay_rate ** s.ages().to(torch.float64)).clamp_min(1e-300).to(device=u.device, dtype=u.dtype)
+            out[s.layer.name] = u
+        return out
+
     def _select(self, s: _LayerState, ages: torch.Tensor, n: int) -> torch.Tensor:
         """The ``n`` eligible units with the lowest (bias-corrected) utility."""
         device = s.u.device
