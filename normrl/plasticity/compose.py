@@ -157,11 +157,13 @@ class Compose:
     def load_state_dict(self, state: dict) -> None:
         """Restore every intervention (call after :meth:`attach`, before loading the
         model's and the optimizer's state; see :mod:`normrl.plasticity.base`).
-        Structural interventions come first and re-create their modules; the others are
-        told (``on_structure_change``) before they load."""
+        Structural interventions load first and re-create their modules; the others are
+        told (``on_structure_change``) and then load."""
         if list(state["labels"]) != self.labels:
             raise ValueError(f"saved interventions {state['labels']} do not match these: {self.labels}")
-        for iv, sub in zip(self.interventions, state["interventions"]):
+        pairs = list(zip(self.interventions, state["interventions"]))
+        # Structural ones first (whatever their stage), so the others load onto the final structure.
+        for iv, sub in sorted(pairs, key=lambda pair: not pair[0].structural):
             version = getattr(iv, "structure_version", 0)
             iv.load_state_dict(sub)
             if getattr(iv, "structure_version", 0) != version:
