@@ -24,7 +24,7 @@ from normrl.normalization.nap import is_normalization
 from normrl.plasticity.base import STAGE_PENALTY, Intervention
 from normrl.plasticity.registry import register_intervention
 
-__all__ = ["L2", "regularized_parameters", "squared_norm_sum"]
+__all__ = ["L2", "regularized_parameters", "half_squared_distance"]
 
 
 def regularized_parameters(model: nn.Module, include_norm: bool) -> list[tuple[str, nn.Parameter]]:
@@ -38,22 +38,45 @@ def regularized_parameters(model: nn.Module, include_norm: bool) -> list[tuple[s
     return [(n, p) for n, p in model.named_parameters() if p.requires_grad and id(p) not in skip]
 
 
-def _foreach_has_autograd() -> bool:
-    probe = torch.ones(1, requires_grad=True)
+def _foreach_tensor_scalar_ok() -> bool:
     try:
-        return bool(torch._foreach_norm([probe])[0].requires_grad)
-    except (RuntimeError, AttributeError):
+        torch._foreach_mul([torch.ones(1)], torch.ones(()))
+        return True
+    except (RuntimeError, TypeError, AttributeError):
         return False
 
 
-_FOREACH_AUTOGRAD = _foreach_has_autograd()
+_FOREACH_TENSOR_SCALAR = _foreach_tensor_scalar_ok()
 
 
-def squared_norm_sum(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """``Σ_t ‖t‖²`` with autograd (one fused kernel per device where torch supports it)."""
-    if _FOREACH_AUTOGRAD and len({t.device for t in tensors}) == 1:
-        return torch.stack(torch._foreach_norm(tensors)).square().sum()
-    return sum(t.square().sum() for t in tensors)
+class _HalfSquaredDistance(torch.autograd.Function):
+    """``0.5·lam·Σ‖p − a‖²`` with the closed-form backward ``lam·(p − a)``: two fused
+    kernels each way instead of a graph of per-tensor ops (the penalty runs on every
+    update). Not twice differentiable (``once_differentiable``): a Hessian of a loss
+    that includes it raises instead of silently missing ``lam·I``."""
+
+    @staticmethod
+    def forward(ctx, lam: float, anchors, *params):
+        diffs = torch._foreach_sub(params, anchors) if anchors is not None else params
+        ctx.lam = lam
+        ctx.save_for_backward(*diffs)
+        return 0.5 * lam * torch.stack(torch._foreach_norm(diffs)).square().sum()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        diffs = ctx.saved_tensors
+        return (None, None, *torch._foreach_mul(diffs, grad * ctx.lam))
+
+
+def half_squared_distance(lam: float, params: list[torch.Tensor], anchors: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """``0.5·lam·Σ_p ‖p − a_p‖²`` (``a_p = 0`` when ``anchors`` is None), differentiable
+    w.r.t. ``params`` (not w.r.t. ``anchors``)."""
+    if _FOREACH_TENSOR_SCALAR and len({p.device for p in params}) == 1:
+        return _HalfSquaredDistance.apply(lam, anchors, *params)
+    if anchors is None:
+        return 0.5 * lam * sum(p.square().sum() for p in params)
+    return 0.5 * lam * sum((p - a).square().sum() for p, a in zip(params, anchors))
 
 
 @register_intervention("l2", paper="coupled L2 (baseline of Kumar et al. 2023, arXiv 2308.11958)", description="penalty ½λ‖θ‖² on trainable non-norm parameters")
@@ -89,7 +112,7 @@ class L2(Intervention):
     def penalty(self) -> torch.Tensor:
         if not self._params or self.lam == 0.0:
             return self._zero()
-        return 0.5 * self.lam * squared_norm_sum(self._params)
+        return half_squared_distance(self.lam, self._params)
 
     def extra_repr(self) -> str:
         return f"lam={self.lam}, include_norm={self.include_norm}"

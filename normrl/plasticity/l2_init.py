@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from normrl.plasticity.base import STAGE_PENALTY, Intervention
-from normrl.plasticity.l2 import _FOREACH_AUTOGRAD, regularized_parameters, squared_norm_sum
+from normrl.plasticity.l2 import half_squared_distance, regularized_parameters
 from normrl.plasticity.registry import register_intervention
 
 __all__ = ["L2Init"]
@@ -74,11 +74,7 @@ class L2Init(Intervention):
     def penalty(self) -> torch.Tensor:
         if not self._params or self.lam == 0.0:
             return self._zero()
-        if _FOREACH_AUTOGRAD and len({p.device for p in self._params}) == 1:
-            diffs = torch._foreach_sub(self._params, self._init)
-        else:
-            diffs = [p - p0 for p, p0 in zip(self._params, self._init)]
-        return 0.5 * self.lam * squared_norm_sum(diffs)
+        return half_squared_distance(self.lam, self._params, self._init)
 
     def state_dict(self) -> dict:
         state = super().state_dict()

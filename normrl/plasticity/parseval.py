@@ -46,6 +46,34 @@ def parseval_penalty(weight: torch.Tensor, s: float) -> torch.Tensor:
     return (gram - s * eye).square().sum()
 
 
+class _ParsevalSum(torch.autograd.Function):
+    """``Σ_l c_l·‖W_l W_lᵀ − s_l I‖²_F`` with the closed-form backward
+    ``4·c_l·(W_l W_lᵀ − s_l I)·W_l`` (fewer autograd nodes on every update). Not twice
+    differentiable (``once_differentiable``)."""
+
+    @staticmethod
+    def forward(ctx, coeffs, targets, *weights):
+        total = weights[0].new_zeros(())
+        residuals = []
+        for w, c, s in zip(weights, coeffs, targets):
+            flat = w.flatten(1)
+            r = flat @ flat.T
+            r.diagonal().sub_(s)
+            residuals.append(r)
+            total = total + c * r.square().sum()
+        ctx.coeffs = coeffs
+        ctx.save_for_backward(*weights, *residuals)
+        return total
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        saved = ctx.saved_tensors
+        n = len(saved) // 2
+        grads = [((4.0 * c) * grad * (r @ w.flatten(1))).view_as(w) for w, r, c in zip(saved[:n], saved[n:], ctx.coeffs)]
+        return (None, None, *grads)
+
+
 @register_intervention("parseval", paper="Chung et al. 2024, arXiv 2412.07224", description="penalty λ(64/width)²‖WWᵀ − sI‖²_F on hidden layers, s = initial squared row norm")
 class Parseval(Intervention):
     """Parseval regularization of the hidden weight layers (module docstring).
@@ -105,11 +133,10 @@ class Parseval(Intervention):
     def penalty(self) -> torch.Tensor:
         if not self._layers or self.lam == 0.0:
             return self._zero()
-        total = None
-        for _, m in self._layers:
-            term = self.coefficient(m.weight.shape[0]) * parseval_penalty(m.weight, self._targets[id(m.weight)])
-            total = term if total is None else total + term
-        return total
+        weights = [m.weight for _, m in self._layers]
+        coeffs = [self.coefficient(w.shape[0]) for w in weights]
+        targets = [self._targets[id(w)] for w in weights]
+        return _ParsevalSum.apply(coeffs, targets, *weights)
 
     def state_dict(self) -> dict:
         state = super().state_dict()

@@ -145,3 +145,31 @@ def test_parseval_is_zero_on_orthogonal_rows_with_init_target():
 def test_bad_coefficients_raise(name):
     with pytest.raises(ValueError):
         create_intervention(name, lam=-1.0)
+
+
+def test_fused_penalties_match_plain_autograd(monkeypatch):
+    import normrl.plasticity.l2 as l2_module
+
+    model, opt = ln_mlp()
+    for p in model.parameters():
+        p.data.add_(0.1)
+    ivs = [create_intervention("l2", lam=0.3), create_intervention("l2_init", lam=0.2), create_intervention("parseval", lam=0.01)]
+    for iv in ivs:
+        iv.attach(model, opt)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.5)
+    params = list(model.parameters())
+    fused = [(iv.penalty(), None) for iv in ivs]
+    fused = [(pen, _grads(pen, params)) for pen, _ in fused]
+    monkeypatch.setattr(l2_module, "_FOREACH_TENSOR_SCALAR", False)
+    iv = ivs[2]
+    plain_parseval = sum(iv.coefficient(m.weight.shape[0]) * parseval_penalty(m.weight, iv._targets[id(m.weight)]) for _, m in iv._layers)
+    plain = [ivs[0].penalty(), ivs[1].penalty(), plain_parseval]
+    for (pen, grads), ref in zip(fused, plain):
+        torch.testing.assert_close(pen, ref)
+        for g, r in zip(grads, _grads(ref, params)):
+            if r is None:
+                assert g is None or torch.count_nonzero(g) == 0
+            else:
+                torch.testing.assert_close(g, r)
