@@ -9,8 +9,9 @@ trigger ``every=k`` steps), built with its defaults, on a PPO-sized update:
 each with ``norm="none"`` (plain Adam) and ``norm="nap"`` (``ProjectedOptimizer``), Adam
 lr 2.5e-4, MSE loss on random targets, batch ``--batch`` [256].
 
-Measured, alternating plain and intervention updates in ``--rounds`` rounds of
-``--steps`` updates each (medians over rounds, milliseconds per update):
+Measured by alternating one plain and one intervention update, ``--rounds`` ×
+``--steps`` times (medians over all of them, milliseconds per update; one event per
+round for periodic methods):
 
 * ``plain``: forward, loss, backward, ``optimizer.step()``;
 * ``hot``: the same update through the calling contract (``loss + penalty()``, step,
@@ -126,17 +127,16 @@ def bench_one(name: str, setup: str, norm: str, args, device: torch.device) -> d
         plain()
         hot(quiet)
     for _ in range(args.rounds):
-        sync()
-        t = time.perf_counter()
-        for _ in range(args.steps):
+        for _ in range(args.steps):  # alternate single updates: load drifts hit both alike
+            sync()
+            t = time.perf_counter()
             plain()
-        sync()
-        plain_ms.append((time.perf_counter() - t) * 1e3 / args.steps)
-        t = time.perf_counter()
-        for _ in range(args.steps):
+            sync()
+            t1 = time.perf_counter()
             hot(quiet)
-        sync()
-        hot_ms.append((time.perf_counter() - t) * 1e3 / args.steps)
+            sync()
+            plain_ms.append((t1 - t) * 1e3)
+            hot_ms.append((time.perf_counter() - t1) * 1e3)
         if every > 1:
             t = time.perf_counter()
             comp.after_step(every)
