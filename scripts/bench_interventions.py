@@ -39,7 +39,6 @@ import sys
 import time
 
 import torch
-import torch.nn as nn
 
 from normrl.networks import MLP, MinAtarCNN
 from normrl.normalization import NaPProjector, ProjectedOptimizer

@@ -9,9 +9,9 @@ tree without running it:
   chain, custom blocks inside a chain are opaque and searched for chains of their own,
   as :func:`normrl.normalization.apply_nap` does);
 * the *output layers*: in each chain, the last weight layer when no parameter-owning
-  custom block comes after it; a network without any chain has one output layer, its
-  last registered weight layer. An actor-critic with separate actor and critic chains
-  has two output layers;
+  custom block comes after it; and the model's last registered weight layer when it is
+  in no chain (a ResNet's ``fc``, a ResidualMLP's ``head``, called in ``forward()``). An
+  actor-critic with separate actor and critic chains has two output layers;
 * the *head* of a chain for a depth ``k``: the chain's tail from its ``k``-th-last weight
   layer to its end (norm layers and activations in between included). A chain that ends
   in an :class:`~normrl.plasticity.injection.InjectedHead` has that module as its head.
@@ -22,7 +22,6 @@ every parameter belongs to exactly one leaf module.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 import torch.nn as nn
@@ -136,10 +135,10 @@ def output_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
                 break
             if _has_params(slot.module):
                 break  # a custom block (e.g. an injected head) ends this chain
-    if not chains:
-        layers = weight_layers(model)
-        if layers:
-            found[id(layers[-1][1])] = layers[-1]
+    in_chain = {id(slot.module) for chain in chains for slot in chain.slots}
+    layers = weight_layers(model)
+    if layers and id(layers[-1][1]) not in in_chain:  # e.g. a ResNet's fc, called in forward()
+        found[id(layers[-1][1])] = layers[-1]
     order = {id(m): i for i, (_, m) in enumerate(model.named_modules())}
     return sorted(found.values(), key=lambda nm: order[id(nm[1])])
 
@@ -250,13 +249,3 @@ def layer_blocks(model: nn.Module) -> tuple[list[tuple[str, list[torch.Tensor], 
 
     walk(model, "", {"depth": 0, "current": None})
     return blocks, outside
-
-
-def named_parameter_map(model: nn.Module) -> dict[int, str]:
-    """``id(parameter) -> name`` for every parameter of ``model``."""
-    return {id(p): n for n, p in model.named_parameters()}
-
-
-def iter_trainable(params) -> Iterator[torch.Tensor]:
-    """The parameters of ``params`` that require gradients."""
-    return (p for p in params if p.requires_grad)

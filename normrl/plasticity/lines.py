@@ -33,7 +33,6 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-import torch.nn as nn
 
 from normrl.plasticity.base import STAGE_MERGE, Intervention
 from normrl.plasticity.layers import layer_blocks
