@@ -89,7 +89,8 @@ def test_actor_critic_separate_and_shared_and_dqn():
     assert [(l.name, [o.name for o in l.outgoing]) for l in shared.layers] == [("body.1.0", ["body.1.2"]), ("body.1.2", ["body.1.4"])]
     minatar = gym.spaces.Box(0, 1, (4, 10, 10), np.uint8)
     q = trace_hidden_units(build_q_network(minatar, 3, norm="nap"), torch.zeros(2, 4, 10, 10, dtype=torch.uint8))
-    assert summary(q) == [("1.1", "1.3", "1.2", [("1.5", 64)], 16), ("1.5", "1.7", "1.6", [("1.8", 1)], 128)]
+    # MinAtarCNN: [InputCast, Conv2d, norm, ReLU, Flatten, Linear, norm, ReLU, Linear]
+    assert summary(q) == [("1", "3", "2", [("5", 64)], 16), ("5", "7", "6", [("8", 1)], 128)]
 
 
 class SharedTrunk(nn.Module):
