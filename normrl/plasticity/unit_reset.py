@@ -80,6 +80,14 @@ def rows(x: Any, n: int) -> Any:
     return x
 
 
+def _detached_copy(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.detach().clone()
+    if isinstance(x, tuple):
+        return tuple(_detached_copy(t) for t in x)
+    return x
+
+
 def _training_forward(module: nn.Module) -> bool:
     return module.training and torch.is_grad_enabled()
 
@@ -106,6 +114,7 @@ class UnitResetIntervention(Intervention):
         self.trace: Optional[UnitTrace] = None
         self._last_input: Any = None
         self._probe: Any = None
+        self._trace_input: Any = None  # a few rows of the batch traced last (to trace again)
         self._handles: list = []
         self._busy = False  # our own forwards (tracing, scoring) are not training forwards
 
@@ -129,7 +138,9 @@ class UnitResetIntervention(Intervention):
         self._probe = x
 
     def _input(self) -> Any:
-        return self._probe if self._probe is not None else self._last_input
+        if self._probe is not None:
+            return self._probe
+        return self._last_input if self._last_input is not None else self._trace_input
 
     def _remove_hooks(self) -> None:
         for h in self._handles:
@@ -149,9 +160,10 @@ class UnitResetIntervention(Intervention):
         x = self._input()
         if x is None:
             return False
+        self._trace_input = _detached_copy(rows(x, 8))
         self._busy = True
         try:
-            self.trace = trace_hidden_units(self._require_attached(), rows(x, 8), forward=self.forward)
+            self.trace = trace_hidden_units(self._require_attached(), self._trace_input, forward=self.forward)
         finally:
             self._busy = False
         layers = []

@@ -328,3 +328,37 @@ def test_bad_options():
         ContinualBackprop(decay_rate=1.0)
     with pytest.raises(ValueError, match="utility must be one of"):
         ContinualBackprop(utility="weight")
+
+
+def test_channels_last_network_has_the_same_utilities():
+    from normrl.networks import NatureCNN
+
+    results = []
+    for channels_last in (False, True):
+        torch.manual_seed(8)
+        net = NatureCNN(1, 2, input_size=(36, 36), channels_last=channels_last)
+        opt = torch.optim.SGD(net.parameters(), lr=0.0)
+        cbp = ContinualBackprop(replacement_rate=0.0)
+        cbp.attach(net, opt)
+        for t in range(1, 4):
+            step_once(net, opt, torch.rand(6, 1, 36, 36, generator=torch.Generator().manual_seed(t)), cbp, t)
+        results.append(cbp.utilities())
+    assert list(results[0]) == ["1", "3", "5", "8"]
+    for name in results[0]:
+        torch.testing.assert_close(results[1][name], results[0][name], rtol=1e-4, atol=1e-7)
+
+
+def test_instantaneous_utility_with_zero_decay_replaces_the_lowest_current_contribution():
+    torch.manual_seed(9)
+    net = MLP(4, 3, hidden=(8,), activation="tanh")
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    cbp = ContinualBackprop(replacement_rate=1 / 8, maturity_threshold=3, decay_rate=0.0)
+    cbp.attach(net, opt)
+    for t in range(1, 4):
+        step_once(net, opt, data(t), cbp, t)
+        assert cbp.last_event == {}
+    x = data(4)
+    contribution = torch.tanh(net[0](x)).detach().abs().mean(0) * net[2].weight.detach().abs().sum(0)
+    before = net[0].weight.detach().clone()
+    step_once(net, opt, x, cbp, 4)
+    assert replaced_rows(before, net[0].weight) == [int(contribution.argmin())]
