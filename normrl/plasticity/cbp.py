@@ -107,6 +107,8 @@ UTILITIES = ("contribution", "mean_corrected", "adaptable")
 #: Activations whose output is never negative: their mean equals their mean magnitude.
 _NONNEGATIVE = (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Softplus, nn.Hardsigmoid)
 _BUFFER_STEPS = 32
+#: Activations with at least this many elements are reduced in the forward hook.
+_EAGER_NUMEL = 1 << 16
 
 
 class _LayerState:
@@ -138,6 +140,7 @@ class _LayerState:
         self.scale: list[float] = []
         self.fill = 0
         self.h: Optional[torch.Tensor] = None  # the activation of the last training forward
+        self.recorded = False  # its activity is already in the buffer (large activations)
         self.rebind(layer, device)
 
     def rebind(self, layer: HiddenLayer, device: torch.device) -> None:
@@ -289,6 +292,7 @@ class ContinualBackprop(UnitResetIntervention):
         self._hook_handles: list = []
         self._pending_state: Optional[dict] = None
         self._ones: dict = {}
+        self._scratch: dict = {}
         self._group: Optional[_Group] = None
 
     # -- tracing and hooks -------------------------------------------------------------------
@@ -360,13 +364,44 @@ class ContinualBackprop(UnitResetIntervention):
             self._load_layers(pending)
 
     def _recorder(self, s: _LayerState):
+        eager = not (self.centered or self._instantaneous)
+
         def record(module, inputs, h):
-            # keep a reference only (autograd keeps this tensor for backward anyway);
-            # the statistics are computed for all layers at once in after_step
-            if not self._busy and module.training and torch.is_grad_enabled():
-                s.h = h
+            if self._busy or not module.training or not torch.is_grad_enabled():
+                return
+            if eager and h.numel() >= _EAGER_NUMEL:
+                # a large activation: reduce it now, while it is in cache, rather than
+                # keep it alive past the backward pass
+                with torch.no_grad():
+                    self._record_activity(s, h)
+                s.recorded, s.h = True, None
+            else:
+                # keep a reference only (autograd keeps it for backward anyway); small
+                # activations are reduced together in after_step
+                s.h, s.recorded = h, False
 
         return record
+
+    def _record_activity(self, s: _LayerState, h: torch.Tensor) -> None:
+        """``Σ|h|`` (and ``Σh``) of one layer into its buffer slot ``fill``."""
+        j = s.fill
+        dims, acts, means = s.slots(h)
+        self._sum(self._abs(h, s) if s.signed else h, dims, acts[j])  # |h| = h after ReLU & co.
+        if means is not None:
+            self._sum(h, dims, means[j])
+        scale = s.units * s.positions / h.numel()  # 1 / (elements averaged per slot)
+        if len(s.scale) > j:
+            s.scale[j] = scale
+        else:
+            s.scale.append(scale)
+
+    def _abs(self, x: torch.Tensor, owner: object) -> torch.Tensor:
+        """``|x|`` into a buffer kept per ``owner``: a fresh large temporary on every update
+        costs the CPU allocator page faults."""
+        buf = self._scratch.get(id(owner))
+        if buf is None or buf.shape != x.shape or buf.dtype != x.dtype or buf.device != x.device:
+            buf = self._scratch[id(owner)] = torch.empty_like(x)
+        return torch.abs(x, out=buf)
 
     def _sum(self, x: torch.Tensor, dims: tuple[int, ...], out: torch.Tensor) -> None:
         """``out = x.sum(dims)`` in float32; a wide batch-first sum is a matrix-vector
@@ -413,7 +448,7 @@ class ContinualBackprop(UnitResetIntervention):
     @torch.no_grad()
     def after_step(self, step: int) -> None:
         self.last_event = {}
-        ready = [s for s in self.states if s.h is not None]
+        ready = [s for s in self.states if s.h is not None or s.recorded]
         if not ready:
             return
         # host bookkeeping first: ages, eligible units, replacement credit
@@ -431,7 +466,7 @@ class ContinualBackprop(UnitResetIntervention):
             active = [s for s, n in zip(ready, counts) if n > 0]
             for s in ready:
                 if s not in active:
-                    s.h = None
+                    s.h, s.recorded = None, False
             pairs = [(s, n) for s, n in zip(ready, counts) if n > 0]
             ready = active
         else:
@@ -461,34 +496,18 @@ class ContinualBackprop(UnitResetIntervention):
             group = self._group
             if group is not None and len(ready) == len(self.states) and group.record():
                 grouped = {id(st) for st in group.states}
-            rest = [s for s in ready if id(s) not in grouped]
-            signed = [s for s in rest if s.signed]
-            magnitudes = dict(zip(map(id, signed), torch._foreach_abs([s.h for s in signed]))) if signed else {}
-            for s in rest:
-                h, j = s.h, s.fill
-                dims, acts, means = s.slots(h)
-                self._sum(magnitudes.get(id(s), h), dims, acts[j])  # |h| = h after ReLU & co.
-                if means is not None:
-                    self._sum(h, dims, means[j])
-                scale = s.units * s.positions / h.numel()  # 1 / (elements averaged per slot)
-                if len(s.scale) > j:
-                    s.scale[j] = scale
-                else:
-                    s.scale.append(scale)
-        weights = [w for s in ready for w in s.weights]
-        if self.utility == "adaptable":
-            weights += [s.layer.incoming.weight for s in ready]
-        magnitudes = iter(torch._foreach_abs(weights))
+            for s in ready:
+                if id(s) not in grouped and s.h is not None:
+                    self._record_activity(s, s.h)
         for s in ready:
             j = s.fill
-            for slots, dims in zip(s.wout_slots, s.weight_dims):
-                torch.sum(next(magnitudes), dims, dtype=torch.float32, out=slots[j])
-        if self.utility == "adaptable":
-            for s in ready:
-                w = next(magnitudes)
-                torch.sum(w, tuple(range(1, w.dim())), dtype=torch.float32, out=s.win[s.fill])
+            for w, slots, dims in zip(s.weights, s.wout_slots, s.weight_dims):
+                torch.sum(self._abs(w, w), dims, dtype=torch.float32, out=slots[j])
+            if self.utility == "adaptable":
+                w = s.layer.incoming.weight
+                torch.sum(self._abs(w, w), tuple(range(1, w.dim())), dtype=torch.float32, out=s.win[j])
         for s in ready:
-            s.h = None
+            s.h, s.recorded = None, False
 
     def _fold(self, s: _LayerState) -> None:
         """Fold the buffered steps into ``u`` and ``f``: with ``k`` buffered steps

@@ -362,3 +362,21 @@ def test_instantaneous_utility_with_zero_decay_replaces_the_lowest_current_contr
     before = net[0].weight.detach().clone()
     step_once(net, opt, x, cbp, 4)
     assert replaced_rows(before, net[0].weight) == [int(contribution.argmin())]
+
+
+@pytest.mark.parametrize("batch", [8, 64])  # 64 x 16 x 8 x 8 activations are reduced in the hook
+def test_conv_channel_utility_sums_each_flattened_position(batch):
+    torch.manual_seed(10)
+    net = nn.Sequential(nn.Conv2d(2, 16, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 64, 3))
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    eta = 0.9
+    cbp = ContinualBackprop(replacement_rate=0.0, decay_rate=eta)
+    cbp.attach(net, opt)
+    u = torch.zeros(16)
+    for t in range(1, 6):
+        x = torch.rand(batch, 2, 10, 10, generator=torch.Generator().manual_seed(t))
+        step_once(net, opt, x, cbp, t)
+        h = torch.relu(net[0](x)).detach()  # (N, 16, 8, 8)
+        w = net[3].weight.detach().abs().sum(0).reshape(16, 64)
+        u = eta * u + (1 - eta) * (h.abs().mean(0).reshape(16, 64) * w).sum(1)
+    torch.testing.assert_close(cbp.utilities(bias_corrected=False)["0"], u, rtol=1e-5, atol=0)
