@@ -22,6 +22,12 @@ network, capturing its training input, and replacing a set of units.
   (:func:`~normrl.plasticity.optim_state.zero_state_slices`; Adam's per-tensor ``step``
   is kept, see there).
 
+Frozen units (an incoming layer with ``requires_grad=False``, e.g. a head frozen by
+plasticity injection) are never replaced. The layers *reading* a replaced unit are edited
+whether they train or not (zeroed columns; continual backprop's bias transfer), because
+otherwise the replacement would change the network's function; optimizer state is only
+touched for parameters the optimizer updates.
+
 Hooks survive ``copy.deepcopy(model)`` as no-ops (a DQN target network copied after
 ``attach`` does not feed the intervention) and pickle as no-ops.
 
@@ -169,12 +175,15 @@ class UnitResetIntervention(Intervention):
         layers = []
         skipped = dict(self.trace.skipped)
         for layer in self.trace.layers:
+            if not layer.incoming.weight.requires_grad:
+                skipped[layer.activation_name] = f"its weight layer {layer.name} is frozen"
+                continue
             if self.init is None and not callable(getattr(layer.incoming, "reset_parameters", None)):
                 skipped[layer.activation_name] = f"{type(layer.incoming).__name__} {layer.name} has no reset_parameters() (pass init=)"
                 continue
             layers.append(layer)
         self.trace.skipped = skipped
-        if skipped:
+        if any("frozen" not in why for why in skipped.values()):  # frozen layers are left alone by design
             warnings.warn(self.trace.skipped_message(self.name), stacklevel=3)
         if not layers:
             warnings.warn(f"{self.name}: no hidden units of {type(self.model).__name__} can be traced (no activation "

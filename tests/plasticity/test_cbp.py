@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from normrl.agents.dqn.networks import build_q_network
 from normrl.agents.ppo.networks import ActorCritic
-from normrl.networks import MLP, MinAtarCNN
+from normrl.networks import MLP
 from normrl.plasticity import build_interventions
 from normrl.plasticity.cbp import ContinualBackprop
 
@@ -380,3 +380,36 @@ def test_conv_channel_utility_sums_each_flattened_position(batch):
         w = net[3].weight.detach().abs().sum(0).reshape(16, 64)
         u = eta * u + (1 - eta) * (h.abs().mean(0).reshape(16, 64) * w).sum(1)
     torch.testing.assert_close(cbp.utilities(bias_corrected=False)["0"], u, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("method", ["cbp:replacement_rate=0.2,maturity_threshold=1", "redo:tau=0.5,every=1"])
+def test_after_a_plasticity_injection_frozen_units_are_left_alone(method):
+    torch.manual_seed(11)
+    net = MLP(4, 3, hidden=(8, 8))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    compose = build_interventions(["plasticity_injection:k=2,task=1", method], seed=0)
+    compose.attach(net, opt)
+    compose.on_task_start(0)
+    for t in range(1, 4):
+        opt.zero_grad()
+        (net(data(t)) - 1).square().mean().backward()
+        opt.step()
+        compose.after_step(t)
+    compose.on_task_start(1)  # injects a fresh copy of the head 2.. on top of a frozen one
+    frozen = {n: p.detach().clone() for n, p in net.named_parameters() if not p.requires_grad}
+    events = {}
+    for t in range(4, 12):
+        opt.zero_grad()
+        (net(data(t)) - 1).square().mean().backward()
+        opt.step()
+        compose.after_step(t)
+        events.update(compose.last_event)
+    name = method.split(":")[0]
+    iv = next(iv for iv in compose if iv.name == name)
+    assert [layer.name for layer in iv.layers] == ["0", "2.new.0"]  # the trainable hidden layers
+    assert any(k.startswith(f"{name}/reset_units/") for k in events)
+    now = dict(net.named_parameters())
+    for n, p in frozen.items():  # frozen weights change only where a recycled unit's column is zeroed
+        if n.endswith("weight"):
+            changed = now[n].detach() != p
+            assert torch.all(now[n].detach()[changed] == 0), n
