@@ -359,6 +359,7 @@ class ContinualBackprop(UnitResetIntervention):
             group.signed = any(st.signed for st in group.states)
         self._group = group if group is None or len(group.states) == len(group.layers) else None
         self._remove_hooks()  # the input capture is needed no more: the trace input is kept
+        self._last_input = None
         if self._pending_state is not None:
             pending, self._pending_state = self._pending_state, None
             self._load_layers(pending)
