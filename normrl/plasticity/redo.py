@@ -52,20 +52,23 @@ recycles exactly the units the monitor reports as dormant on the same batch. For
 networks without batch-dependent norms or dropout, train and eval mode give the same
 scores.
 
-Defaults: ``every=1000`` updates (the recycling period of the paper's reimplementation
-``timoklein/redo``, ``redo_check_interval=1000``; Dopamine's ``labs/redo`` code uses
-``reset_period`` as a gin setting), ``tau=0.025`` (the dormancy threshold of the paper's
-figures and of ``timoklein/redo``'s default; 0.1 for its high-replay-ratio setting; 0
-recycles only dead units), ``probe_size=256`` (Dopamine's ``batch_size_statistics``).
+Defaults: ``every=1000`` updates and ``tau=0.025``, the settings of the reimplementation
+``timoklein/redo`` (``redo_check_interval=1000``; ``redo_tau=0.025``, noted there as the
+value for the default replay ratio and 0.1 otherwise; Plasticine also uses 0.025), and
+``probe_size=256`` (Dopamine ``labs/redo``'s ``batch_size_statistics``). The paper's own
+hyperparameter table could not be read for this implementation; Dopamine's code leaves
+the period to its gin configurations (``reset_period``) and defaults to ``τ = 0`` (dead
+units only). For a high replay ratio use ``redo:tau=0.1``.
 
 Plasticine (``RLE-Foundation/Plasticine``, ``plasticine/c51_atari_base.py``,
 ``ppo_continual_procgen_base.py``, ``ppo_continual_dmc_base.py``, ``plasticine_redo``)
 differs: it passes no optimizer, so Adam's moments of recycled units are never cleared;
 it *redraws* the recycled units' biases (``uniform(±1/√fan_in)``) instead of zeroing
-them; it scores ``F.relu`` of each weight layer's *output* (before any norm layer, so a
-LayerNorm network is scored on the wrong quantity); and in the Procgen agent the last
-encoder layer's outgoing weights are zeroed only in the actor head (the link list names
-``actor``), although the critic reads the same units.
+them; the C51 and DMC agents score ``F.relu`` of each Linear/Conv *output*, i.e. before
+the LayerNorm that the C51 encoder's LayerNorm variant puts there, so a LayerNorm network
+is scored on the wrong quantity; and in the Procgen agent the last encoder layer's
+outgoing weights are zeroed only in the actor head (its link list names ``actor``),
+although the critic reads the same units (``self.critic(hidden)``).
 """
 from __future__ import annotations
 
