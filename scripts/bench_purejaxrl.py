@@ -18,9 +18,9 @@ Setup (once; JAX never enters normrl's dependencies)::
     git clone https://github.com/luchris429/purejaxrl /work/purejaxrl   # any checkout
 
     python scripts/bench_purejaxrl.py --purejaxrl-dir /work/purejaxrl \
-        --jax-python /work/pjx-venv/bin/python            # quick check, 100k steps a run
+        --jax-python /work/pjx-venv/bin/python       # quick check: 100k steps a run, 25k a seed
     python scripts/bench_purejaxrl.py --purejaxrl-dir /work/purejaxrl \
-        --jax-python /work/pjx-venv/bin/python --steps 1000000 --seed-steps 100000
+        --jax-python /work/pjx-venv/bin/python --steps 1000000 --seed-steps 1000000   # the full table
 
 ``--jax-python`` defaults to ``$PUREJAXRL_PYTHON``. ``brax``, ``navix`` and ``wandb``
 (imported by PureJaxRL for features not benchmarked) need not be installed; see the
@@ -28,7 +28,8 @@ runner's docstring for that and for how gymnax >= 1.0's separate ``terminated`` 
 ``truncated`` are folded back into the ``done`` PureJaxRL expects.
 
 Rows (each side with its own env implementation: gymnax ``CartPole-v1`` /
-``Breakout-MinAtar`` vs normrl ``CartPole-v1`` / ``MinAtar/Breakout``):
+``Breakout-MinAtar`` vs normrl ``CartPole-v1`` / ``MinAtar/Breakout``, the latter built
+like gymnax's: no sticky actions, episodes truncated at 1000 steps):
 
 * **PPO CartPole**, CleanRL/PureJaxRL settings: 128 steps per rollout, 4 epochs x 4
   minibatches, separate 64-64 tanh actor and critic, Adam 2.5e-4 (eps 1e-5) annealed
@@ -80,6 +81,9 @@ XLA_ONE_CORE = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=
 RETURN_FRACTION = 0.1
 
 GYMNAX_IDS = {"CartPole-v1": "CartPole-v1", "MinAtar/Breakout": "Breakout-MinAtar"}
+# normrl env options that match gymnax's defaults: gymnax's MinAtar has no sticky actions
+# and a 1000-step time limit (EnvParams.max_steps_in_episode); CartPole-v1 matches as is
+NORMRL_ENV_KWARGS = {"CartPole-v1": {}, "MinAtar/Breakout": {"sticky_action_prob": 0.0, "max_episode_steps": 1000}}
 
 # PureJaxRL's configs: ppo.py's __main__ (CartPole), examples/brax_minatar.ipynb (MinAtar)
 PPO_COMMON = {"NUM_STEPS": 128, "UPDATE_EPOCHS": 4, "GAMMA": 0.99, "GAE_LAMBDA": 0.95, "CLIP_EPS": 0.2, "ENT_COEF": 0.01,
@@ -131,7 +135,7 @@ def _normrl_agent(spec: dict, seed: int, num_envs: int, extra_config: dict | Non
     from normrl.agents import DQN, DQNConfig, PPO, PPOConfig
     from normrl.envs import make_env
 
-    env = make_env(spec["env"], num_envs, "cpu", seed=seed)
+    env = make_env(spec["env"], num_envs, "cpu", seed=seed, **spec["env_kwargs"])
     if spec["algo"] == "ppo":
         p = spec["ppo"]
         cfg = PPOConfig(seed=seed, num_steps=p["num_steps"], num_minibatches=p["num_minibatches"], update_epochs=p["update_epochs"],
@@ -214,7 +218,7 @@ def purejaxrl_spec(algo: str, env_id: str, num_envs: int, steps: int, num_seeds:
 
 
 def normrl_spec(algo: str, env_id: str, num_envs: int, steps: int, num_seeds: int, mode: str) -> dict:
-    spec = {"algo": algo, "env": env_id, "num_envs": num_envs, "steps": steps, "seeds": list(range(num_seeds)),
+    spec = {"algo": algo, "env": env_id, "env_kwargs": NORMRL_ENV_KWARGS[env_id], "num_envs": num_envs, "steps": steps, "seeds": list(range(num_seeds)),
             "mode": mode if num_seeds > 1 else "sequential", "flat_mlp": env_id.startswith("MinAtar/"), "return_fraction": RETURN_FRACTION}
     if algo == "ppo":
         c = {**PPO_COMMON, **PPO_PER_ENV[env_id]}
@@ -332,7 +336,7 @@ def plan_rows(args, have_dqn: bool) -> list[tuple[str, str, int, int, int]]:
             for n in args.num_envs:
                 rows.append(("ppo", env_id, n, 1, matched_steps("ppo", env_id, n, args.steps)))
             if args.seeds > 1:
-                rows.append(("ppo", env_id, args.seed_envs, args.seeds, matched_steps("ppo", env_id, args.seed_envs, args.seed_steps or args.steps)))
+                rows.append(("ppo", env_id, args.seed_envs, args.seeds, matched_steps("ppo", env_id, args.seed_envs, args.seed_steps)))
         if "dqn" in args.algos and env_id == "CartPole-v1" and have_dqn:
             rows.append(("dqn", env_id, args.dqn_num_envs, 1, matched_steps("dqn", env_id, args.dqn_num_envs, args.steps)))
     return rows
@@ -394,7 +398,8 @@ def main(argv=None) -> int:
     p.add_argument("--jax-python", default=os.environ.get("PUREJAXRL_PYTHON"),
                    help="Python of the JAX virtualenv [$PUREJAXRL_PYTHON]")
     p.add_argument("--steps", type=int, default=100_000, help="env steps per run (per seed) [100000; 1000000 for the full table]")
-    p.add_argument("--seed-steps", type=int, default=None, help="env steps per seed in the seeds rows [--steps]")
+    p.add_argument("--seed-steps", type=int, default=25_000,
+                   help="env steps per seed in the seeds rows (normrl runs the seeds one after another) [25000]")
     p.add_argument("--envs", nargs="+", default=["CartPole-v1", "MinAtar/Breakout"], choices=sorted(GYMNAX_IDS))
     p.add_argument("--algos", nargs="+", default=["ppo", "dqn"], choices=["ppo", "dqn"])
     p.add_argument("--num-envs", nargs="+", type=int, default=[4, 64, 1024], help="PPO envs per row [4 64 1024]")
@@ -412,7 +417,7 @@ def main(argv=None) -> int:
     if args.worker_spec:
         print(json.dumps(run_normrl(json.loads(args.worker_spec))))
         return 0
-    for name in ("steps", "seeds", "seed_envs", "dqn_num_envs", "repeats"):
+    for name in ("steps", "seed_steps", "seeds", "seed_envs", "dqn_num_envs", "repeats"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     check = check_setup(args)
