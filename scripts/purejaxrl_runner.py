@@ -105,11 +105,9 @@ class FiveTupleStep:
         out = self._env.step(key, state, action, params)
         if len(out) == 5:  # gymnax < 1.0 already has this form
             return out
-        import jax.numpy as jnp
-
         obs, state, reward, terminated, truncated, info = out
         info = {k: v for k, v in info.items() if k not in self.DROPPED_INFO}
-        return obs, state, reward, jnp.logical_or(terminated, truncated), info
+        return obs, state, reward, terminated | truncated, info
 
 
 def gymnax_five_tuple():
