@@ -214,13 +214,21 @@ def format_value(value) -> str:
 
 def intervention_override(algo: str, spec: str) -> dict:
     """The config overrides of one intervention axis entry: ``{}`` for ``"none"``, else
-    ``{"interventions": (spec,)}``. A config class without that field (a normrl whose
-    agents do not take interventions) is a UserError rather than a silent no-op."""
+    ``{"interventions": (spec,)}`` once the spec string parses
+    (:func:`normrl.plasticity.spec.parse_intervention_spec`; UserError naming the valid
+    interventions otherwise). A config class without that field is a UserError rather
+    than a silent no-op."""
     if spec == NO_INTERVENTION:
         return {}
     if INTERVENTION_FIELD not in _config_hints(algo):
         raise UserError(f"--intervention {spec!r}: this normrl's {algo} config has no "
                         f"{INTERVENTION_FIELD!r} field, so interventions cannot be swept; use --intervention none")
+    from normrl.plasticity.spec import parse_intervention_spec
+
+    try:
+        parse_intervention_spec(spec)
+    except ValueError as exc:
+        raise UserError(f"--intervention {spec!r}: {exc}") from None
     return {INTERVENTION_FIELD: (spec,)}
 
 

@@ -91,18 +91,38 @@ def test_bad_specs_are_refused(fields, match):
         _spec(**fields)
 
 
-def test_interventions_need_the_config_field(monkeypatch):
-    with pytest.raises(UserError, match="no 'interventions' field"):
-        _spec(intervention="redo:tau=0.1")
-    # once the agents' configs have the field, an entry becomes interventions=(spec,)
-    hints = sweep_spec._config_hints("ppo")
-    monkeypatch.setattr(sweep_spec, "_config_hints", lambda algo: {**hints, "interventions": tuple[str, ...]})
+def test_intervention_entries_become_the_interventions_field(monkeypatch):
     spec = _spec(intervention="none,redo:tau=0.1,every=1000")
     assert spec.interventions == ("none", "redo:tau=0.1,every=1000")
     t0, t1 = spec.trials()
     assert t0.name == "CartPole-v1/none/seed_0" and "interventions" not in t0.kwargs["train"]["overrides"]
     assert t1.name == "CartPole-v1/none_redo-tau=0.1-every=1000/seed_0"
     assert t1.kwargs["train"]["overrides"]["interventions"] == ("redo:tau=0.1,every=1000",)
+    # repeated flags and comma lists read the same
+    assert _spec(intervention=["none", "redo:tau=0.1,every=1000"]).interventions == spec.interventions
+    with pytest.raises(UserError, match="--intervention 'redoo'.*redo"):
+        _spec(intervention="redoo")
+    # a config without the field (an older normrl) refuses instead of ignoring the axis
+    hints = {k: v for k, v in sweep_spec._config_hints("ppo").items() if k != "interventions"}
+    monkeypatch.setattr(sweep_spec, "_config_hints", lambda algo: hints)
+    with pytest.raises(UserError, match="no 'interventions' field"):
+        _spec(intervention="redo:tau=0.1")
+
+
+def test_an_intervention_trial_trains_with_it(tmp_path):
+    """The axis reaches the agent: the trial's config.json holds the spec, and the report
+    names the arm by it."""
+    from normrl.analysis.run_dirs import arm_labels, find_runs
+    from normrl.runs.sweep import run_trial
+
+    spec = _spec(steps=512, intervention="none,redo:tau=0.1,every=4", set={"num_envs": 8, "update_epochs": 1})
+    for trial in spec.trials():
+        out = run_trial(**trial.kwargs, logdir=str(tmp_path / trial.name), progress=False)
+        assert out["status"] == "finished"
+    name = "CartPole-v1/none_redo-tau=0.1-every=4_num_envs=8_update_epochs=1/seed_0"
+    config = json.loads((tmp_path / name / "config.json").read_text())
+    assert config["config"]["interventions"] == ["redo:tau=0.1,every=4"]
+    assert sorted(arm_labels(find_runs(tmp_path)).values()) == ["none", "none redo:tau=0.1,every=4"]
 
 
 def test_spec_files_round_trip(tmp_path):
