@@ -33,14 +33,16 @@ Rule details kept from the reference (they change observations and returns):
   bullet at their new cell, shot); enemy bullets (contact before and after moving);
   fish (as subs, no shot); timers, oxygen, surfacing.
 
-Layout. The reference keeps Python lists; here each kind of entity lives in a ring of
-slots (:mod:`normrl.envs.minatar.slot_ring`): an entity is written at the ring's tail
-and stays in its slot until it is removed, so a step never compacts or shifts, and the
-lists' spawn order is the slots' order read from the tail. Fish and enemy subs share
-one ``enemy`` ring (a ``sub`` field tells them apart; the rules only ever order
-entities of one kind, so interleaving the kinds changes nothing). Every rule is a few
-tensor ops over all slots at once; the only loops run over the friendly-bullet ring's
-3 ranks. The capacities follow from the rules:
+Layout. The reference keeps Python lists; here each kind of entity lives in fixed
+slots (:mod:`normrl.envs.minatar.entity_slots`) that keep the lists' spawn order
+without ever compacting. Fish and enemy subs share one ``enemy`` ring: an enemy is
+written at the ring's tail and stays in its slot until it is removed, and its place in
+spawn order is its slot's rank counted from the tail (a ``sub`` field tells the kinds
+apart; the rules only ever order entities of one kind, so interleaving them changes
+nothing). Friendly bullets and divers, a few at a time, are shift slots: slot 0 holds
+the newest, and a new one shifts the others one slot older. Every rule is a few
+tensor ops over all slots at once; the only loops run over the 4 friendly-bullet and
+the 4 diver slots. The capacities follow from the rules:
 
 * ``enemy``: 64 slots. An enemy leaves the grid after 10 moves, the first
   ``move_speed`` <= 5 steps after its spawn and then one every <= 6 steps, so it
@@ -52,8 +54,10 @@ tensor ops over all slots at once; the only loops run over the friendly-bullet r
   gone when it fires; a slot taken over by a new enemy still carries its old bullet
   until that leaves, which happens before the new enemy's first shot (10 steps).
 * ``f_bullet``: 4 slots. The player fires at most every 5 steps and a bullet lives at
-  most 10, so at most 2 are alive (3 right after a shot when a loaded state holds 2).
-* ``diver``: 4 slots. One spawns every 30 steps and lives at most 59, so at most 2.
+  most 10, so a bullet is gone before 3 more are fired: at most 2 are alive, and at
+  most the 2 newest slots are used (a state loaded with 3 still fits).
+* ``diver``: 4 slots. One spawns every 30 steps and lives at most 59, so at most 2,
+  in the 2 newest slots.
 
 The per-step work scales with the enemy ring's width, and random play rarely has more
 than a few enemies alive, so on CPU the ring is kept only as wide as the batch needs
@@ -78,7 +82,8 @@ from __future__ import annotations
 import torch
 
 from normrl.envs.minatar.common import DOWN, FIRE, GRID, LEFT, NOOP, RIGHT, UP, MinAtarEnv, State, uniform_to_int
-from normrl.envs.minatar.slot_ring import SlotRing, any_slot, blend, check_width, reorder, step_x
+from normrl.envs.minatar.entity_slots import (any_slot, blend, check_width, pack, reorder_ring, ring_append, ring_rank,
+                                              shift_append, step_x, unpack)
 
 U8 = torch.uint8
 MAX_OXYGEN = 200
@@ -90,17 +95,19 @@ ENEMY_SHOT_INTERVAL = 10
 DIVER_MOVE_INTERVAL = 5
 MAX_DIVERS = 6
 
-#: each slot list: (most slots, fields), every field uint8 (flags 0/1, columns 0-9,
-#: countdowns <= 10); see the module docstring for the bounds
+#: each slot list: (slots, fields), every field uint8: ``valid`` and ``sub`` 0/1, the
+#: column ``x`` and row ``y``, the heading ``dx`` (1 right, 255 = -1 left), countdowns
+#: ``move`` and ``shot``; ``enemy`` and ``e_bullet`` hold at most this many slots (see
+#: the module docstring for the bounds)
 LISTS: dict[str, tuple[int, tuple[str, ...]]] = {
-    "f_bullet": (4, ("valid", "x", "y", "right")),
-    "diver": (4, ("valid", "x", "y", "right", "move")),
-    "enemy": (64, ("valid", "x", "y", "right", "sub", "move", "shot")),
-    "e_bullet": (64, ("valid", "x", "y", "right")),
+    "f_bullet": (4, ("valid", "x", "y", "dx")),
+    "diver": (4, ("valid", "x", "y", "dx", "move")),
+    "enemy": (64, ("valid", "x", "y", "dx", "sub", "move", "shot")),
+    "e_bullet": (64, ("valid", "x", "y", "dx")),
 }
-#: the state key of each list's ring tail (``e_bullet`` slots shadow the ``enemy`` slots)
-TAILS: dict[str, str] = {"f_bullet": "f_bullet_tail", "diver": "diver_tail", "enemy": "enemy_tail",
-                         "e_bullet": "enemy_tail"}
+#: the lists kept as rings (the others are shift slots, newest first), and their tail's
+#: state key (``e_bullet`` slots shadow the ``enemy`` slots)
+TAILS: dict[str, str] = {"enemy": "enemy_tail", "e_bullet": "enemy_tail"}
 #: per-sub-env values of a fresh episode and their dtypes (``oxygen`` drops to -1 on the
 #: step oxygen runs out; ``diver_count`` goes below 0 after a full rescue, see above)
 INITIAL: dict[str, tuple[int | bool, torch.dtype]] = {
@@ -108,7 +115,7 @@ INITIAL: dict[str, tuple[int | bool, torch.dtype]] = {
     "oxygen": (MAX_OXYGEN, torch.int16), "diver_count": (0, torch.int32), "shot_timer": (0, U8),
     "surface": (True, torch.bool), "e_spawn_speed": (INIT_SPAWN_SPEED, U8), "e_spawn_timer": (INIT_SPAWN_SPEED, U8),
     "d_spawn_timer": (DIVER_SPAWN_SPEED, U8), "move_speed": (INIT_MOVE_SPEED, U8), "ramp_index": (0, U8),
-    "f_bullet_tail": (0, U8), "diver_tail": (0, U8), "enemy_tail": (0, U8),
+    "enemy_tail": (0, U8),
 }
 #: narrowest enemy ring of ``dynamic_capacity`` (a power of two, as every ring width)
 MIN_ENEMY_SLOTS = 4
@@ -144,13 +151,12 @@ class SeaquestEnv(MinAtarEnv):
     ``player_x``, ``player_y``, ``player_right`` (heading), ``oxygen``, ``diver_count``,
     ``shot_timer``, ``surface`` (already surfaced, no refill until it dives again);
     spawn and speed ``e_spawn_speed``, ``e_spawn_timer``, ``d_spawn_timer``,
-    ``move_speed``, ``ramp_index``. The lists :data:`LISTS` ``f_bullet``, ``diver``,
-    ``enemy``, ``e_bullet`` are uint8 tensors ``(num_envs, slots, fields)`` (views of
-    env-innermost memory, see :mod:`normrl.envs.minatar.slot_ring`), with the fields in
-    the order :data:`LISTS` gives; empty slots hold zeros. Their ring tails are
-    ``f_bullet_tail``, ``diver_tail`` and ``enemy_tail`` (the number of entities ever
-    written, modulo 256; ``e_bullet`` follows ``enemy_tail``). The current ring widths
-    are :attr:`capacity`.
+    ``move_speed``, ``ramp_index``. The lists :data:`LISTS` ``f_bullet``, ``diver``
+    (shift slots, slot 0 the newest), ``enemy`` and ``e_bullet`` (a ring whose tail is
+    ``enemy_tail``, the number of enemies ever written modulo 256) are uint8 tensors
+    ``(num_envs, slots, fields)`` (views of env-innermost memory, see
+    :mod:`normrl.envs.minatar.entity_slots`), with the fields in the order
+    :data:`LISTS` gives; empty slots hold zeros. The current widths are :attr:`capacity`.
     """
 
     game = "seaquest"
@@ -172,15 +178,17 @@ class SeaquestEnv(MinAtarEnv):
         self.capacity = {p: cap for p, (cap, _) in LISTS.items()}
         if dynamic_capacity:
             self.capacity["enemy"] = self.capacity["e_bullet"] = MIN_ENEMY_SLOTS
-        # Gauge rows (row 9 of channels 7 and 8) by (oxygen cells 0-10, divers 0-6 on board).
+        # The gauges (row 9 of channels 7 and 8) as 20 cells, by (oxygen cells 0-10, divers 0-6 on board).
         cols = torch.arange(GRID)
         oxygen_cells, divers = torch.arange(11).view(-1, 1, 1), torch.arange(MAX_DIVERS + 1).view(1, -1, 1)
         oxygen_row = (cols < oxygen_cells).expand(-1, MAX_DIVERS + 1, -1)
         diver_row = ((cols >= GRID - 1 - divers) & (cols < GRID - 1)).expand(11, -1, -1)
-        self._gauge_rows = torch.stack([oxygen_row, diver_row], dim=2).reshape(-1, 2, GRID).to(device)
+        self._gauge_cells = torch.cat([oxygen_row, diver_row], dim=2).reshape(-1, 2 * GRID).to(device)
+        row_9 = (GRID - 1) * GRID + cols
+        self._gauge_index = torch.cat([7 * GRID * GRID + row_9, 8 * GRID * GRID + row_9]).view(1, -1).to(device)
         super().__init__(num_envs, device, seed, **kwargs)
 
-    # ------------------------------------------------------------------ ring widths
+    # ------------------------------------------------------------------ ring width
     def _fit_capacity(self) -> None:
         """Widen (or narrow) the enemy ring of ``self.state`` so the next step cannot overflow it.
 
@@ -189,11 +197,11 @@ class SeaquestEnv(MinAtarEnv):
         Narrowing keeps every slot that still carries a live enemy bullet.
         """
         width = self.capacity["enemy"]
-        enemy = SlotRing.unpack(self.state["enemy"], self.state["enemy_tail"], LISTS["enemy"][1])
-        rank = enemy.rank().to(torch.int16)
+        rank = ring_rank(self.state["enemy_tail"], width).to(torch.int16)
         spans = []
-        for valid in (enemy["valid"], self.state["e_bullet"][:, :, 0].t()):
-            oldest = (rank + (1 - valid.to(torch.int16)) * width).amin(0)
+        for p in ("enemy", "e_bullet"):
+            valid = self.state[p][:, :, 0].t().to(torch.int16)
+            oldest = (rank + (1 - valid) * width).amin(0)
             spans.append((width - oldest).amax())
         enemy_span, bullet_span = torch.stack(spans).tolist()
         need = max(enemy_span + 1, bullet_span)
@@ -204,7 +212,7 @@ class SeaquestEnv(MinAtarEnv):
     def _set_enemy_width(self, width: int) -> None:
         tail = self.state["enemy_tail"]
         for p in ("enemy", "e_bullet"):
-            self.state[p] = reorder(self.state[p], tail, width)
+            self.state[p] = reorder_ring(self.state[p], tail, width)
             self.capacity[p] = width
         self.state["enemy_tail"] = torch.zeros_like(tail)
 
@@ -220,9 +228,9 @@ class SeaquestEnv(MinAtarEnv):
         for p, (most, _) in LISTS.items():
             width = self.state[p].shape[1]
             check_width(width)
-            if width > most or (p in ("f_bullet", "diver") and width != most):
-                raise ValueError(f"state list {p!r} has {width} slots; this env takes {most}"
-                                 + ("" if p in ("f_bullet", "diver") else " at most"))
+            if width > most or (p not in TAILS and width != most):
+                raise ValueError(f"state list {p!r} has {width} slots; this env takes "
+                                 + (f"at most {most}" if p in TAILS else str(most)))
             # back to env-innermost memory (the layout the step's ops are fast on)
             self.state[p] = self.state[p].permute(2, 1, 0).contiguous().permute(2, 1, 0)
             self.capacity[p] = width
@@ -256,153 +264,180 @@ class SeaquestEnv(MinAtarEnv):
 
     # ------------------------------------------------------------------ rules
     def transition(self, state: State, action: torch.Tensor, draws: dict[str, torch.Tensor]):
-        rings = {p: SlotRing.unpack(state[p], state[TAILS[p]], LISTS[p][1]) for p in LISTS}
-        if rings["enemy"].width > LISTS["enemy"][0] or rings["enemy"].width != rings["e_bullet"].width:
-            raise ValueError(f"the enemy and e_bullet rings must share one width <= {LISTS['enemy'][0]}")
-        nine = torch.full_like(state["player_x"], GRID - 1)
+        width = state["enemy"].shape[1]
+        if width > LISTS["enemy"][0] or width != state["e_bullet"].shape[1]:
+            raise ValueError(f"the enemy and e_bullet lists must share one width <= {LISTS['enemy'][0]}")
+        c = _Constants(state["player_x"], state["diver_count"])
         out = dict(state)
-        out["e_spawn_timer"], out["d_spawn_timer"] = _spawn(rings["enemy"], rings["diver"], state, draws, nine)
-        out["player_x"], out["player_y"], out["player_right"], out["shot_timer"] = _player(
-            rings["f_bullet"], state, action, nine)
+        rank = ring_rank(state["enemy_tail"], width)
+        enemy, placed, diver, out["e_spawn_timer"], out["d_spawn_timer"] = _spawn(state, rank, draws, c)
+        out["enemy_tail"] = state["enemy_tail"] + placed.view(U8)
+        rank = (rank - placed.view(U8)) & (width - 1)
+        f_bullet, out["player_x"], out["player_y"], out["player_right"], out["shot_timer"] = _player(state, action, c)
         px, py = out["player_x"], out["player_y"]
-        reward = _friendly_bullets(rings["f_bullet"], rings["enemy"], nine)
-        out["diver_count"] = _divers(rings["diver"], px, py, state["diver_count"], nine)
-        terminal, hits = _enemies(rings["enemy"], rings["e_bullet"], rings["f_bullet"], px, py,
-                                  state["move_speed"], nine)
-        terminal = terminal | _enemy_bullets(rings["e_bullet"], px, py, nine)
-        surfacing = _timers_and_surface(out, self.difficulty_ramping)
+        f_bullet, enemy, diver = (unpack(lst, LISTS[p][1]) for lst, p in ((f_bullet, "f_bullet"), (enemy, "enemy"),
+                                                                          (diver, "diver")))
+        e_bullet = unpack(state["e_bullet"], LISTS["e_bullet"][1])
+        order = rank | enemy["sub"] * 64  # spawn order: fish before subs, then oldest first (ranks < 64)
+        reward = _friendly_bullets(f_bullet, enemy, order, c)
+        out["diver_count"] = _divers(diver, px, py, state["diver_count"], c)
+        terminal, hits = _enemies(enemy, e_bullet, f_bullet, order, px, py, state["move_speed"], c)
+        terminal = terminal | _enemy_bullets(e_bullet, px, py, c)
+        surfacing = _timers_and_surface(out, self.difficulty_ramping, c)
         reward = surfacing.pop("reward") + (reward + hits)
         terminal = terminal | surfacing.pop("terminal")
         out.update(surfacing)
-        for p, ring in rings.items():
-            out[p] = ring.pack(LISTS[p][1])
-        for p in ("f_bullet", "diver", "enemy"):
-            out[TAILS[p]] = rings[p].tail
+        for p, fields in (("f_bullet", f_bullet), ("diver", diver), ("enemy", enemy), ("e_bullet", e_bullet)):
+            out[p] = pack(fields, LISTS[p][1])
         return out, reward.to(torch.float32), terminal
 
     # ------------------------------------------------------------------ observation
     def render(self, state: State) -> torch.Tensor:
         px, py, right = state["player_x"], state["player_y"], state["player_right"].view(U8)
         n, device = px.shape[0], px.device
-        rings = {p: SlotRing.unpack(state[p], state[TAILS[p]], LISTS[p][1]) for p in LISTS}
+        lists = {p: unpack(state[p], LISTS[p][1]) for p in LISTS}
         nine = torch.full_like(px, GRID - 1)
         back_x = px + 1 - right - right
-        ones = torch.ones_like(px)
         pieces = [  # (channel, rows, columns, drawn) per group of cells; each (slots or 1, n) uint8
-            (0, py, px, ones), (1, py, back_x, (back_x <= nine).view(U8)),
-            (2, rings["f_bullet"]["y"], rings["f_bullet"]["x"], rings["f_bullet"]["valid"]),
-            (4, rings["e_bullet"]["y"], rings["e_bullet"]["x"], rings["e_bullet"]["valid"]),
+            (1, py, back_x, (back_x <= nine).view(U8)),
+            (2, lists["f_bullet"]["y"], lists["f_bullet"]["x"], lists["f_bullet"]["valid"]),
+            (4, lists["e_bullet"]["y"], lists["e_bullet"]["x"], lists["e_bullet"]["valid"]),
         ]
         for p, channel in (("enemy", 5), ("diver", 9)):
-            ring = rings[p]
+            ent = lists[p]
             # an enemy sub's cell in channel 6 is its fish cell 10 rows further on
-            rows = ring["y"] + GRID * ring["sub"] if p == "enemy" else ring["y"]
-            trail_x = ring["x"] + 1 - ring["right"] - ring["right"]  # the cell behind; 255 or 10 when off the grid
-            pieces.append((channel, rows, ring["x"], ring["valid"]))
-            pieces.append((3, ring["y"], trail_x, ring["valid"] & (trail_x <= nine).view(U8)))
+            rows = ent["y"] + GRID * ent["sub"] if p == "enemy" else ent["y"]
+            trail_x = ent["x"] - ent["dx"]  # the cell behind; 255 or 10 when off the grid
+            pieces.append((channel, rows, ent["x"], ent["valid"]))
+            pieces.append((3, ent["y"], trail_x, ent["valid"] & (trail_x <= nine).view(U8)))
         rows = torch.cat([y.view(-1, n) for _, y, _, _ in pieces])
         cols = torch.cat([x.view(-1, n) for _, _, x, _ in pieces])
         drawn = torch.cat([v.view(-1, n) for _, _, _, v in pieces])
-        base = torch.cat([torch.full((y.view(-1, n).shape[0], 1), c * GRID * GRID - SPARE_CELL, dtype=torch.int16)
-                          for c, y, _, _ in pieces]).to(device)
-        index = (base + (rows * GRID + cols)) * drawn + SPARE_CELL  # (cells, n) int16
+        channel = torch.cat([torch.full((y.view(-1, n).shape[0], 1), c * GRID * GRID, dtype=torch.int16)
+                             for c, y, _, _ in pieces]).to(device)
+        # Cells of empty slots go to the player's front cell (channel 0), which is set anyway.
+        front = (py * GRID + px).to(torch.int16)
+        index = torch.cat([front.view(1, n), (channel - front + (rows * GRID + cols)) * drawn + front])
         dtype = self.obs_dtype
         canvas = U8 if dtype == torch.bool else dtype
-        planes = torch.zeros((n, self.n_channels * GRID * GRID), dtype=canvas, device=device)
         index = index.t().contiguous().long()
+        planes = torch.zeros((n, self.n_channels * GRID * GRID), dtype=canvas, device=device)
         planes.scatter_(1, index, torch.ones((1, 1), dtype=canvas, device=device).expand_as(index))
-        planes[:, SPARE_CELL] = 0
-        planes = planes.view(n, self.n_channels, GRID, GRID)
         oxygen_cells = torch.div(state["oxygen"].clamp(min=0) * 10, MAX_OXYGEN, rounding_mode="floor")
         gauge = oxygen_cells.long() * (MAX_DIVERS + 1) + state["diver_count"].clamp(0, MAX_DIVERS).long()
-        planes[:, 7:9, GRID - 1] = self._gauge_rows.index_select(0, gauge).to(canvas)
+        gauges = self._gauge_cells.to(canvas).index_select(0, gauge)
+        planes.scatter_(1, self._gauge_index.expand_as(gauges), gauges)  # only the gauges write these cells
+        planes = planes.view(n, self.n_channels, GRID, GRID)
         return planes.view(torch.bool) if dtype == torch.bool else planes
 
 
-def _spawn(enemy: SlotRing, diver: SlotRing, state: State, draws: dict[str, torch.Tensor], nine: torch.Tensor):
-    """Enemy, then diver spawns; returns the new ``(e_spawn_timer, d_spawn_timer)``."""
-    spawn = ~state["e_spawn_timer"].bool()
-    lr = (draws["enemy_side"].double() < 1 / 2).view(U8)
-    is_sub = (draws["enemy_is_sub"].double() < 1 / 3).view(U8)
-    row = uniform_to_int(draws["enemy_row"], 1, 9).to(U8)
-    blocked = any_slot(enemy["valid"].view(torch.bool) & (enemy["y"] == row) & (enemy["right"] != lr))
-    enemy.append(spawn & ~blocked, x=nine * (1 - lr), y=row, right=lr, sub=is_sub, move=state["move_speed"],
-                 shot=is_sub * ENEMY_SHOT_INTERVAL)
+#: marks OR-ed into cell codes (``y * 10 + x`` < 100): an enemy not there (removed, or
+#: not moving onto a cell) and a missing bullet; the two never match each other or a cell
+GONE, NO_BULLET = 128, 255
+
+
+class _Constants:
+    """Per-sub-env constant vectors for one step: on CPU, comparing a ``(K, num_envs)``
+    tensor with a ``(num_envs,)`` one is a fast elementwise op, while comparing with a
+    Python number takes a slow scalar path."""
+
+    def __init__(self, like_u8: torch.Tensor, like_count: torch.Tensor):
+        self.zero = torch.zeros_like(like_u8)
+        self.one = torch.ones_like(like_u8)
+        self.nine = torch.full_like(like_u8, GRID - 1)
+        self.eight = torch.full_like(like_u8, GRID - 2)
+        self.max_divers = torch.full_like(like_count, MAX_DIVERS)
+        self.gone = torch.full_like(like_u8, GONE)
+
+
+def _cells(fields: dict[str, torch.Tensor], there: torch.Tensor, mark: int) -> torch.Tensor:
+    """One uint8 code per slot for its cell, ``y * 10 + x``, with ``mark`` OR-ed in where
+    not ``there`` (a slot off the grid must not be ``there``: its code is some other cell's)."""
+    return (fields["y"] * GRID + fields["x"]) | (~there).view(U8) * mark
+
+
+def _spawn(state: State, rank: torch.Tensor, draws: dict[str, torch.Tensor], c: _Constants):
+    """Enemy, then diver spawns, written whole into the packed lists; returns ``(enemy,
+    placed, diver, e_spawn_timer, d_spawn_timer)`` (``placed``: an enemy was written)."""
+    # u < 1/3 in float32 is u < 1/3 exactly: no float32 lies in [1/3, float32(1/3)).
+    lr = (draws["enemy_side"] < 0.5).view(U8)
+    is_sub = (draws["enemy_is_sub"] < 1 / 3).view(U8)
+    row = (draws["enemy_row"] * 8).to(U8) + 1  # uniform_to_int(u, 1, 9): u * 8 is exact, below 8
+    dx = lr + lr - 1
+    enemy = unpack(state["enemy"], LISTS["enemy"][1])
+    spawn = state["e_spawn_timer"] == c.zero
+    blocked = any_slot(enemy["valid"].view(torch.bool) & (enemy["y"] == row) & (enemy["dx"] != dx))
+    placed = spawn & ~blocked
+    new_enemy = torch.stack([c.one, c.nine - c.nine * lr, row, dx, is_sub, state["move_speed"],
+                             is_sub * ENEMY_SHOT_INTERVAL])
+    enemy = ring_append(state["enemy"], rank, placed, new_enemy)
     e_spawn_timer = blend(spawn, state["e_spawn_speed"], state["e_spawn_timer"])
 
-    d_spawn = ~state["d_spawn_timer"].bool()
-    d_lr = (draws["diver_side"].double() < 1 / 2).view(U8)
-    diver.append(d_spawn, x=nine * (1 - d_lr), y=uniform_to_int(draws["diver_row"], 1, 9).to(U8), right=d_lr,
-                 move=DIVER_MOVE_INTERVAL)
+    d_spawn = state["d_spawn_timer"] == c.zero
+    d_lr = (draws["diver_side"] < 0.5).view(U8)
+    new_diver = torch.stack([c.one, c.nine - c.nine * d_lr, (draws["diver_row"] * 8).to(U8) + 1, d_lr + d_lr - 1,
+                             torch.full_like(c.one, DIVER_MOVE_INTERVAL)])
+    diver = shift_append(state["diver"], d_spawn, new_diver)
     d_spawn_timer = blend(d_spawn, DIVER_SPAWN_SPEED, state["d_spawn_timer"])
-    return e_spawn_timer, d_spawn_timer
+    return enemy, placed, diver, e_spawn_timer, d_spawn_timer
 
 
-def _player(f_bullet: SlotRing, state: State, action: torch.Tensor, nine: torch.Tensor):
-    """Fire (if the gun is ready) or move; returns ``(x, y, right, shot_timer)``."""
+def _player(state: State, action: torch.Tensor, c: _Constants):
+    """Fire (if the gun is ready) or move; returns ``(f_bullet, x, y, right, shot_timer)``."""
     px, py, heading = state["player_x"], state["player_y"], state["player_right"]
-    fire = (action == FIRE) & ~state["shot_timer"].bool()
-    f_bullet.append(fire, x=px, y=py, right=heading.view(U8))
+    fire = (action == FIRE) & (state["shot_timer"] == c.zero)
+    dx = heading.view(U8) * 2 - 1
+    f_bullet = shift_append(state["f_bullet"], fire, torch.stack([c.one, px, py, dx]))
     shot_timer = blend(fire, SHOT_COOL_DOWN, state["shot_timer"])
     left, right = action == LEFT, action == RIGHT
-    px = px - (left & px.bool()).view(U8) + (right & (px < nine)).view(U8)
-    py = py - ((action == UP) & py.bool()).view(U8) + ((action == DOWN) & (py < nine - 1)).view(U8)
-    return px, py, (heading & ~left) | right, shot_timer
+    px = px - (left & (px > c.zero)).view(U8) + (right & (px < c.nine)).view(U8)
+    py = py - ((action == UP) & (py > c.zero)).view(U8) + ((action == DOWN) & (py < c.eight)).view(U8)
+    return f_bullet, px, py, (heading & ~left) | right, shot_timer
 
 
-def _bullet_at_rank(f_bullet: SlotRing, valid: torch.Tensor, r: int):
-    """The friendly bullet of ring rank ``r`` per sub-env: ``(slot one-hot, x, y, exists)``."""
-    slot = f_bullet.at_rank(r) & valid
-    weight = slot.view(U8)
-    return slot, (weight * f_bullet["x"]).amax(0), (weight * f_bullet["y"]).amax(0), any_slot(slot)
-
-
-def _friendly_bullets(f_bullet: SlotRing, enemy: SlotRing, nine: torch.Tensor) -> torch.Tensor:
+def _friendly_bullets(f_bullet: dict, enemy: dict, order: torch.Tensor, c: _Constants) -> torch.Tensor:
     """Friendly bullets move; newest first, each takes the first fish at its cell, else
-    the first enemy sub. Returns the hits (uint8 ``(num_envs,)``)."""
+    the first enemy sub (``order``: smallest first). Returns the hits (uint8 ``(num_envs,)``)."""
     valid = f_bullet["valid"].view(torch.bool)
-    f_bullet["x"] = step_x(f_bullet["x"], f_bullet["right"], valid)
-    valid = valid & ~(f_bullet["x"] > nine)
-    alive = enemy["valid"].view(torch.bool)
-    order = enemy.rank() | (enemy["sub"] << 6)  # smallest first: fish before subs, then oldest (rank < 64)
-    hits = torch.zeros_like(nine)
-    for r in range(f_bullet.width - 1, -1, -1):  # newest first
-        slot, bx, by, exists = _bullet_at_rank(f_bullet, valid, r)
-        target = alive & (enemy["x"] == bx) & (enemy["y"] == by) & exists
-        key = order | ((~target).view(U8) << 7)
+    f_bullet["x"] = step_x(f_bullet["x"], f_bullet["dx"], valid)
+    bullets = list((valid & (f_bullet["x"] <= c.nine)).unbind(0))
+    targets = _cells(f_bullet, torch.stack(bullets), NO_BULLET)
+    cells = _cells(enemy, enemy["valid"].view(torch.bool), GONE)
+    unmatched = order | 128  # keys of enemies not at the bullet's cell; order < 128
+    hits = c.zero
+    for r, bullet in enumerate(bullets):  # slot 0 is the newest
+        key = unmatched - (cells == targets[r]).view(U8) * 128
         first = key.amin(0)
-        hit = ~(first >> 7).bool()
-        alive = alive & ~(target & (key == first))
-        valid = valid & ~(slot & hit)
+        hit = first < c.gone
+        cells = cells | ((key == first) & hit).view(U8) * GONE
+        bullets[r] = bullet & ~hit
         hits = hits + hit.view(U8)
-    f_bullet["valid"], enemy["valid"] = valid.view(U8), alive.view(U8)
+    f_bullet["valid"] = torch.stack(bullets).view(U8)
+    enemy["valid"] = (cells < c.gone).view(U8)
     return hits
 
 
-def _divers(diver: SlotRing, px: torch.Tensor, py: torch.Tensor, diver_count: torch.Tensor,
-            nine: torch.Tensor) -> torch.Tensor:
+def _divers(diver: dict, px: torch.Tensor, py: torch.Tensor, diver_count: torch.Tensor, c: _Constants) -> torch.Tensor:
     """Divers, newest first: picked up at the player's cell (before or after their move)
     while fewer than 6 are on board. Returns the new diver count."""
     valid = diver["valid"].view(torch.bool)
-    row = diver["y"] == py
-    at = valid & (diver["x"] == px) & row
-    due = ~diver["move"].bool()
-    ahead = step_x(diver["x"], diver["right"], torch.ones_like(valid))
-    want = at | (valid & due & (ahead == px) & row)
-    picked = torch.zeros_like(valid)
-    for r in range(diver.width - 1, -1, -1):  # newest first
-        slot = diver.at_rank(r) & want
-        take = any_slot(slot) & (diver_count < MAX_DIVERS)
-        picked = picked | (slot & take)
+    row = valid & (diver["y"] == py)
+    due = diver["move"] == c.zero
+    ahead = diver["x"] + diver["dx"]
+    want = row & ((diver["x"] == px) | (due & (ahead == px)))
+    taken = []
+    for wants in want.unbind(0):  # slot 0 is the newest
+        take = wants & (diver_count < c.max_divers)
         diver_count = diver_count + take.to(diver_count.dtype)
+        taken.append(take)
     diver["x"] = blend(due, ahead, diver["x"])
     diver["move"] = blend(due, DIVER_MOVE_INTERVAL, diver["move"] - 1)
-    diver["valid"] = (valid & ~picked & ~(due & (ahead > nine))).view(U8)
+    diver["valid"] = (valid & ~torch.stack(taken) & ~(due & (ahead > c.nine))).view(U8)
     return diver_count
 
 
-def _enemies(enemy: SlotRing, e_bullet: SlotRing, f_bullet: SlotRing, px: torch.Tensor, py: torch.Tensor,
-             move_speed: torch.Tensor, nine: torch.Tensor):
+def _enemies(enemy: dict, e_bullet: dict, f_bullet: dict, order: torch.Tensor, px: torch.Tensor, py: torch.Tensor,
+             move_speed: torch.Tensor, c: _Constants):
     """Enemy subs, then fish: contact, move, contact or hit by a friendly bullet at the
     new cell; subs shoot. Returns ``(terminal, hits)``.
 
@@ -411,61 +446,65 @@ def _enemies(enemy: SlotRing, e_bullet: SlotRing, f_bullet: SlotRing, px: torch.
     """
     valid = enemy["valid"].view(torch.bool)
     shooters = valid & enemy["sub"].view(torch.bool)  # every sub in the list now shoots on schedule
-    contact = any_slot(valid & (enemy["x"] == px) & (enemy["y"] == py))
-    due = valid & ~enemy["move"].bool()
-    enemy["x"] = step_x(enemy["x"], enemy["right"], due)
+    player_row = valid & (enemy["y"] == py)
+    contact = any_slot(player_row & (enemy["x"] == px))
+    due = valid & (enemy["move"] == c.zero)
+    x = enemy["x"] = step_x(enemy["x"], enemy["dx"], due)
     enemy["move"] = blend(due, move_speed, enemy["move"] - valid.view(U8))
-    off = due & (enemy["x"] > nine)
-    meets = due & ~off & (enemy["x"] == px) & (enemy["y"] == py)
-    seeking = due & ~off & ~meets
+    off = due & (x > c.nine)
+    meets = due & player_row & (x == px)
     # The oldest live friendly bullet at a cell goes to the first enemy to move onto it
     # (subs before fish, newest first), the next oldest to the next, ...
-    priority = (enemy.rank() | (enemy["sub"] << 6)) + 1
-    f_valid = f_bullet["valid"].view(torch.bool)
-    shot_down = torch.zeros_like(valid)
-    hits = torch.zeros_like(nine)
-    for r in range(f_bullet.width):  # oldest first
-        slot, bx, by, exists = _bullet_at_rank(f_bullet, f_valid, r)
-        key = (seeking & (enemy["x"] == bx) & (enemy["y"] == by) & exists).view(U8) * priority
+    priority = order + 1  # largest first: subs before fish, then newest
+    moved = due & ~off & ~meets
+    seeking = _cells(enemy, moved, GONE)
+    targets = _cells(f_bullet, f_bullet["valid"].view(torch.bool), NO_BULLET)
+    bullets = list(f_bullet["valid"].view(torch.bool).unbind(0))
+    hits = c.zero
+    for r in reversed(range(len(bullets))):  # the last slot is the oldest
+        key = (seeking == targets[r]).view(U8) * priority
         top = key.amax(0)
-        hit = top.bool()
-        taken = key.bool() & (key == top)
-        seeking, shot_down = seeking & ~taken, shot_down | taken
-        f_valid = f_valid & ~(slot & hit)
+        hit = top != c.zero
+        seeking = seeking | ((key == top) & hit).view(U8) * GONE
+        bullets[r] = bullets[r] & ~hit
         hits = hits + hit.view(U8)
-    f_bullet["valid"] = f_valid.view(U8)
+    f_bullet["valid"] = torch.stack(bullets).view(U8)
+    shot_down = (seeking >= c.gone) & moved
     enemy["valid"] = (valid & ~off & ~shot_down).view(U8)
-    fires = shooters & ~enemy["shot"].bool()
+    fires = shooters & (enemy["shot"] == c.zero)
     enemy["shot"] = blend(fires, ENEMY_SHOT_INTERVAL, enemy["shot"] - shooters.view(U8))
-    new = fires & ~off  # a shot fired from off the grid leaves it at once
-    e_bullet["valid"] = e_bullet["valid"] | new.view(U8)
-    for k in ("x", "y", "right"):
-        e_bullet[k] = blend(new, enemy[k], e_bullet[k])
+    # A sub's previous bullet is gone when it fires (module docstring): its slot is empty
+    # (all zeros). A shot fired from off the grid leaves it at once.
+    new = (fires & ~off).view(U8)
+    e_bullet["valid"] = e_bullet["valid"] | new
+    for k in ("x", "y", "dx"):
+        e_bullet[k] = e_bullet[k] + new * enemy[k]
     return contact | any_slot(meets), hits
 
 
-def _enemy_bullets(e_bullet: SlotRing, px: torch.Tensor, py: torch.Tensor, nine: torch.Tensor) -> torch.Tensor:
+def _enemy_bullets(e_bullet: dict, px: torch.Tensor, py: torch.Tensor, c: _Constants) -> torch.Tensor:
     """Enemy bullets: contact before and after moving. Returns the terminal flags."""
     valid = e_bullet["valid"].view(torch.bool)
-    before = any_slot(valid & (e_bullet["x"] == px) & (e_bullet["y"] == py))
-    e_bullet["x"] = step_x(e_bullet["x"], e_bullet["right"], valid)
-    valid = valid & ~(e_bullet["x"] > nine)
-    e_bullet["valid"] = valid.view(U8)
-    return before | any_slot(valid & (e_bullet["x"] == px) & (e_bullet["y"] == py))
+    row = valid & (e_bullet["y"] == py)
+    before = any_slot(row & (e_bullet["x"] == px))
+    x = e_bullet["x"] = step_x(e_bullet["x"], e_bullet["dx"], valid)
+    inside = x <= c.nine
+    e_bullet["valid"] = (valid & inside).view(U8)
+    return before | any_slot(row & inside & (x == px))
 
 
-def _timers_and_surface(s: State, difficulty_ramping: bool) -> State:
+def _timers_and_surface(s: State, difficulty_ramping: bool, c: _Constants) -> State:
     """Timers, oxygen and surfacing on the step's state ``s`` (player already moved);
     returns the changed entries plus ``reward`` (int16) and ``terminal``."""
-    out = {k: s[k] - s[k].bool().view(U8) for k in ("e_spawn_timer", "d_spawn_timer", "shot_timer")}
+    out = {k: s[k] - (s[k] > c.zero).view(U8) for k in ("e_spawn_timer", "d_spawn_timer", "shot_timer")}
     oxygen, diver_count, py = s["oxygen"], s["diver_count"], s["player_y"]
     terminal = oxygen <= 0
-    under = py.bool()
+    under = py > c.zero
     arrives = ~under & ~s["surface"]
     no_divers = diver_count == 0
     terminal = terminal | (arrives & no_divers)
     surfaces = arrives & ~no_divers
-    full_load = surfaces & (diver_count == MAX_DIVERS)
+    full_load = surfaces & (diver_count == c.max_divers)
     out["reward"] = full_load.view(U8) * torch.div(oxygen * 10, MAX_OXYGEN, rounding_mode="floor")
     out["diver_count"] = blend(full_load, 0, diver_count) - surfaces.to(diver_count.dtype)
     out["oxygen"] = blend(surfaces, MAX_OXYGEN, oxygen - under.to(oxygen.dtype))

@@ -5,25 +5,32 @@ import torch
 from scipy import stats
 
 import oracle  # tests/envs/minatar is on sys.path (pytest rootdir-less import); see oracle.py
-from normrl.envs.minatar.seaquest import INITIAL, LISTS, TAILS, SeaquestEnv
+from normrl.envs.minatar.seaquest import INITIAL, LISTS, SeaquestEnv
 
 SCALARS = tuple(k for k in INITIAL if not k.endswith("_tail"))
 
 
-def _ring(items, prefix, start=0):
-    """Reference entries as our ring slots ``(slots, valid + fields)``, from slot ``start`` on."""
+def _slots(items, prefix, start=0, newest_first=False):
+    """Reference entries as our slots ``(slots, valid + fields)``: from slot ``start`` on
+    (a ring), or newest in slot 0 (shift slots)."""
     capacity, names = LISTS[prefix]
     assert len(items) <= capacity, f"{prefix}: {len(items)} entries exceed capacity {capacity}"
     out = np.zeros((capacity, len(names)), dtype=np.int64)
-    for i, item in enumerate(items):
+    for i, item in enumerate(reversed(items) if newest_first else items):
         out[(start + i) % capacity] = [1] + [int(v) for v in item]
     return out
 
 
-def _in_order(slots, tail):
-    """The live entries of a ring row, oldest first (slot ranks counted from the tail)."""
+def _dx(right):
+    """Our heading field from the reference's ``right`` flag: 1 right, 255 (-1) left."""
+    return 1 if right else 255
+
+
+def _in_order(slots, tail=None):
+    """The live entries of slots, oldest first: a ring's by slot rank counted from its
+    tail; shift slots' by slot, the last slot the oldest."""
     width = slots.shape[0]
-    order = sorted(range(width), key=lambda k: (k - int(tail)) % width)
+    order = range(width - 1, -1, -1) if tail is None else sorted(range(width), key=lambda k: (k - int(tail)) % width)
     return [tuple(int(v) for v in slots[k, 1:]) for k in order if slots[k, 0]]
 
 
@@ -41,14 +48,15 @@ class SeaquestAdapter(oracle.Adapter):
             "surface": bool(g.surface), "e_spawn_speed": g.e_spawn_speed, "e_spawn_timer": g.e_spawn_timer,
             "d_spawn_timer": g.d_spawn_timer, "move_speed": g.move_speed, "ramp_index": g.ramp_index,
         }
-        enemies = [[x, y, lr, 0, move] + [0] for x, y, lr, move in g.e_fish]
-        enemies += [[x, y, lr, 1, move, shot] for x, y, lr, move, shot in g.e_subs]
+        enemies = [[x, y, _dx(lr), 0, move, 0] for x, y, lr, move in g.e_fish]
+        enemies += [[x, y, _dx(lr), 1, move, shot] for x, y, lr, move, shot in g.e_subs]
         assert len(enemies) + len(g.e_bullets) < LISTS["enemy"][0]
-        row["enemy"], row["enemy_tail"] = _ring(enemies, "enemy"), len(enemies)
-        row["e_bullet"] = _ring(g.e_bullets, "e_bullet", start=len(enemies))
+        row["enemy"], row["enemy_tail"] = _slots(enemies, "enemy"), len(enemies)
+        row["e_bullet"] = _slots([[x, y, _dx(lr)] for x, y, lr in g.e_bullets], "e_bullet", start=len(enemies))
         for prefix, items, adds in (("f_bullet", g.f_bullets, g.shot_timer == 0), ("diver", g.divers, g.d_spawn_timer == 0)):
             assert len(items) + adds <= LISTS[prefix][0], f"{prefix}: no room for the next step's entity"
-            row[prefix], row[TAILS[prefix]] = _ring(items, prefix), len(items)
+            items = [[x, y, _dx(lr)] + rest for x, y, lr, *rest in items]
+            row[prefix] = _slots(items, prefix, newest_first=True)
         return row
 
     def comparable(self, state_row):
@@ -60,7 +68,7 @@ class SeaquestAdapter(oracle.Adapter):
         out["esub"] = [e[:3] + e[4:] for e in enemies if e[3]]
         out["e_bullet"] = sorted(tuple(int(v) for v in b[1:]) for b in state_row["e_bullet"] if b[0])
         for prefix in ("f_bullet", "diver"):
-            out[prefix] = _in_order(state_row[prefix], state_row[TAILS[prefix]])
+            out[prefix] = _in_order(state_row[prefix])
         return out
 
     def step_script(self, d):
