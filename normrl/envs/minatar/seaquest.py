@@ -122,9 +122,9 @@ MIN_ENEMY_SLOTS = 4
 #: the enemy ring is widened to hold what the next step may need plus this many slots,
 #: and narrowed (by at least half) once that fits in a quarter of it
 ENEMY_SLOT_SLACK = 2
-#: the diver gauge's cell 0 of row 0, which the reference never sets: rendering sends
-#: the cells of empty slots there and clears it afterwards
-SPARE_CELL = 8 * GRID * GRID
+#: sub-envs rendered together (about 1 MB of uint8 planes, which stay in cache between
+#: their clearing and their last write)
+RENDER_BLOCK = 1024
 
 
 def _next_power_of_two(k: int) -> int:
@@ -224,18 +224,19 @@ class SeaquestEnv(MinAtarEnv):
     def load_state_dict(self, state) -> None:
         """As :meth:`MinAtarEnv.load_state_dict`; the enemy ring keeps the saved width, or
         is widened to 64 slots when this env has fixed widths."""
-        super().load_state_dict(state)
+        lists = state.get("state", {})
         for p, (most, _) in LISTS.items():
-            width = self.state[p].shape[1]
+            width = lists[p].shape[1] if p in lists else most
             check_width(width)
             if width > most or (p not in TAILS and width != most):
                 raise ValueError(f"state list {p!r} has {width} slots; this env takes "
                                  + (f"at most {most}" if p in TAILS else str(most)))
-            # back to env-innermost memory (the layout the step's ops are fast on)
-            self.state[p] = self.state[p].permute(2, 1, 0).contiguous().permute(2, 1, 0)
-            self.capacity[p] = width
-        if self.state["enemy"].shape[1] != self.state["e_bullet"].shape[1]:
+        if "enemy" in lists and "e_bullet" in lists and lists["enemy"].shape[1] != lists["e_bullet"].shape[1]:
             raise ValueError("state lists 'enemy' and 'e_bullet' must have the same number of slots")
+        super().load_state_dict(state)
+        for p in LISTS:  # back to env-innermost memory (the layout the step's ops are fast on)
+            self.state[p] = self.state[p].permute(2, 1, 0).contiguous().permute(2, 1, 0)
+            self.capacity[p] = self.state[p].shape[1]
         if not self.dynamic_capacity and self.capacity["enemy"] != LISTS["enemy"][0]:
             self._set_enemy_width(LISTS["enemy"][0])
 
@@ -257,7 +258,7 @@ class SeaquestEnv(MinAtarEnv):
                 continue
             fresh, dtype = INITIAL[key]
             if dtype == torch.bool:
-                merged[key] = (value & ~done) | done if fresh else value & ~done
+                merged[key] = value | done if fresh else value & ~done
             else:
                 merged[key] = blend(done, fresh, value)
         return merged
@@ -313,20 +314,25 @@ class SeaquestEnv(MinAtarEnv):
         rows = torch.cat([y.view(-1, n) for _, y, _, _ in pieces])
         cols = torch.cat([x.view(-1, n) for _, _, x, _ in pieces])
         drawn = torch.cat([v.view(-1, n) for _, _, _, v in pieces])
-        channel = torch.cat([torch.full((y.view(-1, n).shape[0], 1), c * GRID * GRID, dtype=torch.int16)
-                             for c, y, _, _ in pieces]).to(device)
+        channel = torch.cat([torch.full((y.view(-1, n).shape[0], 1), c * GRID * GRID, dtype=torch.int16, device=device)
+                             for c, y, _, _ in pieces])
         # Cells of empty slots go to the player's front cell (channel 0), which is set anyway.
         front = (py * GRID + px).to(torch.int16)
         index = torch.cat([front.view(1, n), (channel - front + (rows * GRID + cols)) * drawn + front])
         dtype = self.obs_dtype
         canvas = U8 if dtype == torch.bool else dtype
-        index = index.t().contiguous().long()
-        planes = torch.zeros((n, self.n_channels * GRID * GRID), dtype=canvas, device=device)
-        planes.scatter_(1, index, torch.ones((1, 1), dtype=canvas, device=device).expand_as(index))
         oxygen_cells = torch.div(state["oxygen"].clamp(min=0) * 10, MAX_OXYGEN, rounding_mode="floor")
         gauge = oxygen_cells.long() * (MAX_DIVERS + 1) + state["diver_count"].clamp(0, MAX_DIVERS).long()
         gauges = self._gauge_cells.to(canvas).index_select(0, gauge)
-        planes.scatter_(1, self._gauge_index.expand_as(gauges), gauges)  # only the gauges write these cells
+        planes = torch.empty((n, self.n_channels * GRID * GRID), dtype=canvas, device=device)
+        one = torch.ones((1, 1), dtype=canvas, device=device)
+        # Eager on CPU: in blocks of sub-envs whose planes stay in cache from clearing to the last write.
+        size = RENDER_BLOCK if device.type == "cpu" and not torch.compiler.is_compiling() else n
+        for a in range(0, n, size):
+            block, cells = planes[a:a + size], index[:, a:a + size].t().contiguous().long()
+            block.zero_()
+            block.scatter_(1, cells, one.expand_as(cells))
+            block.scatter_(1, self._gauge_index.expand(block.shape[0], -1), gauges[a:a + size])
         planes = planes.view(n, self.n_channels, GRID, GRID)
         return planes.view(torch.bool) if dtype == torch.bool else planes
 
@@ -347,7 +353,7 @@ class _Constants:
         self.nine = torch.full_like(like_u8, GRID - 1)
         self.eight = torch.full_like(like_u8, GRID - 2)
         self.max_divers = torch.full_like(like_count, MAX_DIVERS)
-        self.gone = torch.full_like(like_u8, GONE)
+        self.bit7 = torch.full_like(like_u8, 128)
 
 
 def _cells(fields: dict[str, torch.Tensor], there: torch.Tensor, mark: int) -> torch.Tensor:
@@ -400,20 +406,21 @@ def _friendly_bullets(f_bullet: dict, enemy: dict, order: torch.Tensor, c: _Cons
     the first enemy sub (``order``: smallest first). Returns the hits (uint8 ``(num_envs,)``)."""
     valid = f_bullet["valid"].view(torch.bool)
     f_bullet["x"] = step_x(f_bullet["x"], f_bullet["dx"], valid)
-    bullets = list((valid & (f_bullet["x"] <= c.nine)).unbind(0))
-    targets = _cells(f_bullet, torch.stack(bullets), NO_BULLET)
+    flying = valid & (f_bullet["x"] <= c.nine)
+    bullets = list(flying.unbind(0))
+    targets = _cells(f_bullet, flying, NO_BULLET)
     cells = _cells(enemy, enemy["valid"].view(torch.bool), GONE)
     unmatched = order | 128  # keys of enemies not at the bullet's cell; order < 128
     hits = c.zero
     for r, bullet in enumerate(bullets):  # slot 0 is the newest
         key = unmatched - (cells == targets[r]).view(U8) * 128
         first = key.amin(0)
-        hit = first < c.gone
+        hit = first < c.bit7
         cells = cells | ((key == first) & hit).view(U8) * GONE
         bullets[r] = bullet & ~hit
         hits = hits + hit.view(U8)
     f_bullet["valid"] = torch.stack(bullets).view(U8)
-    enemy["valid"] = (cells < c.gone).view(U8)
+    enemy["valid"] = (cells < c.bit7).view(U8)
     return hits
 
 
@@ -469,7 +476,7 @@ def _enemies(enemy: dict, e_bullet: dict, f_bullet: dict, order: torch.Tensor, p
         bullets[r] = bullets[r] & ~hit
         hits = hits + hit.view(U8)
     f_bullet["valid"] = torch.stack(bullets).view(U8)
-    shot_down = (seeking >= c.gone) & moved
+    shot_down = (seeking >= c.bit7) & moved
     enemy["valid"] = (valid & ~off & ~shot_down).view(U8)
     fires = shooters & (enemy["shot"] == c.zero)
     enemy["shot"] = blend(fires, ENEMY_SHOT_INTERVAL, enemy["shot"] - shooters.view(U8))
