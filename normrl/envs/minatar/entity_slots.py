@@ -21,7 +21,7 @@ Storage is env-innermost: the fields of a list are one ``(fields, K, num_envs)``
 tensor, so each field is a ``(K, num_envs)`` view. On CPU a per-env value
 ``(num_envs,)`` then broadcasts along contiguous rows, and a reduction over the slots
 (``amax(0)``, ``amin(0)``) is an elementwise pass over ``K`` rows; with the env dimension
-first instead, the same eager ops are 5-30x slower (torch's small-inner-dimension
+first instead, the same eager ops were 5-20x slower (torch's small-inner-dimension
 paths). The public state still has ``num_envs`` first: packed slots are the ``(num_envs,
 K, fields)`` view (``.permute(2, 1, 0)``) of that memory, so per-sub-env indexing,
 resets and checkpoints work on them like on any other state tensor.

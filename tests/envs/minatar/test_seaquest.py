@@ -40,8 +40,9 @@ class SeaquestAdapter(oracle.Adapter):
 
     def read_reference(self, g):
         """Our state row for a reference game: the fish, then the subs, in the enemy ring
-        from slot 0 (tail behind them); enemy bullets in the free slots after them (which
-        no sub shadows, so no sub overwrites them); bullets and divers from slot 0."""
+        from slot 0 (tail behind them); enemy bullets in the free slots after them (no
+        live sub shadows those, and a sub spawned into one fires only after the bullet
+        has left); friendly bullets and divers newest first."""
         row = {
             "player_x": g.sub_x, "player_y": g.sub_y, "player_right": bool(g.sub_or),
             "oxygen": g.oxygen, "diver_count": g.diver_count, "shot_timer": g.shot_timer,
