@@ -11,6 +11,7 @@ against the agent interface of ``normrl.agents`` by duck typing:
 ``agent.num_steps``               required: env steps done so far (int)
 ``agent.evaluate(env, episodes)`` required: mean return of ``episodes`` episodes
 ``agent.networks()``              optional: modules walked for the task hooks
+``agent.on_task_start/end(id)``   optional: the agent's own task hooks (interventions)
 ``agent.task_id``                 optional: set to the current task id when tagging
 ``agent.optimizer``               optional: state reset by ``reset_optimizer=True``
 ``agent.lr_schedule``             optional: ``restart()`` called by ``restart_lr=True``
@@ -71,9 +72,12 @@ def _accepts(fn, name: str) -> bool:
     return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
-def _networks(agent) -> list[nn.Module]:
+def _hook_roots(agent) -> list:
+    """What the task hooks walk: the agent's networks (every submodule) and the agent
+    itself (its own ``on_task_start``/``on_task_end``, e.g. the plasticity
+    interventions of normrl's agents)."""
     nets = agent.networks() if hasattr(agent, "networks") else []
-    return [n for n in nets if isinstance(n, nn.Module)]
+    return [n for n in nets if isinstance(n, nn.Module)] + [agent]
 
 
 def apply_task_switch(agent, old_task: int | None, new_task: int, *, reset_optimizer_state: bool = False,
@@ -88,8 +92,7 @@ def apply_task_switch(agent, old_task: int | None, new_task: int, *, reset_optim
     ``call_end_hooks=False`` skips ``on_task_end`` (the scheduler calls it earlier, before
     evaluating the finished task).
     """
-    nets = _networks(agent)
-    notify_task_switch(nets, old_task if call_end_hooks else None, new_task)
+    notify_task_switch(_hook_roots(agent), old_task if call_end_hooks else None, new_task)
     if old_task is not None:
         if reset_optimizer_state and getattr(agent, "optimizer", None) is not None:
             from normrl.normalization.optimizer_reset import reset_optimizer_state as reset_state
@@ -359,7 +362,7 @@ class TaskScheduler:
             finally:
                 env.close()
             if not self.task_ended:
-                notify_task_switch(_networks(agent), task_id, None)
+                notify_task_switch(_hook_roots(agent), task_id, None)
                 self.task_ended = True
             t0 = time.perf_counter()
             try:

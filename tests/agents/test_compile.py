@@ -161,24 +161,27 @@ def _small_ppo(**overrides):
     return PPO(make_env("CartPole-v1", 2, "cpu", seed=0), cfg)
 
 
-def test_compile_refuses_interventions_naming_them():
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_compile_refuses_interventions_naming_them(algo):
+    specs = ("l2:lam=0.0001", "redo:tau=0.1,every=100")
+    with pytest.raises(ValueError, match=r"plasticity interventions \(l2, redo\)"):
+        if algo == "ppo":
+            _small_ppo(interventions=specs)
+        else:
+            DQN(make_env("CartPole-v1", 2, "cpu", seed=0), DQNConfig(hidden=(8,), monitor_every=0, compile=True, interventions=specs))
+    # attached after construction: refused when learn starts, before anything is compiled
     agent = _small_ppo()
+    from normrl.plasticity import build_interventions
 
-    class Interventions(list):  # what the agents hold: iterable, falsy when empty, labelled
-        labels = ["redo:tau=0.1", "l2_init:lam=0.0001"]
-
-    agent.interventions = Interventions([object()])
-    with pytest.raises(ValueError, match=r"plasticity interventions \(redo:tau=0.1, l2_init:lam=0.0001\)"):
+    agent.interventions = build_interventions(["shrink_perturb"], seed=0)
+    with pytest.raises(ValueError, match=r"interventions \(shrink_perturb\)"):
         agent.learn(16, progress=False)
-    agent.interventions = Interventions()  # none attached: accepted (the check runs before the first compile)
-    from normrl.agents.common.compiled_training import check_compile_support
-
-    check_compile_support(agent, agent.network)
 
 
 @pytest.mark.parametrize("make, match", [
     (lambda: _small_ppo(norm="batchnorm"), "without buffers"),
     (lambda: _small_ppo(aux_loss_coef=0.1), "AdaB²N"),
+    (lambda: _small_ppo(hessian_every=10), "hessian_every"),
     (lambda: PPO(make_env("CartPole-v1", 2, "cpu", seed=0), PPOConfig(num_steps=8, num_minibatches=2, hidden=(8,), monitor_every=0, compile=True),
                  optimizer_class=torch.optim.SGD), "Adam or AdamW"),
     (lambda: DQN(make_env("CartPole-v1", 2, "cpu", seed=0), DQNConfig(hidden=(8,), monitor_every=0, compile=True),

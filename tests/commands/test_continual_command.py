@@ -88,22 +88,23 @@ def test_sigterm_then_resume_matches_uninterrupted_run(uninterrupted, tmp_path):
 def test_sigint_at_each_kind_of_checkpoint_then_resume_is_exact(uninterrupted, tmp_path, monkeypatch, stop_at):
     """SIGINT delivered right after the checkpoint at (visit, steps_done): mid-visit, after
     a visit's training but before its evaluation, and between visits."""
-    import normrl.commands.continual as cmd
+    import normrl.runs.stream as stream_module
 
-    real_save = cmd.save_checkpoint
+    real_save = stream_module.save_checkpoint
     fired = []
 
-    def save_then_interrupt(logdir, agent, sched):
-        path = real_save(logdir, agent, sched)
-        if not fired and (sched.visit, sched.steps_done) == stop_at:
+    def save_then_interrupt(logdir, agent, state):
+        path = real_save(logdir, agent, state)
+        sched = state["scheduler"]
+        if not fired and (sched["visit"], sched["steps_done"]) == stop_at:
             fired.append(True)
             os.kill(os.getpid(), signal.SIGINT)
         return path
 
-    monkeypatch.setattr(cmd, "save_checkpoint", save_then_interrupt)
+    monkeypatch.setattr(stream_module, "save_checkpoint", save_then_interrupt)
     logdir = tmp_path / "run"
     assert main(_argv(logdir)) == 130 and fired
-    monkeypatch.setattr(cmd, "save_checkpoint", real_save)
+    monkeypatch.setattr(stream_module, "save_checkpoint", real_save)
     assert main(_argv(logdir, "--resume")) == 0
     assert _summary(logdir)["continual"] == _summary(uninterrupted)["continual"]
     _assert_same_tensorboard_steps(logdir, uninterrupted)

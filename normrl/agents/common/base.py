@@ -71,6 +71,14 @@ class AgentBase:
 
         self.optimizer = build_optimizer(model, c.norm, optimizer_class, optimizer_kwargs, c.nap_every)
         self._trained = model
+        self.interventions = None
+        if c.interventions:
+            from normrl.plasticity import build_interventions
+
+            self.interventions = build_interventions(c.interventions, seed=c.seed)
+            self.interventions.attach(model, self.optimizer)
+        self._structure_version = 0
+        self._intervention_events: dict[str, float] = {}
         self.lr_schedule = lr_schedule
         if lr_schedule is None and schedule_now:
             self.lr_schedule = self._default_schedule(c.schedule_horizon)
@@ -89,17 +97,84 @@ class AgentBase:
             raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
 
     def _optimizer_step(self, loss: torch.Tensor) -> None:
-        """One update of the trained network from ``loss``: the LR schedule's current
-        rate, backward, global gradient-norm clip (``config.max_grad_norm``; 0 disables),
-        the optimizer step (with the NaP projection when wrapped), the schedule's clock."""
+        """One update of the trained network from ``loss``: the interventions' penalty
+        added to the loss, the LR schedule's current rate, backward, global
+        gradient-norm clip (``config.max_grad_norm``; 0 disables), the optimizer step
+        (with the NaP projection when wrapped), the schedule's clock, then the
+        interventions' ``after_step`` (resets, shrink & perturb, NaP re-projection last:
+        :class:`~normrl.plasticity.Compose`)."""
+        c = self.config
+        if self.interventions is not None:
+            loss = loss + self.interventions.penalty()
+        if c.hessian_every and (self.num_updates + 1) % c.hessian_every == 0:
+            self._log_hessian(loss)
         self.lr_schedule.apply(self.optimizer)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.config.max_grad_norm > 0:
-            nn.utils.clip_grad_norm_(self._trained.parameters(), self.config.max_grad_norm)
+        if c.max_grad_norm > 0:
+            nn.utils.clip_grad_norm_(self._trained.parameters(), c.max_grad_norm)
         self.optimizer.step()
         self.lr_schedule.step()
         self.num_updates += 1
+        if self.interventions is not None:
+            self.interventions.after_step(self.num_updates)
+            self._after_intervention()
+        if c.heavy_tail_every and self.num_updates % c.heavy_tail_every == 0 and self.writer is not None:
+            from normrl.metrics.heavy_tail import layer_heavy_tail_alphas
+
+            for layer, alpha in layer_heavy_tail_alphas(self._trained).items():
+                self.writer.add_scalar(f"plasticity/heavy_tail_alpha/{layer}", alpha, self.num_steps)
+
+    def _log_hessian(self, loss: torch.Tensor) -> None:
+        """``plasticity/hessian_top_eigenvalue`` of ``loss`` (the update's minibatch) by
+        power iteration; the graph is kept for the update's own backward."""
+        if self.writer is None:
+            return
+        from normrl.metrics.hessian import hessian_top_eigenvalue
+
+        params = [p for p in self._trained.parameters() if p.requires_grad]
+        value = hessian_top_eigenvalue(lambda: loss, params, generator=torch.Generator().manual_seed(self.num_updates))
+        self.writer.add_scalar("plasticity/hessian_top_eigenvalue", float(value), self.num_steps)
+
+    # -- plasticity interventions --------------------------------------------------------
+    def on_task_start(self, task_id: int) -> None:
+        """Task hook (called by :class:`~normrl.continual.TaskScheduler`): the
+        interventions' ``on_task_start`` (e.g. plasticity injection)."""
+        if self.interventions is not None:
+            self.interventions.on_task_start(task_id)
+            self._after_intervention()
+
+    def on_task_end(self, task_id: int) -> None:
+        """Task hook: the interventions' ``on_task_end`` (e.g. LiNeS, resets at task end)."""
+        if self.interventions is not None:
+            self.interventions.on_task_end(task_id)
+            self._after_intervention()
+
+    def _after_intervention(self) -> None:
+        """Collect what the last intervention call changed (summed until the next log),
+        and follow a change of the parameter set (see :meth:`_on_structure_change`)."""
+        for key, value in self.interventions.last_event.items():
+            self._intervention_events[key] = self._intervention_events.get(key, 0) + value
+        version = sum(getattr(iv, "structure_version", 0) for iv in self.interventions)
+        if version != self._structure_version:
+            self._structure_version = version
+            self._on_structure_change()
+
+    def _on_structure_change(self) -> None:
+        """A structural intervention changed the trained network's parameter set (it
+        rebound the optimizer and the NaP projector itself); subclasses update the
+        networks that mirror it (DQN's target network)."""
+
+    def _log_interventions(self) -> None:
+        """Write the events since the last log (``plasticity/<intervention>/<what>/<layer>``)
+        and the last penalty values (``plasticity/penalty/<intervention>``)."""
+        if self.interventions is None or self.writer is None:
+            return
+        for key, value in self._intervention_events.items():
+            self.writer.add_scalar(f"plasticity/{key}", value, self.num_steps)
+        self._intervention_events = {}
+        for label, value in self.interventions.last_penalties.items():
+            self.writer.add_scalar(f"plasticity/penalty/{label}", float(value), self.num_steps)
 
     def _load_training_state(self, state: dict[str, Any]) -> None:
         """Restore the optimizer (moments laid out like their parameters), the LR
@@ -255,6 +330,7 @@ class AgentBase:
             "episode_log": self.episode_log.state_dict(),
             "global_rng": global_rng_state(),
             "monitor": None if getattr(self, "monitor", None) is None else self.monitor.state_dict(),
+            "interventions": None if self.interventions is None else self.interventions.state_dict(),
             **self._algo_state(),
         }
         tmp = path.with_name(f".{path.name}.tmp")
@@ -272,6 +348,7 @@ class AgentBase:
         if state.get("algo") != self.ALGO:
             raise CheckpointError(f"{path}: checkpoint is for {state.get('algo')!r}, not {self.ALGO!r}")
         try:
+            self._load_interventions(state.get("interventions"))
             self._load_algo_state(state)
             if state["env"] is not None:
                 self.env.load_state_dict(state["env"])
@@ -292,6 +369,17 @@ class AgentBase:
             self._probe_set = self.monitor.probe is not None
         set_global_rng_state(state["global_rng"])
         return self
+
+    def _load_interventions(self, saved) -> None:
+        """Intervention state first: a structural one re-creates the modules it added,
+        so the network state that follows loads onto the same structure."""
+        if (saved is None) != (self.interventions is None):
+            raise CheckpointError("the checkpoint's interventions do not match this agent's config.interventions "
+                                  f"({'none saved' if saved is None else 'saved ones'} vs {self.config.interventions!r})")
+        if saved is not None:
+            self.interventions.load_state_dict(saved)
+            self._after_intervention()
+            self._intervention_events = {}
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, env=None, device: str | torch.device | None = None, writer=None, logdir=None):

@@ -9,13 +9,15 @@ the same steps (the LR the schedule gives each step, backward through
 network's own tensors, so results equal eager ones up to float rounding and
 checkpoints are interchangeable between the two modes.
 
-Not supported, each refused with a ValueError when ``learn`` starts: optimizers other
-than ``torch.optim.Adam``/``AdamW`` (one param group, no amsgrad); networks with
-buffers (norms with running statistics: their training forward writes them); AdaB²N's
-auxiliary loss and per-sample task ids; plasticity interventions (their ``penalty()``
-and ``after_step()`` are eager code run around every optimizer step: a compiled update
-does many steps per call, and running them between steps would cut the call into one
-per minibatch, which is where its speed comes from).
+Not supported, each refused with a ValueError at construction and when ``learn``
+starts: optimizers other than ``torch.optim.Adam``/``AdamW`` (one param group, no
+amsgrad); networks with buffers (norms with running statistics: their training forward
+writes them); AdaB²N's auxiliary loss and per-sample task ids; ``hessian_every`` (it
+differentiates the eager loss twice); plasticity interventions (their ``penalty()`` and
+``after_step()`` are eager code run around every optimizer step: a compiled update does
+many steps per call, and running them between steps would cut the call into one per
+minibatch, which is where its speed comes from). ``heavy_tail_every`` is logged after
+each compiled call that crossed its interval, from the weights after the call.
 """
 from __future__ import annotations
 
@@ -75,6 +77,9 @@ def check_compile_support(agent, model: nn.Module) -> None:
                          f"the training forward); these modules have buffers: {', '.join(with_buffers)}; use compile=False")
     if agent.config.aux_loss_coef > 0 or agent._task_setters:
         raise ValueError("compile=True does not support AdaB²N's auxiliary loss or per-sample task ids; use compile=False")
+    if getattr(agent.config, "hessian_every", 0):
+        raise ValueError("compile=True does not support hessian_every (the Hessian diagnostic differentiates the eager "
+                         "update's loss twice); use compile=False or hessian_every=0")
 
 
 class FunctionalTraining:
@@ -131,6 +136,17 @@ class FunctionalTraining:
         if self.projection is not None:
             params = self.projection(params, project)
         return params, exp_avgs, exp_avg_sqs
+
+    def log_after_call(self, updates_before: int) -> None:
+        """Diagnostics the eager step logs after optimizer steps, once per compiled call
+        that crossed their interval: ``heavy_tail_every`` (of the weights after the call)."""
+        agent = self.agent
+        every = getattr(agent.config, "heavy_tail_every", 0)
+        if every and agent.writer is not None and agent.num_updates // every > updates_before // every:
+            from normrl.metrics.heavy_tail import layer_heavy_tail_alphas
+
+            for layer, alpha in layer_heavy_tail_alphas(self.model).items():
+                agent.writer.add_scalar(f"plasticity/heavy_tail_alpha/{layer}", alpha, agent.num_steps)
 
     @staticmethod
     def write_back(params, exp_avgs, exp_avg_sqs, steps, new_params, new_exp_avgs, new_exp_avg_sqs, step) -> None:

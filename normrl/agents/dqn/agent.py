@@ -221,12 +221,21 @@ class DQN(AgentBase):
 
     def _log(self, stats: dict[str, torch.Tensor], count: int) -> None:
         self.episode_log.flush(self.num_steps, self.writer)
+        self._log_interventions()
         if self.writer is None:
             return
         for name, value in stats.items():
             self.writer.add_scalar(f"losses/{name}", float(value) / count, self.num_steps)
         self.writer.add_scalar("charts/epsilon", self.epsilon, self.num_steps)
         self.writer.add_scalar("charts/learning_rate", self.optimizer.param_groups[0]["lr"], self.num_steps)
+
+    def _on_structure_change(self) -> None:
+        """The target network mirrors the online one's new structure (plasticity
+        injection): rebuilt as a copy of it, which equals a target update."""
+        self.target_network = copy.deepcopy(self.q_network)
+        self.target_network.train(False)
+        for p in self.target_network.parameters():
+            p.requires_grad_(False)
 
     def set_env(self, env) -> None:
         """Train on ``env`` from now on (same spaces and ``num_envs``); n-step returns

@@ -48,6 +48,7 @@ class CompiledDQNUpdate:
         return torch.stack([loss, q_mean])
 
     def __call__(self, batch) -> dict[str, torch.Tensor]:
+        updates_before = self.agent.num_updates
         lrs, flags = self.training.plan(1)
         if self.compiled and self.agent.device.type == "cuda":
             torch.compiler.cudagraph_mark_step_begin()
@@ -55,5 +56,6 @@ class CompiledDQNUpdate:
                        batch.discounts)
         if self.compiled and self.agent.device.type == "cuda":
             out = out.clone()  # CUDA-graph outputs are overwritten by the graph's next replay
+        self.training.log_after_call(updates_before)
         return {"td_loss": out[0], "q_values": out[1]}
 

@@ -160,6 +160,7 @@ class PPO(AgentBase):
                     stats = self._update(advantages, returns)
                 # ---- logging: one host sync per rollout ----------------------------------
                 self.episode_log.flush(self.num_steps, self.writer)
+                self._log_interventions()
                 if self.writer is not None:
                     for name, value in stats.items():
                         self.writer.add_scalar(f"losses/{name}", float(value), self.num_steps)

@@ -80,7 +80,7 @@ class CompiledPPOUpdate:
         advantages, returns = self._gae_fn(rewards, values, dones, next_value)
         if cuda:  # CUDA-graph outputs are overwritten by the graph's next replay
             advantages, returns = advantages.clone(), returns.clone()
-        totals, count = None, 0
+        totals, count, updates_before = None, 0, agent.num_updates
         for _ in range(c.update_epochs):
             perm = torch.randperm(n, device=agent.device, generator=agent.generator)
             lrs, flags = self.training.plan(c.num_minibatches)
@@ -92,5 +92,6 @@ class CompiledPPOUpdate:
             count += c.num_minibatches
             if c.target_kl is not None and float(out[STAT_NAMES.index("approx_kl")]) / c.num_minibatches > c.target_kl:
                 break
+        self.training.log_after_call(updates_before)
         means = totals / count
         return {name: means[i] for i, name in enumerate(STAT_NAMES)}
