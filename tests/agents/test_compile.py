@@ -35,6 +35,7 @@ def _max_diff(a, b) -> float:
     ("CartPole-v1", {"max_episode_steps": 7}, PermutedObservations),
     ("MinAtar/Breakout", {}, PermutedActions),
     *[(f"MinAtar/{g}", MINATAR_STREAM_KWARGS | {"max_episode_steps": 9}, None) for g in STREAM_GAMES],
+    ("MinAtar/Seaquest", MINATAR_STREAM_KWARGS | {"max_episode_steps": 9, "dynamic_capacity": False}, None),
 ])
 def test_functional_env_equals_env_step(env_id, kwargs, wrap):
     envs = [make_env(env_id, 5, "cpu", seed=3, **kwargs) for _ in range(2)]

@@ -4,8 +4,8 @@ A chunked rollout (:mod:`normrl.agents.ppo.rollout`) draws the randomness of K e
 steps at once, then runs K steps of policy + env as one function of tensors, which
 ``torch.compile`` can turn into one graph. :func:`functional_env` gives that view of an
 env, or None for envs whose step is not pure tensor code (Atari, gymnasium adapters,
-MinAtar Seaquest while it resizes its entity lists on the host between steps); the
-rollout then steps those envs one call at a time.
+MinAtar Seaquest while it resizes its enemy lists on the host between steps, its CPU
+default); the rollout then steps those envs one call at a time.
 
 A :class:`FunctionalEnv` has
 
@@ -189,8 +189,10 @@ def functional_env(env) -> FunctionalEnv | None:
     if type(env) is CartPoleEnv:
         return CartPoleFunctional(env)
     if isinstance(env, MinAtarEnv):
-        # a game that overrides the step wrapper (Seaquest resizing its lists) is not pure
-        if type(env).step_with_draws is not MinAtarEnv.step_with_draws:
+        # a game that overrides the step wrapper is not pure, unless all the override
+        # does is off (Seaquest with fixed list widths: dynamic_capacity=False, its
+        # default on CUDA and with compile=True)
+        if type(env).step_with_draws is not MinAtarEnv.step_with_draws and getattr(env, "dynamic_capacity", True):
             return None
         return MinAtarFunctional(env)
     if isinstance(env, TensorEnvWrapper):
