@@ -71,6 +71,9 @@ def check_compile_support(agent, model: nn.Module) -> None:
             "after_step() run around every optimizer step in eager code, and a compiled update does all minibatch "
             "steps of a rollout in one call; use compile=False with interventions")
     adam_settings(agent.optimizer)
+    dtypes = {p.dtype for p in model.parameters()}
+    if len(dtypes) != 1 or not next(iter(dtypes)).is_floating_point:
+        raise ValueError(f"compile=True needs parameters of one floating dtype, got {sorted(map(str, dtypes))}")
     with_buffers = sorted({name.rsplit(".", 1)[0] or name for name, _ in model.named_buffers()})
     if with_buffers:
         raise ValueError(f"compile=True needs a network without buffers (norms with running statistics write them in "
@@ -89,7 +92,13 @@ class FunctionalTraining:
     Per call of a compiled update: :meth:`tensors` (what the function reads and
     writes), :meth:`plan` (the LRs and NaP flags of its ``count`` steps, advancing the
     schedule, ``agent.num_updates`` and the projector's counter as ``count`` eager
-    steps would), and inside the function :meth:`step` for each minibatch.
+    steps would); inside the function :meth:`flat` of the parameters and Adam moments,
+    :meth:`step` for each minibatch and :meth:`write_back` at the end.
+
+    Inside the function the parameters, their gradients and Adam's moments are each
+    one flat vector (the network sees views of it, :meth:`unflat`): clipping is one
+    norm and Adam a few elementwise passes over all parameters at once, instead of a
+    norm and a handful of kernels per parameter tensor.
     """
 
     def __init__(self, agent, model: nn.Module):
@@ -100,6 +109,16 @@ class FunctionalTraining:
         self.settings: AdamSettings = adam_settings(agent.optimizer)
         self.max_grad_norm = float(agent.config.max_grad_norm)
         self.projection = _nap_projection(agent.optimizer, self.params)
+        self.shapes = [p.shape for p in self.params]
+        self.sizes = [p.numel() for p in self.params]
+
+    def flat(self, tensors: list) -> torch.Tensor:
+        """``tensors`` (one per parameter) as one flat vector."""
+        return torch.cat([t.reshape(-1) for t in tensors])
+
+    def unflat(self, flat: torch.Tensor) -> list:
+        """Views of ``flat`` shaped like the parameters."""
+        return [chunk.view(shape) for chunk, shape in zip(flat.split(self.sizes), self.shapes)]
 
     def tensors(self) -> tuple[list, list, list, list]:
         """``(params, exp_avgs, exp_avg_sqs, steps)``: the parameters themselves and the
@@ -128,14 +147,15 @@ class FunctionalTraining:
         device = self.params[0].device
         return torch.tensor(lrs, dtype=torch.float32, device=device), torch.tensor(flags, device=device)
 
-    def step(self, params: list, grads: list, exp_avgs: list, exp_avg_sqs: list, step: torch.Tensor, lr: torch.Tensor,
-             project: torch.Tensor):
-        """Clip, Adam, then (with NaP, where ``project``) the projection: new tensors."""
-        grads = clip_by_global_norm(grads, self.max_grad_norm)
-        params, exp_avgs, exp_avg_sqs = adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr, self.settings)
+    def step(self, params: torch.Tensor, grads: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,
+             step: torch.Tensor, lr: torch.Tensor, project: torch.Tensor):
+        """Clip, Adam, then (with NaP, where ``project``) the projection, on flat vectors:
+        new ``(params, exp_avg, exp_avg_sq)``."""
+        (grads,) = clip_by_global_norm([grads], self.max_grad_norm)
+        (params,), (exp_avg,), (exp_avg_sq,) = adam_step([params], [grads], [exp_avg], [exp_avg_sq], step, lr, self.settings)
         if self.projection is not None:
-            params = self.projection(params, project)
-        return params, exp_avgs, exp_avg_sqs
+            params = self.flat(self.projection(self.unflat(params), project))
+        return params, exp_avg, exp_avg_sq
 
     def log_after_call(self, updates_before: int) -> None:
         """Diagnostics the eager step logs after optimizer steps, once per compiled call
@@ -148,16 +168,12 @@ class FunctionalTraining:
             for layer, alpha in layer_heavy_tail_alphas(self.model).items():
                 agent.writer.add_scalar(f"plasticity/heavy_tail_alpha/{layer}", alpha, agent.num_steps)
 
-    @staticmethod
-    def write_back(params, exp_avgs, exp_avg_sqs, steps, new_params, new_exp_avgs, new_exp_avg_sqs, step) -> None:
-        """Copy the results into the network's and optimizer's tensors (inside the graph)."""
+    def write_back(self, params, exp_avgs, exp_avg_sqs, steps, new_params, new_exp_avg, new_exp_avg_sq, step) -> None:
+        """Copy the flat results into the network's and optimizer's tensors (inside the graph)."""
         with torch.no_grad():
-            for dst, src in zip(params, new_params):
-                dst.copy_(src)
-            for dst, src in zip(exp_avgs, new_exp_avgs):
-                dst.copy_(src)
-            for dst, src in zip(exp_avg_sqs, new_exp_avg_sqs):
-                dst.copy_(src)
+            for dsts, flat in ((params, new_params), (exp_avgs, new_exp_avg), (exp_avg_sqs, new_exp_avg_sq)):
+                for dst, src in zip(dsts, self.unflat(flat)):
+                    dst.copy_(src)
             for dst in steps:
                 dst.copy_(step)
 

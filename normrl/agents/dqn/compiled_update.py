@@ -30,20 +30,20 @@ class CompiledDQNUpdate:
 
     def _update(self, params, exp_avgs, exp_avg_sqs, steps, lrs, flags, obs, actions, rewards, next_obs, discounts):
         c, tr, agent = self.agent.config, self.training, self.agent
-        p = [t.detach() for t in params]
+        p = tr.flat([t.detach() for t in params])
         with torch.no_grad():
             q_next_target = agent.target_network(next_obs)
-            q_next_online = functional_call(agent.q_network, dict(zip(tr.names, p)), (next_obs,)) if c.double_dqn else None
+            q_next_online = functional_call(agent.q_network, dict(zip(tr.names, tr.unflat(p))), (next_obs,)) if c.double_dqn else None
             targets = td_targets(q_next_online, q_next_target, rewards, discounts)
 
         def loss_fn(p_):
-            q = functional_call(agent.q_network, dict(zip(tr.names, p_)), (obs,)).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+            q = functional_call(agent.q_network, dict(zip(tr.names, tr.unflat(p_))), (obs,)).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
             loss = td_loss(q, targets, c.loss)
             return loss, (loss.detach(), q.detach().mean())
 
         grads, (loss, q_mean) = grad(loss_fn, has_aux=True)(p)
         step = steps[0] + 1
-        new_p, new_m, new_v = tr.step(p, grads, list(exp_avgs), list(exp_avg_sqs), step, lrs[0], flags[0])
+        new_p, new_m, new_v = tr.step(p, grads, tr.flat(exp_avgs), tr.flat(exp_avg_sqs), step, lrs[0], flags[0])
         tr.write_back(params, exp_avgs, exp_avg_sqs, steps, new_p, new_m, new_v, step)
         return torch.stack([loss, q_mean])
 

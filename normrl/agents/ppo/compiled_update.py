@@ -53,11 +53,10 @@ class CompiledPPOUpdate:
         b_actions, b_log_probs, b_values = actions.reshape(n), log_probs.reshape(n), values.reshape(n)
         b_adv, b_returns = advantages.reshape(n), returns.reshape(n)
         mb = n // c.num_minibatches
-        p = [t.detach() for t in params]
-        m, v, step = list(exp_avgs), list(exp_avg_sqs), steps[0]
+        p, m, v, step = tr.flat([t.detach() for t in params]), tr.flat(exp_avgs), tr.flat(exp_avg_sqs), steps[0]
 
         def loss_fn(p_, idx):
-            logits, vals = functional_call(net, dict(zip(tr.names, p_)), (b_obs[idx],))
+            logits, vals = functional_call(net, dict(zip(tr.names, tr.unflat(p_))), (b_obs[idx],))
             loss, parts = ppo_loss(logits, vals, b_actions[idx], b_log_probs[idx], b_values[idx], b_adv[idx],
                                    b_returns[idx], c.clip_coef, c.clip_vloss, c.ent_coef, c.vf_coef, c.norm_adv)
             return loss, torch.stack([parts[k] for k in STAT_NAMES])
