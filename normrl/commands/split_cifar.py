@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--derpp-alpha", type=float, default=0.1, help="DER++ logit-MSE weight [0.1]")
     parser.add_argument("--derpp-beta", type=float, default=0.5, help="DER++ replay-CE weight [0.5]")
     parser.add_argument("--augment", action="store_true", help="random crop + horizontal flip of stream and replay samples")
+    parser.add_argument("--intervention", action="append", default=[], metavar="SPEC",
+                        help="plasticity intervention NAME[:key=value,...], repeatable (`normrl interventions`) [none]")
     parser.add_argument("--seed", type=int, default=0, help="[0]")
     parser.add_argument("--device", default="auto", help="[auto: cuda if available, else cpu]")
     parser.add_argument("--logdir", required=True, help="run directory (TensorBoard, config.json, summary.json)")
@@ -56,7 +58,8 @@ def online_config(args):
     return OnlineCLConfig(method=args.method, norm=args.norm, buffer_size=args.buffer, batch_size=args.batch_size,
                           replay_batch_size=args.replay_batch_size, lr=args.lr, epochs=args.epochs, nf=args.nf,
                           derpp_alpha=args.derpp_alpha, derpp_beta=args.derpp_beta, adab2n_lambda=args.adab2n_lambda,
-                          norm_kwargs={} if args.kappa is None else {"kappa": args.kappa}, seed=args.seed)
+                          norm_kwargs={} if args.kappa is None else {"kappa": args.kappa},
+                          interventions=tuple(args.intervention), seed=args.seed)
 
 
 def run(args) -> int:

@@ -20,11 +20,28 @@ ACTIVATIONS: dict[str, type] = {
 }
 
 
-def make_activation(name: str) -> nn.Module:
-    """A fresh activation module for ``name`` (ValueError listing the valid names)."""
+def _activation_class(name: str) -> type:
+    if isinstance(name, str) and name.lower() == "crelu":
+        from normrl.plasticity.crelu import CReLU
+
+        return CReLU
     if not isinstance(name, str) or name.lower() not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; valid: {', '.join(sorted(ACTIVATIONS))}")
-    return ACTIVATIONS[name.lower()]()
+        raise ValueError(f"unknown activation {name!r}; valid: {', '.join(sorted([*ACTIVATIONS, 'crelu']))}")
+    return ACTIVATIONS[name.lower()]
+
+
+def make_activation(name: str) -> nn.Module:
+    """A fresh activation module for ``name`` (ValueError listing the valid names).
+    ``"crelu"`` is the concatenated ReLU of :mod:`normrl.plasticity.crelu` (Abbas et al.
+    2023, arXiv 2303.07507), which doubles the features (:func:`width_multiplier`)."""
+    return _activation_class(name)()
+
+
+def width_multiplier(name: str) -> int:
+    """Features out per feature in of activation ``name``: 2 for ``"crelu"``, else 1.
+    The networks size the layer after a CReLU for twice the features (the "equal width"
+    rule; :func:`normrl.plasticity.crelu_hidden_widths` gives equal-parameter widths)."""
+    return int(getattr(_activation_class(name), "width_multiplier", 1))
 
 
 def resolve_norm(norm: NormSpec) -> tuple[Callable[..., nn.Module] | None, bool]:

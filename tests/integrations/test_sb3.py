@@ -239,3 +239,49 @@ def test_sb3_example_script_runs_and_reports(tmp_path, capsys):
     acc = EventAccumulator(str(tmp_path / "ppo_nap_1"))
     acc.Reload()
     assert "plasticity/dormant_ratio/all" in acc.Tags()["scalars"]
+
+
+def test_intervention_callback_adds_the_penalty_gradient_and_runs_after_every_step(tmp_path):
+    """L2 with a known λ: the callback's step pre-hook adds exactly λθ to the gradients
+    of the regularized parameters; after_step runs once per optimizer step; ReDo events
+    land in the TensorBoard log; the NaP norms hold after the interventions."""
+    from normrl.integrations.sb3 import InterventionCallback
+    from normrl.normalization import is_normalization
+
+    env = make_vec_env("CartPole-v1", n_envs=2, seed=0)
+    model = PPO("MlpPolicy", env, n_steps=16, batch_size=16, n_epochs=1, policy_kwargs=norm_policy_kwargs("nap"),
+                tensorboard_log=str(tmp_path), seed=0, device="cpu")
+    cb = InterventionCallback(["redo:tau=0.9,every=1", "l2:lam=0.5"], seed=1)
+    model.learn(32, callback=cb)  # 1 rollout of 2 x 16 samples = 2 minibatches of 16 = 2 optimizer steps
+    assert cb.steps == 2
+    model.learn(32, callback=cb, reset_num_timesteps=False)
+    assert cb.steps == 4
+    # the pre-step hook on zero gradients leaves exactly the penalty's gradient λθ
+    norm_params = {id(p) for m in model.policy.modules() if is_normalization(m) for p in m.parameters()}
+    for p in model.policy.parameters():
+        p.grad = torch.zeros_like(p)
+    cb._before_step(model.policy.optimizer, (), {})
+    for p in model.policy.parameters():
+        want = torch.zeros_like(p) if id(p) in norm_params else 0.5 * p.detach()
+        torch.testing.assert_close(p.grad, want)
+    projector = model.policy.optimizer.projector
+    for name, norm in projector.weight_norms().items():
+        assert norm == pytest.approx(projector.initial_weight_norms()[name], rel=1e-5)
+    runs = [d for d in tmp_path.iterdir() if d.is_dir()]
+    acc = EventAccumulator(str(runs[0]))
+    acc.Reload()
+    assert any(t.startswith("plasticity/redo/reset_units/") for t in acc.Tags()["scalars"])
+
+
+def test_intervention_callback_receives_task_hooks_through_learn_stream():
+    from normrl.integrations.sb3 import InterventionCallback
+
+    venv = TensorVecEnv(make_env("CartPole-v1", 4, "cpu", seed=0))
+    model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    cb = InterventionCallback(["reset_layers:at=task_end"])
+    scheduler = TaskScheduler(stream_tasks("permuted-obs:CartPole-v1:2", 128), num_envs=4, eval_episodes=1, seed=0)
+    head = [m for m in model.policy.modules() if isinstance(m, nn.Linear)][-1]
+    learn_stream(model, scheduler, callback=cb)
+    reset = next(iv for iv in cb.interventions if iv.name == "reset_layers")
+    assert reset.last_event, "reset_layers did not run at the task ends"
+    assert head.weight.isfinite().all()

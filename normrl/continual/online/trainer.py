@@ -57,6 +57,9 @@ class OnlineCLConfig:
         norm_kwargs: extra keywords for every norm layer, e.g. ``{"kappa": 0.4}`` [{}].
         eval_batch_size: test batch size [256].
         nap_every: with a NaP norm, project after every ``nap_every`` SGD steps [1].
+        interventions: plasticity interventions as spec strings (``"redo:every=500"``;
+            :mod:`normrl.plasticity`), seeded from ``seed``: penalty added to the loss,
+            ``after_step`` after every SGD step, task hooks at task boundaries [()].
         seed: seeds the model init, stream order and buffer [0].
     """
 
@@ -74,6 +77,7 @@ class OnlineCLConfig:
     norm_kwargs: dict = field(default_factory=dict)
     eval_batch_size: int = 256
     nap_every: int = 1
+    interventions: tuple = ()
     seed: int = 0
 
     def validate(self) -> None:
@@ -93,6 +97,10 @@ class OnlineCLConfig:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+        from normrl.plasticity.spec import parse_intervention_spec
+
+        for spec in self.interventions:
+            parse_intervention_spec(spec)  # ValueError naming the valid names / options
 
 
 class OnlineCLTrainer:
@@ -120,6 +128,12 @@ class OnlineCLTrainer:
         self.model = model.to(self.device)
         self.optimizer = build_optimizer(self.model, self.config.norm, torch.optim.SGD, {"lr": self.config.lr},
                                          self.config.nap_every)
+        self.interventions = None
+        if self.config.interventions:
+            from normrl.plasticity import build_interventions
+
+            self.interventions = build_interventions(self.config.interventions, seed=self.config.seed)
+            self.interventions.attach(self.model, self.optimizer)
         self.loss_fn, self.n_draws = METHODS[self.config.method]
         self.buffer = ReservoirBuffer(self.config.buffer_size, data.image_shape, num_logits=data.num_classes if self.config.method == "derpp" else 0, device=self.device, seed=self.config.seed)
         self.has_adab2n = bool(adab2n_layers(self.model))
@@ -156,17 +170,24 @@ class OnlineCLTrainer:
         loss = self.loss_fn(logits, batch, alpha=cfg.derpp_alpha, beta=cfg.derpp_beta)
         if self.has_adab2n and cfg.adab2n_lambda:
             loss = loss + cfg.adab2n_lambda * adab2n_aux_loss(self.model)
+        if self.interventions is not None:
+            loss = loss + self.interventions.penalty()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if self.interventions is not None:
+            self.interventions.after_step(self.step_count + 1)
         self.buffer.add(images, labels, tasks, logits[:n].detach() if self.buffer.logits is not None else None)
         self.step_count += 1
         return loss.detach()
 
+    def _hook_roots(self) -> list:
+        return [self.model] if self.interventions is None else [self.model, self.interventions]
+
     def train_task(self, task: int) -> None:
         """One pass (``epochs`` passes) over ``task``'s stream in a seeded random order."""
         cfg, data = self.config, self.data
-        call_task_hooks([self.model], "on_task_start", task)
+        call_task_hooks(self._hook_roots(), "on_task_start", task)
         indices = data.train_indices(task).cpu()
         for _ in range(cfg.epochs):
             order = indices[torch.randperm(len(indices), generator=self.generator)].to(self.device)
@@ -177,7 +198,7 @@ class OnlineCLTrainer:
                     self.writer.add_scalar("train/loss", loss.item(), self.step_count)
                 if self.progress is not None:
                     self.progress(idx.shape[0])
-        call_task_hooks([self.model], "on_task_end", task)
+        call_task_hooks(self._hook_roots(), "on_task_end", task)
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()

@@ -16,6 +16,8 @@ the time of writing). This package is the only part of normrl that imports
   DQN's output layer) read the extractor's features directly. The architecture equals
   SB3's default one (same widths, separate actor/critic torsos for PPO/A2C with MLPs,
   shared NatureCNN for images), plus the norm layers.
+* :class:`InterventionCallback` — plasticity interventions (ReDo, Shrink & Perturb,
+  L2-init, ...; :mod:`normrl.plasticity`) through the policy optimizer's step hooks.
 * :class:`PlasticityCallback` — the ``plasticity/*`` metrics of
   :class:`normrl.metrics.PlasticityMonitor` after every ``every``-th optimizer step,
   into the run's TensorBoard log.
@@ -28,7 +30,7 @@ Batch-dependent norms keep their statistics in buffers named ``running_*``, so S
 copies them to the target network at every target update (SB3 collects them with
 ``get_parameters_by_name(q_net, ["running_"])``).
 """
-from normrl.integrations.sb3.callbacks import PlasticityCallback, TaskScheduleCallback
+from normrl.integrations.sb3.callbacks import InterventionCallback, PlasticityCallback, TaskScheduleCallback
 from normrl.integrations.sb3.policies import NormMLPExtractor, NormNatureCNNExtractor, norm_policy_kwargs
 from normrl.integrations.sb3.streams import SB3StreamAgent, TensorVecEnv, learn_stream
 
@@ -37,6 +39,7 @@ __all__ = [
     "NormMLPExtractor",
     "NormNatureCNNExtractor",
     "PlasticityCallback",
+    "InterventionCallback",
     "TaskScheduleCallback",
     "SB3StreamAgent",
     "TensorVecEnv",

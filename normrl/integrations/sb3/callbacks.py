@@ -1,5 +1,6 @@
-"""SB3 callbacks: plasticity metrics after every optimizer step, and the task-stream
-bookkeeping used by :func:`normrl.integrations.sb3.learn_stream`."""
+"""SB3 callbacks: plasticity metrics after every optimizer step, plasticity
+interventions, and the task-stream bookkeeping used by
+:func:`normrl.integrations.sb3.learn_stream`."""
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -12,7 +13,7 @@ from stable_baselines3.common.logger import TensorBoardOutputFormat
 
 from normrl.metrics.monitor import PlasticityMonitor
 
-__all__ = ["PlasticityCallback", "TaskScheduleCallback"]
+__all__ = ["PlasticityCallback", "TaskScheduleCallback", "InterventionCallback"]
 
 
 def _monitored_module(policy: nn.Module) -> nn.Module:
@@ -174,3 +175,131 @@ class TaskScheduleCallback(BaseCallback):
         task = self.scheduler.current_task_id
         if task is not None:
             self.logger.record("continual/task_id", task)
+
+
+class InterventionCallback(BaseCallback):
+    """Plasticity interventions (:mod:`normrl.plasticity`) inside an SB3 model's training.
+
+    Example::
+
+        model.learn(100_000, callback=InterventionCallback(["redo:tau=0.1,every=1000", "l2_init:lam=1e-4"]))
+
+    The interventions attach to the policy (DQN: its online ``q_net``) and the policy's
+    optimizer when the callback first sees the model, and persist across ``learn`` calls.
+    Through optimizer step hooks on ``model.policy.optimizer``:
+
+    * before every step, the penalty's gradient (L2, L2-init, Parseval) is added to the
+      parameters' gradients. SB3 clips gradients before its step, so — unlike normrl's own
+      agents, which add the penalty to the loss — the penalty's gradient is not clipped;
+    * after every step, ``after_step(n)`` (``n`` counts optimizer steps), then the NaP
+      re-projection when the optimizer is a NaP optimizer (``norm_policy_kwargs("nap")``).
+
+    ``on_task_start`` / ``on_task_end`` forward to the interventions: with
+    :func:`~normrl.integrations.sb3.learn_stream` the scheduler calls them at task
+    boundaries. What an intervention changed is recorded in SB3's logger and the run's
+    TensorBoard log as ``plasticity/<intervention>/<what>/<layer>`` at the step it
+    happened. Structural interventions (``plasticity_injection``) are refused for DQN:
+    SB3 copies the online network into its target parameter by parameter, which a new
+    head would break.
+
+    Unit-level methods (ReDo, continual backprop) need a batch to score or trace on:
+    SB3 never calls the policy as a whole, so after every rollout they get the first
+    ``probe_size`` observations of the rollout/replay buffer, run through the policy's
+    deterministic parts (no action sampling, so SB3's random stream is untouched).
+
+    Args:
+        interventions: spec strings (``"redo:every=1000"``), Intervention objects, or a
+            built :class:`~normrl.plasticity.Compose`.
+        seed: seeds the stochastic interventions [0].
+        probe_size: buffer rows given to ReDo/CBP as their batch [256].
+    """
+
+    def __init__(self, interventions, seed: int = 0, probe_size: int = 256, verbose: int = 0):
+        super().__init__(verbose)
+        self.probe_size = probe_size
+        from normrl.plasticity import Compose, build_interventions
+
+        self.interventions = interventions if isinstance(interventions, Compose) else build_interventions(interventions, seed=seed)
+        self.steps = 0
+        self._policy = None
+        self._hooks: list = []
+        self._writer = None
+        self._pending: list[tuple[str, int]] = []  # task hooks that came before the first learn()
+
+    def _init_callback(self) -> None:
+        policy = self.model.policy
+        if self._policy is policy:
+            return
+        if self._policy is not None:
+            raise ValueError("an InterventionCallback is bound to one model; make a new one for another model")
+        module = _monitored_module(policy)
+        if module is not policy and any(getattr(iv, "structural", False) for iv in self.interventions):
+            raise ValueError("structural interventions (plasticity_injection) are not supported with SB3's DQN: "
+                             "its target network is synced parameter by parameter")
+        for iv in self.interventions:
+            if hasattr(iv, "forward") and iv.forward is None:
+                iv.forward = _probe_forward  # SB3 policies are not called as a whole; no action sampling
+        self.interventions.attach(module, policy.optimizer)
+        self._policy = policy
+        self._writer = _LoggerWriter(self.logger)
+        for hook, task_id in self._pending:
+            getattr(self, hook)(task_id)
+        self._pending = []
+
+    def _on_training_start(self) -> None:
+        self._writer = _LoggerWriter(self.logger)
+        if not self._hooks:
+            opt = self.model.policy.optimizer
+            self._hooks = [opt.register_step_pre_hook(self._before_step), opt.register_step_post_hook(self._after_step)]
+
+    def _on_training_end(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+        if self._writer is not None:
+            self._writer.flush()
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        # Unit-level methods (ReDo, CBP) score and trace on a batch: SB3 never calls the
+        # policy as a whole during training, so they get the buffer's first rows.
+        probes = [iv for iv in self.interventions if callable(getattr(iv, "set_probe", None))]
+        if probes:
+            obs = _buffer_observations(self.model, self.probe_size)
+            if obs is not None:
+                x = torch.as_tensor(obs, device=self.model.device)
+                for iv in probes:
+                    iv.set_probe(x)
+
+    def _before_step(self, _optimizer, _args, _kwargs) -> None:
+        penalty = self.interventions.penalty()
+        if penalty.requires_grad:
+            penalty.backward()
+
+    def _after_step(self, _optimizer, _args, _kwargs) -> None:
+        self.steps += 1
+        self.interventions.after_step(self.steps)
+        self._record()
+
+    def _record(self) -> None:
+        for key, value in self.interventions.last_event.items():
+            self._writer.add_scalar(f"plasticity/{key}", value, self.model.num_timesteps)
+
+    def on_task_start(self, task_id: int) -> None:
+        """Forward a task start to the interventions (held until the callback is bound
+        to its model when it comes before the first ``learn``)."""
+        if self._policy is None:
+            self._pending.append(("on_task_start", task_id))
+            return
+        self.interventions.on_task_start(task_id)
+        self._record()
+
+    def on_task_end(self, task_id: int) -> None:
+        """Forward a task end to the interventions."""
+        if self._policy is None:
+            self._pending.append(("on_task_end", task_id))
+            return
+        self.interventions.on_task_end(task_id)
+        self._record()

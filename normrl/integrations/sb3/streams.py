@@ -163,6 +163,23 @@ class SB3StreamAgent:
     def networks(self) -> list[nn.Module]:
         return [self.model.policy]
 
+    def _callbacks(self) -> list:
+        if self.callback is None:
+            return []
+        return list(self.callback) if isinstance(self.callback, (list, tuple)) else [self.callback]
+
+    def on_task_start(self, task_id: int) -> None:
+        """Forward to the callbacks that have task hooks (an :class:`InterventionCallback`)."""
+        for cb in self._callbacks():
+            if callable(getattr(cb, "on_task_start", None)):
+                cb.on_task_start(task_id)
+
+    def on_task_end(self, task_id: int) -> None:
+        """Forward to the callbacks that have task hooks."""
+        for cb in self._callbacks():
+            if callable(getattr(cb, "on_task_end", None)):
+                cb.on_task_end(task_id)
+
     def set_env(self, env) -> None:
         self.env = env
         space = self.model.observation_space
@@ -171,7 +188,7 @@ class SB3StreamAgent:
         self.model.set_env(TensorVecEnv(env, observation_space=space if same_layout else None))
 
     def learn(self, steps: int, **kwargs) -> None:
-        callbacks = [] if self.callback is None else (list(self.callback) if isinstance(self.callback, (list, tuple)) else [self.callback])
+        callbacks = self._callbacks()
         if self.scheduler is not None:
             callbacks.append(TaskScheduleCallback(self.scheduler))
         self.model.learn(steps, reset_num_timesteps=False, callback=CallbackList(callbacks) if callbacks else None, **kwargs)

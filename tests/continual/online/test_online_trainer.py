@@ -79,3 +79,22 @@ def test_er_learns_the_digits_stream(digits, norm):
     final_row = torch.tensor(til["accuracy_matrix"])[-1]
     assert (final_row > 0.7).all(), final_row  # no task forgotten down to chance
     assert summary["steps"] == sum(len(digits.train_indices(t)) // 10 + (len(digits.train_indices(t)) % 10 > 0) for t in range(5))
+
+
+def test_interventions_reach_the_online_learner_penalty_steps_and_task_hooks():
+    """l2_init's penalty enters the SGD loss (a large λ keeps the weights near θ₀) and
+    reset_layers runs at every task end through the shared task-hook walker."""
+    data = split_digits(n_tasks=2)
+    base = dict(method="er", norm="batchnorm", buffer_size=20, batch_size=10, nf=4, seed=0)
+    pulled = OnlineCLTrainer(data, OnlineCLConfig(**base, interventions=("l2_init:lam=50",)))
+    free = OnlineCLTrainer(data, OnlineCLConfig(**base))
+    start = [p.detach().clone() for p in free.model.parameters()]
+    for trainer in (pulled, free):
+        trainer.train_task(0)
+    dist = lambda t: sum((p - q).pow(2).sum() for p, q in zip(t.model.parameters(), start))  # noqa: E731
+    assert dist(pulled) < 0.5 * dist(free)
+    reset = OnlineCLTrainer(data, OnlineCLConfig(**base, interventions=("reset_layers:k=1,at=task_end",)))
+    reset.train_task(0)
+    assert reset.interventions.last_event, "reset_layers did not run at the task end"
+    with pytest.raises(ValueError, match="valid names"):
+        OnlineCLConfig(**base, interventions=("nosuch",)).validate()
