@@ -23,6 +23,13 @@ needs no host read either; any other optimizer reads the flag on the host before
 step (free on CPU, one synchronization per update on CUDA). Parameters or statistics
 that go non-finite anyway (e.g. a norm layer's running statistics from a non-finite
 forward pass) still stop the run.
+
+Compiled updates (``compile=True``) fold the same check into their graph: each step's
+``loss + gradient norm`` (exact gradient finiteness without clipping) is an output of
+the compiled call, copied into the slots by :meth:`DivergenceGuard.record`; in
+``"skip-update"`` mode the graph itself keeps the parameters, Adam's moments and its
+step count of a non-finite step (``torch.where`` on the flat vectors), as fused Adam's
+``found_inf`` does in eager mode.
 """
 from __future__ import annotations
 
@@ -150,16 +157,33 @@ class DivergenceGuard:
         self._grad_flags[: len(self._updates)].zero_()
         self._updates.clear()
 
+    def _room(self, count: int) -> None:
+        """Grow the slot buffers until ``count`` more updates fit."""
+        while len(self._updates) + count > self._values.numel():
+            self._values = torch.cat([self._values, torch.zeros_like(self._values)])
+            self._grad_flags = torch.cat([self._grad_flags, torch.zeros_like(self._grad_flags)])
+
+    def record(self, values: torch.Tensor, first_update: int, env_step: int) -> None:
+        """Record the updates ``first_update, first_update + 1, ...`` taken at ``env_step``
+        by a compiled update (``compile=True``), which computes each one's check value
+        itself (finite iff its loss and gradients are; see
+        :meth:`~normrl.agents.common.compiled_training.FunctionalTraining.step`) and, in
+        ``"skip-update"`` mode, has already skipped the non-finite ones: a device copy of
+        ``values`` into the slots, no host read."""
+        count = values.numel()
+        self._room(count)
+        i = len(self._updates)
+        self._values[i : i + count].copy_(values.detach().reshape(-1))
+        self._updates.extend((first_update + j, env_step) for j in range(count))
+
     def before_step(self, loss: torch.Tensor, grad_norm: torch.Tensor | None, model: nn.Module, optimizer,
                     update: int, env_step: int) -> bool:
         """Record update number ``update`` (1-based) taken at ``env_step``; call after
         ``backward`` (and clipping, whose returned norm is ``grad_norm``; None: the
         gradients of ``optimizer``'s parameters are checked here). Returns whether to
         call ``optimizer.step()``."""
+        self._room(1)
         i = len(self._updates)
-        if i == self._values.numel():
-            self._values = torch.cat([self._values, torch.zeros_like(self._values)])
-            self._grad_flags = torch.cat([self._grad_flags, torch.zeros_like(self._grad_flags)])
         if grad_norm is not None:
             # one kernel into a preallocated slot: non-finite iff the loss or the gradient norm is
             torch.add(loss.detach(), grad_norm, out=self._values[i])

@@ -5,8 +5,10 @@ graph, then each epoch of the clipped-objective update (all its minibatch steps)
 The eager :meth:`normrl.agents.PPO._update` is the reference; this computes the same
 steps (same minibatch permutations, drawn from the agent's generator before each epoch
 as the eager loop draws them; the LR of each step from the schedule; Adam and global-norm
-clipping as :mod:`normrl.agents.common.functional_adam`) and so gives the same
-parameters up to float rounding. Gradients come from ``torch.func.grad`` of a
+clipping as :mod:`normrl.agents.common.functional_adam`; the divergence guard's value of
+each step, and with ``on_divergence="skip-update"`` the skip of a non-finite one, as
+:meth:`~normrl.agents.common.compiled_training.FunctionalTraining.step`) and so gives
+the same parameters up to float rounding. Gradients come from ``torch.func.grad`` of a
 ``functional_call`` of the network, so no ``.grad`` is left on the parameters.
 
 One graph per epoch rather than one for the whole update: inductor's compile time grows
@@ -59,16 +61,17 @@ class CompiledPPOUpdate:
             logits, vals = functional_call(net, dict(zip(tr.names, tr.unflat(p_))), (b_obs[idx],))
             loss, parts = ppo_loss(logits, vals, b_actions[idx], b_log_probs[idx], b_values[idx], b_adv[idx],
                                    b_returns[idx], c.clip_coef, c.clip_vloss, c.ent_coef, c.vf_coef, c.norm_adv)
-            return loss, torch.stack([parts[k] for k in STAT_NAMES])
+            return loss, (torch.stack([parts[k] for k in STAT_NAMES]), loss.detach())
 
         totals = torch.zeros(len(STAT_NAMES), device=values.device)
+        checks = []
         for k, start in enumerate(range(0, n, mb)):
-            grads, parts = grad(loss_fn, has_aux=True)(p, perm[start : start + mb])
-            step = step + 1
-            p, m, v = tr.step(p, grads, m, v, step, lrs[k], flags[k])
+            grads, (parts, loss) = grad(loss_fn, has_aux=True)(p, perm[start : start + mb])
+            p, m, v, step, check = tr.step(p, grads, m, v, step, lrs[k], flags[k], loss)
             totals = totals + parts
+            checks.append(check)
         tr.write_back(params, exp_avgs, exp_avg_sqs, steps, p, m, v, step)
-        return totals
+        return totals, torch.stack(checks)
 
     def __call__(self, rewards, values, dones, next_value) -> dict[str, torch.Tensor]:
         agent, c, buf = self.agent, self.agent.config, self.agent.buffer
@@ -82,11 +85,13 @@ class CompiledPPOUpdate:
         totals, count, updates_before = None, 0, agent.num_updates
         for _ in range(c.update_epochs):
             perm = torch.randperm(n, device=agent.device, generator=agent.generator)
+            epoch_start = agent.num_updates
             lrs, flags = self.training.plan(c.num_minibatches)
             if cuda:
                 torch.compiler.cudagraph_mark_step_begin()
-            out = self._epoch_fn(*self.training.tensors(), lrs, flags, perm, buf.obs, buf.actions, buf.log_probs, values,
-                                 advantages, returns)
+            out, checks = self._epoch_fn(*self.training.tensors(), lrs, flags, perm, buf.obs, buf.actions, buf.log_probs,
+                                         values, advantages, returns)
+            self.training.record(checks, epoch_start)  # copied before the next replay overwrites it
             totals = out.clone() if totals is None else totals + out
             count += c.num_minibatches
             if c.target_kl is not None and float(out[STAT_NAMES.index("approx_kl")]) / c.num_minibatches > c.target_kl:
