@@ -206,3 +206,72 @@ def test_no_warning_for_plain_files(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_plain(path)
+
+
+
+def _flat(obj, prefix=""):
+    if isinstance(obj, dict):
+        return {k: v for key, val in obj.items() for k, v in _flat(val, f"{prefix}.{key}").items()}
+    if isinstance(obj, (list, tuple)):
+        return {k: v for i, val in enumerate(obj) for k, v in _flat(val, f"{prefix}[{i}]").items()}
+    return {prefix: obj}
+
+
+def _same(a, b) -> bool:
+    fa, fb = _flat(a), _flat(b)
+    return fa.keys() == fb.keys() and all(
+        torch.equal(x, fb[k]) if torch.is_tensor(x) else x == fb[k] for k, x in fa.items())
+
+
+INTERVENTION_SPECS = ("cbp:replacement_rate=0.01,maturity_threshold=4", "redo:tau=0.1,every=4",
+                      "shrink_perturb:shrink=0.999,perturb=0.001", "l2_init:lam=0.01", "lines", "plasticity_injection")
+
+
+def _agent_with_interventions(algo):
+    env = make_env("CartPole-v1", 2, "cpu", seed=0)
+    if algo == "ppo":
+        agent = PPO(env, PPOConfig(**{**PPO_CFG.__dict__, "interventions": INTERVENTION_SPECS}))
+    else:
+        agent = DQN(env, DQNConfig(learning_starts=16, batch_size=8, buffer_size=64, train_freq=2, monitor_every=0,
+                                   interventions=INTERVENTION_SPECS))
+    agent.learn(64, progress=False)
+    agent.on_task_end(0)
+    agent.on_task_start(1)  # LiNeS scales, the injection adds a head
+    agent.learn(32, progress=False)
+    return agent
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_agent_checkpoints_with_interventions_load_with_weights_only(tmp_path, algo):
+    """Every intervention's state (CBP's utilities, ages and traced activity, ReDo's
+    counters, shrink & perturb's and the injection's fresh-draw RNGs, the injected head,
+    LiNeS' task-start weights, l2_init's initial parameters) is tensors and plain data:
+    the file loads with weights_only=True and restores networks, optimizer and
+    interventions exactly; the next updates agree bit for bit."""
+    agent = _agent_with_interventions(algo)
+    state = _roundtrip(agent, tmp_path / "a.pt")
+    assert len(state["interventions"]["interventions"]) == len(INTERVENTION_SPECS)
+    restored = type(agent).from_checkpoint(tmp_path / "a.pt")
+    for a, b in zip(agent.networks(), restored.networks()):
+        assert _same(a.state_dict(), b.state_dict())
+    assert _same(agent.optimizer.state_dict(), restored.optimizer.state_dict())
+    assert _same(agent.interventions.state_dict(), restored.interventions.state_dict())
+    for a in (agent, restored):
+        a._trained.train(True)
+        for _ in range(4):
+            a._update() if algo == "dqn" else a.learn(32, progress=False)
+    for a, b in zip(agent.networks(), restored.networks()):
+        assert _same(a.state_dict(), b.state_dict())
+
+
+@pytest.mark.xfail(strict=True, reason="main's plasticity resume: DQN with cbp, redo, shrink_perturb, l2_init and "
+                                       "plasticity_injection together drifts from the uninterrupted run after ~50 "
+                                       "more updates through learn (each intervention alone, and every pair, resume "
+                                       "exactly; the restored state itself is equal, see the test above)")
+def test_dqn_with_five_interventions_resumes_exactly_through_learn(tmp_path):
+    agent = _agent_with_interventions("dqn")
+    agent.save(tmp_path / "a.pt")
+    restored = DQN.from_checkpoint(tmp_path / "a.pt")
+    for a in (agent, restored):
+        a.learn(64, progress=False)
+    assert all(_same(a.state_dict(), b.state_dict()) for a, b in zip(agent.networks(), restored.networks()))
