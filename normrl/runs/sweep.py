@@ -294,6 +294,15 @@ def run_sweep(spec: SweepSpec, logdir: str | Path, *, engine: str = "ray", addre
         raise UserError("--engine local runs on this machine's CPUs: --address and --gpus-per-trial need --engine ray")
     if not cpus_per_trial > 0 or gpus_per_trial < 0:
         raise UserError(f"--cpus-per-trial must be > 0 and --gpus-per-trial >= 0, got {cpus_per_trial}, {gpus_per_trial}")
+    if num_cpus is not None and (isinstance(num_cpus, bool) or not isinstance(num_cpus, int) or num_cpus < 1):
+        raise UserError(f"--num-cpus must be an integer >= 1, got {num_cpus!r}")
+    if device is not None:
+        import torch
+
+        try:  # the syntax only: the trials may run on other machines than this one
+            torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise UserError(f"bad --device {device!r}: {exc}") from None
     if echo is None:
         if progress:
             from tqdm.auto import tqdm

@@ -38,6 +38,11 @@ BASE = {
                     "--logdir", LOGDIR],
     "nap-demo": ["nap-demo", "--tasks", "1", "--steps-per-task", "2", "--device", "cpu", "--no-progress", "--logdir", LOGDIR],
     "norms": ["norms"],
+    "interventions": ["interventions"],
+    # the local engine (no Ray); everything below is refused before a trial starts
+    "sweep": ["sweep", "--algo", "ppo", "--env", "CartPole-v1", "--steps", "32", "--engine", "local", "--num-cpus", "1",
+              "--device", "cpu", "--no-report", "--no-progress", "--logdir", LOGDIR],
+    "report": ["report", "{tmp}/runs", "--no-plots", "--reps", "100"],
     "train_minatar.py": ["--game", "breakout", "--algo", "ppo", "--steps", "32", "--num-envs", "2", "--num-steps", "16",
                          "--no-progress", "--logdir", LOGDIR],
     "train_atari.py": ["--game", "Pong", "--algo", "dqn", "--steps", "8", "--learning-starts", "4", "--batch-size", "2",
@@ -108,6 +113,48 @@ def _cases():
     add("nap-demo", "--seed", ["-1", "x"])
     add("nap-demo", "--device", ["nope"])
     cases.append(pytest.param("norms", ["norms", "--bogus"], 2, id="norms --bogus"))
+    cases.append(pytest.param("interventions", ["interventions", "--bogus"], 2, id="interventions --bogus"))
+    cases.append(pytest.param("interventions", ["interventions", "redo"], 2, id="interventions redo"))
+    # --intervention: unknown names, malformed and unknown options, bad values
+    bad_specs = ["nosuch", "", ":", "redo:tau", "redo:=1", "redo:tau=0.1,tau=0.2", "redo:nope=1",
+                 "redo:tau=abc", "redo:tau=-1", "redo:every=0", "cbp:replacement_rate=2", "shrink_perturb:shrink=nan"]
+    for base in ("train-ppo", "train-dqn", "continual", "sweep"):
+        add(base, "--intervention", bad_specs)
+    # --compile with what a compiled update cannot reproduce (refused at construction)
+    for base in ("train-ppo", "train-dqn"):
+        for extra in (["--norm", "batchnorm"], ["--intervention", "redo"], ["--hessian-every", "5"],
+                      ["--norm", "adab2n", "--aux-loss-coef", "0.1"]):
+            argv = BASE[base] + ["--compile"] + extra
+            cases.append(pytest.param(base, argv, 2, id=f"{base} --compile {' '.join(extra)}"))
+    add("continual", "--intervention", ["nosuch"])
+    # sweep: the grid, the engine and the spec file
+    add("sweep", "--steps", ["0", "-1", "x"])
+    add("sweep", "--algo", ["sac"])
+    add("sweep", "--env", ["Nope-v0", "", "ALE/pong"])
+    cases.append(pytest.param("sweep", [a for a in BASE["sweep"] if a not in ("--env", "CartPole-v1", "--steps", "32")]
+                              + ["--stream", "nope", "--steps-per-task", "32"], 2, id="sweep --stream nope"))
+    add("sweep", "--norm", ["nope", ",", "none,nope"])
+    add("sweep", "--seeds", ["x", "-1", "3-1", "0-", ""])
+    add("sweep", "--set", ["learning_rate", "nope=1", "learning_rate=", "learning_rate=x", "=1", "seed=1"])
+    add("sweep", "--env-kwarg", ["max_episode_steps", "=3"])
+    add("sweep", "--engine", ["dask"])
+    add("sweep", "--num-cpus", ["0", "-1", "x"])
+    add("sweep", "--cpus-per-trial", ["0", "-1", "x"])
+    add("sweep", "--gpus-per-trial", ["-1", "x"])
+    add("sweep", "--device", ["nope"])
+    add("sweep", "--checkpoint-every", ["0", "-1"])
+    add("sweep", "--cycles", ["0"])
+    add("sweep", "--spec", ["{tmp}/missing.toml", "{tmp}/spec.txt", "{tmp}/bad.json", "{tmp}/blocker"])
+    cases.append(pytest.param("sweep", BASE["sweep"] + ["--stream", "minatar"], 2, id="sweep --env and --stream"))
+    cases.append(pytest.param("sweep", ["sweep", "--algo", "ppo", "--steps", "32", "--engine", "local", "--logdir", LOGDIR],
+                              2, id="sweep without --env or --stream"))
+    # report: a folder without runs, a file, a missing folder, bad numbers
+    for target in ("{tmp}/missing", "{tmp}/blocker", "{tmp}/empty"):
+        cases.append(pytest.param("report", ["report", target, "--no-plots"], 2, id=f"report {target}"))
+    add("report", "--reps", ["0", "-1", "x"])
+    add("report", "--score-window", ["0", "-5"])
+    add("report", "--seed", ["-1", "x"])
+    add("report", "--out", ["{tmp}/blocker", "{tmp}/blocker/under"])
     add("train_minatar.py", "--game", ["nope", "pong"])
     add("train_minatar.py", "--steps", ["0", "-1"])
     add("train_minatar.py", "--algo", ["sac"])
@@ -176,10 +223,26 @@ def _assert_one_line(err, prog):
     assert "Traceback" not in err
 
 
+def _fixtures(tmp_path):
+    """What the cases name under ``{tmp}``: a file, an empty folder, malformed spec files
+    and a folder with one finished run (for ``report``)."""
+    import json
+
+    (tmp_path / "blocker").write_text("a file")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "spec.txt").write_text("algo = 'ppo'")
+    (tmp_path / "bad.json").write_text("{not json")
+    run = tmp_path / "runs" / "CartPole-v1" / "none" / "seed_0"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"algo": "ppo", "env_id": "CartPole-v1", "config": {"norm": "none", "seed": 0}}))
+    (run / "summary.json").write_text(json.dumps({"status": "finished", "finished": True, "mean_return_last_100": 10.0}))
+
+
 @pytest.mark.parametrize("base, argv, code", _cases())
 def test_malformed_values_are_one_line_errors(base, argv, code, tmp_path, capsys):
     if base in ("train_atari.py", "sequential_atari.py"):
         pytest.importorskip("ale_py")
+    _fixtures(tmp_path)
     argv = [a.replace(LOGDIR, str(tmp_path / "run")).replace("{tmp}", str(tmp_path)) for a in argv]
     status = _run_entry(base, argv)
     err = capsys.readouterr().err
