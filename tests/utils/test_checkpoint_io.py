@@ -275,3 +275,19 @@ def test_dqn_with_five_interventions_resumes_exactly_through_learn(tmp_path):
     for a in (agent, restored):
         a.learn(64, progress=False)
     assert all(_same(a.state_dict(), b.state_dict()) for a, b in zip(agent.networks(), restored.networks()))
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_compiled_training_state_loads_with_weights_only(tmp_path, algo):
+    """compile=True writes Adam's state itself (flat vectors inside the graph, copied
+    back into the optimizer's tensors): the checkpoint is still plain data. The update
+    functions run uncompiled here (tests/agents/test_compile.py compiles them)."""
+    from tests.agents.test_divergence_compiled import _dqn, _ppo
+
+    agent = _ppo(False) if algo == "ppo" else _dqn(False)
+    agent.learn(64, progress=False)
+    assert agent.config.compile and agent.optimizer.state  # the functional update created the state
+    state = _roundtrip(agent, tmp_path / "a.pt")
+    assert state["config"]["compile"] is True
+    restored = type(agent).from_checkpoint(tmp_path / "a.pt")
+    assert _same(agent.optimizer.state_dict(), restored.optimizer.state_dict())
