@@ -33,7 +33,11 @@ import torch
 class _NoGuard:
     """What the agents would do without a guard: always step, never check."""
 
+    mode = "stop"
     skipped_updates = 0
+
+    def record(self, *args, **kwargs) -> None:
+        pass
 
     def before_step(self, *args, **kwargs) -> bool:
         return True
