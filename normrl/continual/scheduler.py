@@ -31,6 +31,19 @@ At every task switch (:func:`apply_task_switch`), in this order:
 The first task gets step 3-4 only (the optimizer, LR and buffer options act on switches,
 not on the very first task); the last gets steps 1-2.
 
+The **fresh-agent oracle** (``agent_factory``): instead of continuing one agent, the
+scheduler builds a new one at the start of every visit (``agent_factory(visit=v, env=env,
+step_offset=o)``, on the visit's env) and trains it for that visit only: new networks,
+optimizer, schedule and buffers, so every visit is learned from scratch. It is the
+reference against which loss of plasticity is measured (a continual agent that learns a
+task worse than a fresh one has lost plasticity; e.g. Kumar et al. 2023, arXiv
+2308.11958; Lyle et al. 2024, arXiv 2407.01800). The new agent gets the start hooks and
+the task tag of a first task (no switch options: nothing is left to reset). Its own
+``num_steps`` starts at 0 (a DQN's exploration and warm-up depend on it); the matrix's
+``eval_steps`` add ``step_offset`` (the stream's env steps before the visit) so that they
+count along the whole stream, and the factory should give the agent a writer that adds
+the same offset (:class:`normrl.runs.StepOffsetWriter`).
+
 After each task visit the agent is evaluated on every task seen so far (``agent.task_id``
 is set to the evaluated task during its evaluation and restored after). The result is a
 matrix ``returns[visit, task]`` (rows: task visits in training order; columns: the
@@ -136,13 +149,17 @@ class TaskScheduler:
         logdir: if set, ``summary.json`` there is rewritten after every visit.
         learn_kwargs: extra keyword arguments of every ``agent.learn`` call (e.g.
             ``{"progress": False}`` when the caller shows its own progress bar; default none).
+        agent_factory: the fresh-agent oracle (module docstring): a callable
+            ``(visit=, env=, step_offset=) -> agent`` that builds the agent of every visit
+            [None: one agent continues through the stream].
     """
 
     def __init__(self, tasks: list[Task], cycles: int = 1, *, name: str = "custom", num_envs: int = 8,
                  device: str | torch.device | None = None, seed: int = 0, reset_optimizer: bool = False,
                  restart_lr: bool | None = None, flush_replay: bool = False, tag_task_id: bool = True,
                  eval_episodes: int = 10, eval_num_envs: int | None = None, chunk_steps: int | None = None,
-                 logdir: str | None = None, learn_kwargs: dict[str, Any] | None = None):
+                 logdir: str | None = None, learn_kwargs: dict[str, Any] | None = None,
+                 agent_factory: Callable[..., Any] | None = None):
         tasks = list(tasks)
         if not tasks or not all(isinstance(t, Task) for t in tasks):
             raise ValueError("tasks must be a non-empty list of Task")
@@ -169,6 +186,9 @@ class TaskScheduler:
         self.chunk_steps = chunk_steps
         self.logdir = logdir
         self.learn_kwargs = dict(learn_kwargs or {})
+        if agent_factory is not None and not callable(agent_factory):
+            raise ValueError(f"agent_factory must be callable or None, got {agent_factory!r}")
+        self.agent_factory = agent_factory
         # position
         self.visit = 0
         self.steps_done = 0
@@ -210,6 +230,17 @@ class TaskScheduler:
         """Env steps trained so far, counted by the schedule (resumes with the state)."""
         per_cycle = [t.steps for t in self.tasks]
         return sum(per_cycle[self.visit_task_id(v)] for v in range(min(self.visit, self.num_visits))) + self.steps_done
+
+    @property
+    def fresh_agents(self) -> bool:
+        """Whether every visit trains a new agent (``agent_factory`` given)."""
+        return self.agent_factory is not None
+
+    @property
+    def step_offset(self) -> int:
+        """Env steps of the stream before the current agent's first step: the last
+        evaluated row's step with fresh agents, else 0 (one agent counts them all)."""
+        return self.eval_steps[-1] if (self.fresh_agents and self.eval_steps) else 0
 
     def request_stop(self) -> None:
         """Make :meth:`run` return after the current chunk (e.g. from a signal handler)."""
@@ -266,7 +297,7 @@ class TaskScheduler:
             seen = [row[k] for k in self._seen_tasks()]
             self._log(agent, "continual/eval_mean_seen", sum(seen) / len(seen))
         self.returns.append(row)
-        self.eval_steps.append(int(agent.num_steps))
+        self.eval_steps.append(self.step_offset + int(agent.num_steps))
 
     def result(self) -> ContinualResult:
         """The matrix so far."""
@@ -295,8 +326,12 @@ class TaskScheduler:
         device = torch.device(device if device is not None else (self.device or "cpu"))
         return self.tasks[self.visit_task_id(self.visit)].make(self.num_envs, device, self._train_seed(self.visit))
 
-    def run(self, agent, callback: Callable[["TaskScheduler", Any], Any] | None = None, env=None) -> ContinualResult:
+    def run(self, agent=None, callback: Callable[["TaskScheduler", Any], Any] | None = None, env=None) -> ContinualResult:
         """Train ``agent`` on the rest of the stream and return the matrix.
+
+        With ``agent_factory``, every visit that starts here trains a new agent from the
+        factory; ``agent`` is then only needed when resuming inside a visit (the
+        restored agent of that visit) and may be None otherwise.
 
         ``callback(scheduler, agent)`` runs after every training chunk and after every
         visit's evaluation (a consistent point to save ``agent`` and ``state_dict()``).
@@ -307,6 +342,8 @@ class TaskScheduler:
         agent already trains on it (``agent.env is env``), ``set_env`` is not called, so
         the agent's restored rollout state is kept. Later visits build their own envs.
         """
+        if agent is None and not (self.fresh_agents and (self.done or not self.started)):
+            raise ValueError("run() needs the agent (only a fresh-agent scheduler at a visit boundary builds its own)")
         device = self._device(agent)
         self._stop = False
         given_env = env
@@ -320,6 +357,10 @@ class TaskScheduler:
             try:
                 if not self.started:
                     old = None if self.visit == 0 else self.visit_task_id(self.visit - 1)
+                    if self.fresh_agents:
+                        # the oracle: a new agent for this visit, started as on a first task
+                        agent = self.agent_factory(visit=self.visit, env=env, step_offset=self.step_offset)
+                        old = None
                     apply_task_switch(agent, old, task_id, reset_optimizer_state=self.reset_optimizer,
                                       restart_lr=self.restart_lr, flush_replay=self.flush_replay,
                                       tag_task_id=self.tag_task_id, call_end_hooks=False)
@@ -391,6 +432,7 @@ class TaskScheduler:
             "eval_steps": list(self.eval_steps),
             "train_seconds": self.train_seconds,
             "eval_seconds": self.eval_seconds,
+            "fresh_agents": self.fresh_agents,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -409,6 +451,9 @@ class TaskScheduler:
         theirs = (list(state["task_names"]), list(state["task_steps"]), state["cycles"])
         if mine != theirs:
             raise ValueError(f"scheduler state is for another stream: tasks/steps/cycles {theirs} != {mine}")
+        if bool(state.get("fresh_agents", False)) != self.fresh_agents:  # absent before the oracle existed
+            raise ValueError(f"scheduler state is for {'fresh agents per visit' if state.get('fresh_agents') else 'one agent'}, "
+                             f"this scheduler {'builds fresh agents' if self.fresh_agents else 'continues one agent'}")
         visit, steps_done = state["visit"], state["steps_done"]
         if not (0 <= visit <= self.num_visits) or len(state["returns"]) != visit or len(state["eval_steps"]) != visit:
             raise ValueError(f"scheduler state is inconsistent: visit {visit} with {len(state['returns'])} matrix rows")

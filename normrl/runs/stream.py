@@ -10,6 +10,12 @@ every task visit, and on SIGINT/SIGTERM (the run stops after the current chunk, 
 abandons a running evaluation, which the resumed run repeats; saves; and returns with
 ``summary["signal"]`` set).
 
+``fresh_agent=True`` is the oracle of plasticity studies: a new agent (networks,
+optimizer, LR schedule, replay buffer, interventions) at the start of every visit, built
+with the run's config and the seed :func:`visit_agent_seed` (visit 0 keeps the run's
+seed, so its first visit is exactly the continual run's), all logging into the run's one
+TensorBoard directory along the stream's step axis (:class:`~normrl.runs.StepOffsetWriter`).
+
 ``resume=True`` continues from the latest checkpoint exactly (same remaining task
 sequence and step counts). Without it, a run directory that already holds checkpoints
 is refused rather than overwritten. Missing, corrupt or incompatible checkpoints
@@ -18,12 +24,14 @@ is refused rather than overwritten. Missing, corrupt or incompatible checkpoints
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from pathlib import Path
 from typing import Any
 
 from normrl.runs.checkpoints import has_checkpoint, load_latest, restore_agent, save_checkpoint
 from normrl.runs.device import resolve_device
-from normrl.runs.resume import check_same_config, check_same_options
+from normrl.runs.resume import check_same_config, check_same_options, saved_section
 from normrl.runs.signals import StopSignals
 from normrl.runs.single import agent_class, make_config
 from normrl.utils.errors import CheckpointError, UserError
@@ -36,6 +44,17 @@ RESUME_KEYS = ("stream", "algo", "norm", "steps_per_task", "cycles", "seed", "nu
 _RESTART_LR = {"auto": None, "yes": True, "no": False}
 
 
+def visit_agent_seed(seed: int, visit: int) -> int:
+    """The agent seed of visit ``visit`` in ``fresh_agent`` mode: ``seed`` itself for
+    visit 0 (the oracle's first visit is the continual run's), else a 63-bit hash of
+    ``(seed, visit)``, so no visit of one run shares its initialization with any visit
+    of another run seed."""
+    if visit == 0:
+        return int(seed)
+    digest = hashlib.sha256(f"{int(seed)}/fresh-agent/{int(visit)}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
 def _validate(steps_per_task, cycles, eval_episodes, checkpoint_every, restart_lr) -> None:
     for flag, value, low in (("steps-per-task", steps_per_task, 1), ("cycles", cycles, 1),
                              ("eval-episodes", eval_episodes, 0), ("checkpoint-every", checkpoint_every, 1)):
@@ -45,11 +64,19 @@ def _validate(steps_per_task, cycles, eval_episodes, checkpoint_every, restart_l
         raise UserError(f"restart_lr must be one of {', '.join(_RESTART_LR)}, got {restart_lr!r}")
 
 
+def _validate_fresh(fresh_agent, reset_optimizer, restart_lr, flush_replay) -> None:
+    if not isinstance(fresh_agent, bool):
+        raise UserError(f"fresh_agent must be True or False, got {fresh_agent!r}")
+    if fresh_agent and (reset_optimizer or restart_lr != "auto" or flush_replay):
+        raise UserError("fresh_agent builds a new agent (optimizer, LR schedule, replay buffer) at every visit: "
+                        "reset_optimizer, restart_lr and flush_replay do not apply to it")
+
+
 def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path, *, cycles: int = 1,
                  config: Any = None, overrides: dict | None = None, env_kwargs: dict | None = None,
                  device: str = "auto", resume: bool = False, eval_episodes: int = 10, reset_optimizer: bool = False,
                  restart_lr: str = "auto", flush_replay: bool = False, checkpoint_every: int = 50_000,
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True, fresh_agent: bool = False) -> dict[str, Any]:
     """Train ``algo`` on the built-in stream ``stream`` (:func:`normrl.continual.stream_tasks`)
     and return the summary written to ``summary.json`` (``summary["continual"]`` is the
     return matrix; ``summary["signal"]`` the stop signal, if any).
@@ -64,10 +91,13 @@ def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path
         reset_optimizer, restart_lr (``"auto"``/``"yes"``/``"no"``), flush_replay:
             what happens at task switches (:func:`normrl.continual.apply_task_switch`).
         checkpoint_every: env steps between checkpoints [50,000].
+        fresh_agent: the oracle: a new agent at every visit (module docstring); its LR
+            schedule (``schedule_horizon`` 0) runs over one visit [False].
     """
     from normrl.continual import TaskScheduler, stream_tasks
 
     _validate(steps_per_task, cycles, eval_episodes, checkpoint_every, restart_lr)
+    _validate_fresh(fresh_agent, reset_optimizer, restart_lr, flush_replay)
     dev, logdir = resolve_device(device), Path(logdir)
     if has_checkpoint(logdir) and not resume:
         raise UserError(f"{logdir} already holds a run's checkpoints; pass --resume to continue it or choose another --logdir")
@@ -81,17 +111,20 @@ def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path
                "seed": config.seed, "num_envs": config.num_envs, "reset_optimizer": reset_optimizer,
                "restart_lr": restart_lr, "flush_replay": flush_replay, "eval_episodes": eval_episodes,
                # where PPO rollouts and checkpoints fall: a resumed run must keep it
-               "chunk_steps": min(checkpoint_every, PROGRESS_EVERY), "env_kwargs": dict(env_kwargs or {})}
+               "chunk_steps": min(checkpoint_every, PROGRESS_EVERY), "env_kwargs": dict(env_kwargs or {}),
+               "fresh_agent": fresh_agent}
+    if config.schedule_horizon == 0:
+        # The agents' default LR horizon is their first learn() call, which here is one
+        # chunk: decay over each task when the schedule restarts per task (or a fresh
+        # agent lives for one task), else over the whole stream.
+        per_task = _RESTART_LR[restart_lr] or fresh_agent
+        config.schedule_horizon = steps_per_task if per_task else steps_per_task * len(tasks) * cycles
+    factory = _FreshAgents(algo, config, logdir) if fresh_agent else None
     scheduler = TaskScheduler(
         tasks, cycles, name=stream, num_envs=config.num_envs, device=dev, seed=config.seed,
         reset_optimizer=reset_optimizer, restart_lr=_RESTART_LR[restart_lr], flush_replay=flush_replay,
         eval_episodes=eval_episodes, chunk_steps=options["chunk_steps"], logdir=str(logdir),
-        learn_kwargs={"progress": False})
-    if config.schedule_horizon == 0:
-        # The agents' default LR horizon is their first learn() call, which here is one
-        # chunk: decay over each task when the schedule restarts per task, else over the
-        # whole stream.
-        config.schedule_horizon = steps_per_task if _RESTART_LR[restart_lr] else scheduler.total_steps()
+        learn_kwargs={"progress": False}, agent_factory=factory)
     saved = _prepare_resume(logdir, scheduler, options, config) if resume else None
     if saved is None:
         from normrl.utils.run_dir import write_config
@@ -100,13 +133,42 @@ def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path
     elif scheduler.done:
         return {"stream": stream, "cycles": cycles, "continual": scheduler.result().to_dict(), "already_complete": True,
                 "signal": None}
+    if factory is not None:
+        return _run_fresh(logdir, scheduler, factory, dev, saved, checkpoint_every, progress)
     return _run(logdir, scheduler, algo, config, dev, saved, checkpoint_every, progress)
+
+
+class _FreshAgents:
+    """The agent factory of ``fresh_agent`` mode: visit ``v``'s agent is built from the
+    run's config with seed :func:`visit_agent_seed`, logging into the run's one
+    TensorBoard writer shifted by the scheduler's ``step_offset``. ``current`` is the
+    agent built last."""
+
+    def __init__(self, algo: str, config, logdir: Path):
+        self.algo, self.config, self.logdir = algo, config, logdir
+        self.writer = None
+        self.current = None
+
+    def __call__(self, visit: int, env, step_offset: int):
+        from normrl.runs.step_offset_writer import StepOffsetWriter
+
+        if self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.logdir))
+        config = dataclasses.replace(self.config, seed=visit_agent_seed(self.config.seed, visit))
+        self.current = agent_class(self.algo)(env, config, writer=StepOffsetWriter(self.writer, step_offset))
+        return self.current
 
 
 def _prepare_resume(logdir: Path, scheduler, options: dict, config) -> tuple[Path, dict]:
     """Check a resumed run against the saved one and restore the scheduler's position."""
     folder, state = load_latest(logdir)
     check_same_options(logdir, "continual", options, RESUME_KEYS)
+    saved_fresh = bool(saved_section(logdir, "continual", "options").get("fresh_agent", False))  # absent: older runs
+    if saved_fresh != options["fresh_agent"]:
+        raise CheckpointError(f"--resume: options differ from the saved run (fresh_agent: saved {saved_fresh!r}, "
+                              f"now {options['fresh_agent']!r})")
     check_same_config(logdir, config)
     try:
         scheduler.load_state_dict(state["scheduler"])
@@ -148,6 +210,38 @@ def _run(logdir: Path, scheduler, algo: str, config, device, saved, checkpoint_e
     return _finish(logdir, scheduler, agent, stop.first)
 
 
+def _run_fresh(logdir: Path, scheduler, factory: _FreshAgents, device, saved, checkpoint_every: int,
+               progress: bool) -> dict:
+    """:func:`_run` for ``fresh_agent`` mode: the scheduler builds every visit's agent;
+    a run resumed inside a visit rebuilds that visit's agent and restores it."""
+    agent = visit_env = None
+    if saved is not None and scheduler.started and not scheduler.done:
+        visit_env = scheduler.make_visit_env(device)
+        agent = factory(visit=scheduler.visit, env=visit_env, step_offset=scheduler.step_offset)
+        restore_agent(agent, *saved)
+    bar = _progress_bar(scheduler) if progress else None
+    last_saved = [scheduler.steps_completed()]
+    with StopSignals(on_signal=lambda _: scheduler.request_stop()) as stop:
+        def checkpoint(sched, ag):
+            done = sched.steps_completed()
+            if stop.requested or not sched.started or done - last_saved[0] >= checkpoint_every:
+                save_checkpoint(logdir, ag, {"scheduler": sched.state_dict()})
+                last_saved[0] = done
+            _refresh(bar, sched, ag)
+
+        try:
+            scheduler.run(agent, callback=checkpoint, env=visit_env)
+        finally:
+            if bar is not None:
+                bar.close()
+            if factory.writer is not None:
+                factory.writer.flush()
+    summary = _finish(logdir, scheduler, factory.current, stop.first)
+    if factory.writer is not None:
+        factory.writer.close()
+    return summary
+
+
 def _progress_bar(scheduler):
     from tqdm.auto import tqdm
 
@@ -174,7 +268,7 @@ def _finish(logdir: Path, scheduler, agent, signum: int | None) -> dict:
     from normrl.utils.run_dir import write_summary
 
     summary = {"stream": scheduler.name, "cycles": scheduler.cycles, "continual": scheduler.result().to_dict(),
-               "agent": agent.summary(), "train_seconds": scheduler.train_seconds,
-               "eval_seconds": scheduler.eval_seconds, "signal": signum}
+               "agent": None if agent is None else agent.summary(), "train_seconds": scheduler.train_seconds,
+               "eval_seconds": scheduler.eval_seconds, "signal": signum, "fresh_agent": scheduler.fresh_agents}
     write_summary(logdir, summary)
     return summary
