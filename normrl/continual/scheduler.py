@@ -74,6 +74,8 @@ from normrl.continual.task import Task
 from normrl.utils.errors import EvaluationInterrupted
 
 STATE_VERSION = 1
+#: which tasks are evaluated after each visit
+EVAL_TASKS = ("seen", "current")
 
 
 def _accepts(fn, name: str) -> bool:
@@ -144,6 +146,10 @@ class TaskScheduler:
         tag_task_id: set ``agent.task_id`` to the current task id (default ``True``).
         eval_episodes: episodes per evaluation (default 10); 0 disables evaluation.
         eval_num_envs: envs of each evaluation env (default ``min(eval_episodes, 8)``).
+        eval_tasks: ``"seen"`` (default) evaluates every task seen so far after each
+            visit; ``"current"`` only the visit's own task (the matrix keeps its
+            diagonal entries, NaN elsewhere: what a plasticity study needs, at a fraction
+            of the cost; no ``continual/eval_mean_seen`` tag then).
         chunk_steps: train in chunks of at most this many steps, calling ``callback``
             after each (e.g. to checkpoint); default ``None``: one chunk per visit.
         logdir: if set, ``summary.json`` there is rewritten after every visit.
@@ -157,7 +163,8 @@ class TaskScheduler:
     def __init__(self, tasks: list[Task], cycles: int = 1, *, name: str = "custom", num_envs: int = 8,
                  device: str | torch.device | None = None, seed: int = 0, reset_optimizer: bool = False,
                  restart_lr: bool | None = None, flush_replay: bool = False, tag_task_id: bool = True,
-                 eval_episodes: int = 10, eval_num_envs: int | None = None, chunk_steps: int | None = None,
+                 eval_episodes: int = 10, eval_num_envs: int | None = None, eval_tasks: str = "seen",
+                 chunk_steps: int | None = None,
                  logdir: str | None = None, learn_kwargs: dict[str, Any] | None = None,
                  agent_factory: Callable[..., Any] | None = None):
         tasks = list(tasks)
@@ -183,6 +190,9 @@ class TaskScheduler:
         self.tag_task_id = tag_task_id
         self.eval_episodes = eval_episodes
         self.eval_num_envs = eval_num_envs if eval_num_envs is not None else max(1, min(eval_episodes, 8))
+        if eval_tasks not in EVAL_TASKS:
+            raise ValueError(f"eval_tasks must be one of {', '.join(EVAL_TASKS)}, got {eval_tasks!r}")
+        self.eval_tasks = eval_tasks
         self.chunk_steps = chunk_steps
         self.logdir = logdir
         self.learn_kwargs = dict(learn_kwargs or {})
@@ -269,8 +279,12 @@ class TaskScheduler:
     def _seen_tasks(self) -> list[int]:
         return sorted({self.visit_task_id(v) for v in range(self.visit + 1)})
 
+    def _evaluated_tasks(self) -> list[int]:
+        return self._seen_tasks() if self.eval_tasks == "seen" else [self.visit_task_id(self.visit)]
+
     def _evaluate_row(self, agent, device) -> None:
-        """Evaluate on every task seen so far and append the matrix row. A stop
+        """Evaluate on every task seen so far (or the visit's own, ``eval_tasks="current"``)
+        and append the matrix row. A stop
         requested meanwhile raises EvaluationInterrupted (between tasks, or within one
         when ``agent.evaluate`` takes ``should_stop``); nothing is logged or appended
         then, so the resumed run evaluates the whole row once."""
@@ -279,7 +293,7 @@ class TaskScheduler:
             stop_kwargs = {"should_stop": lambda: self._stop} if _accepts(agent.evaluate, "should_stop") else {}
             saved_task_id = getattr(agent, "task_id", None)
             try:
-                for k in self._seen_tasks():
+                for k in self._evaluated_tasks():
                     if self._stop:
                         raise EvaluationInterrupted("stop requested between task evaluations")
                     env = self.tasks[k].make(self.eval_num_envs, device, self._eval_seed(k))
@@ -292,10 +306,11 @@ class TaskScheduler:
             finally:
                 if self.tag_task_id and saved_task_id is not None:
                     agent.task_id = saved_task_id
-            for k in self._seen_tasks():
+            for k in self._evaluated_tasks():
                 self._log(agent, f"continual/eval/{self.tasks[k].name}", row[k])
-            seen = [row[k] for k in self._seen_tasks()]
-            self._log(agent, "continual/eval_mean_seen", sum(seen) / len(seen))
+            if self.eval_tasks == "seen":
+                seen = [row[k] for k in self._seen_tasks()]
+                self._log(agent, "continual/eval_mean_seen", sum(seen) / len(seen))
         self.returns.append(row)
         self.eval_steps.append(self.step_offset + int(agent.num_steps))
 

@@ -41,6 +41,8 @@ PROGRESS_EVERY = 8192
 #: Options that must match between a run and its resumption.
 RESUME_KEYS = ("stream", "algo", "norm", "steps_per_task", "cycles", "seed", "num_envs", "reset_optimizer",
                "restart_lr", "flush_replay", "eval_episodes", "chunk_steps", "env_kwargs")
+#: Options added later, checked on resume with the value runs saved before them had.
+LATER_RESUME_KEYS = {"fresh_agent": False, "eval_tasks": "seen"}
 _RESTART_LR = {"auto": None, "yes": True, "no": False}
 
 
@@ -76,7 +78,7 @@ def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path
                  config: Any = None, overrides: dict | None = None, env_kwargs: dict | None = None,
                  device: str = "auto", resume: bool = False, eval_episodes: int = 10, reset_optimizer: bool = False,
                  restart_lr: str = "auto", flush_replay: bool = False, checkpoint_every: int = 50_000,
-                 progress: bool = True, fresh_agent: bool = False) -> dict[str, Any]:
+                 progress: bool = True, fresh_agent: bool = False, eval_tasks: str = "seen") -> dict[str, Any]:
     """Train ``algo`` on the built-in stream ``stream`` (:func:`normrl.continual.stream_tasks`)
     and return the summary written to ``summary.json`` (``summary["continual"]`` is the
     return matrix; ``summary["signal"]`` the stop signal, if any).
@@ -93,11 +95,16 @@ def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path
         checkpoint_every: env steps between checkpoints [50,000].
         fresh_agent: the oracle: a new agent at every visit (module docstring); its LR
             schedule (``schedule_horizon`` 0) runs over one visit [False].
+        eval_tasks: ``"seen"``: evaluate every task seen so far after each visit;
+            ``"current"``: only the visit's own task (the matrix's diagonal) ["seen"].
     """
     from normrl.continual import TaskScheduler, stream_tasks
+    from normrl.continual.scheduler import EVAL_TASKS
 
     _validate(steps_per_task, cycles, eval_episodes, checkpoint_every, restart_lr)
     _validate_fresh(fresh_agent, reset_optimizer, restart_lr, flush_replay)
+    if eval_tasks not in EVAL_TASKS:
+        raise UserError(f"eval_tasks must be one of {', '.join(EVAL_TASKS)}, got {eval_tasks!r}")
     dev, logdir = resolve_device(device), Path(logdir)
     if has_checkpoint(logdir) and not resume:
         raise UserError(f"{logdir} already holds a run's checkpoints; pass --resume to continue it or choose another --logdir")
@@ -112,7 +119,7 @@ def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path
                "restart_lr": restart_lr, "flush_replay": flush_replay, "eval_episodes": eval_episodes,
                # where PPO rollouts and checkpoints fall: a resumed run must keep it
                "chunk_steps": min(checkpoint_every, PROGRESS_EVERY), "env_kwargs": dict(env_kwargs or {}),
-               "fresh_agent": fresh_agent}
+               "fresh_agent": fresh_agent, "eval_tasks": eval_tasks}
     if config.schedule_horizon == 0:
         # The agents' default LR horizon is their first learn() call, which here is one
         # chunk: decay over each task when the schedule restarts per task (or a fresh
@@ -124,7 +131,7 @@ def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path
         tasks, cycles, name=stream, num_envs=config.num_envs, device=dev, seed=config.seed,
         reset_optimizer=reset_optimizer, restart_lr=_RESTART_LR[restart_lr], flush_replay=flush_replay,
         eval_episodes=eval_episodes, chunk_steps=options["chunk_steps"], logdir=str(logdir),
-        learn_kwargs={"progress": False}, agent_factory=factory)
+        learn_kwargs={"progress": False}, agent_factory=factory, eval_tasks=eval_tasks)
     saved = _prepare_resume(logdir, scheduler, options, config) if resume else None
     if saved is None:
         from normrl.utils.run_dir import write_config
@@ -165,10 +172,11 @@ def _prepare_resume(logdir: Path, scheduler, options: dict, config) -> tuple[Pat
     """Check a resumed run against the saved one and restore the scheduler's position."""
     folder, state = load_latest(logdir)
     check_same_options(logdir, "continual", options, RESUME_KEYS)
-    saved_fresh = bool(saved_section(logdir, "continual", "options").get("fresh_agent", False))  # absent: older runs
-    if saved_fresh != options["fresh_agent"]:
-        raise CheckpointError(f"--resume: options differ from the saved run (fresh_agent: saved {saved_fresh!r}, "
-                              f"now {options['fresh_agent']!r})")
+    saved = saved_section(logdir, "continual", "options")
+    for key, default in LATER_RESUME_KEYS.items():
+        if saved.get(key, default) != options[key]:
+            raise CheckpointError(f"--resume: options differ from the saved run ({key}: saved "
+                                  f"{saved.get(key, default)!r}, now {options[key]!r})")
     check_same_config(logdir, config)
     try:
         scheduler.load_state_dict(state["scheduler"])

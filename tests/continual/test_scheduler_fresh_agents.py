@@ -1,5 +1,6 @@
 """TaskScheduler's fresh-agent oracle (``agent_factory``): a new agent per visit, started
-as on a first task, with the stream's step axis kept by ``step_offset``."""
+as on a first task, with the stream's step axis kept by ``step_offset``; and
+``eval_tasks="current"``, the diagonal-only evaluation a plasticity study needs."""
 import pytest
 
 from normrl.continual import TaskScheduler
@@ -103,3 +104,17 @@ def test_without_a_factory_nothing_changes():
     assert not sched.fresh_agents and sched.step_offset == 0
     assert result.eval_steps == [4, 10, 15]
     assert agent.learned == [("a", 4, 0), ("b", 6, 1), ("c", 5, 2)]
+
+
+def test_eval_tasks_current_evaluates_only_the_visits_task():
+    import math
+
+    agent = FakeAgent()
+    sched = TaskScheduler(_tasks(), cycles=2, seed=0, eval_episodes=1, eval_tasks="current")
+    result = sched.run(agent)
+    assert [e[1] for e in agent.events if e[0] == "eval"] == ["a", "b", "c", "a", "b", "c"]
+    for row, task in zip(result.returns, result.visit_tasks):
+        assert [k for k, v in enumerate(row) if not math.isnan(v)] == [task]
+    assert result.returns[4][1] == 10.0 * 25 + 1
+    with pytest.raises(ValueError, match="seen, current"):
+        TaskScheduler(_tasks(), eval_tasks="all")

@@ -116,3 +116,10 @@ def test_bad_combinations_are_refused(fresh_run, tmp_path):
         _run(tmp_path / "c", fresh_agent="yes")
     with pytest.raises(CheckpointError, match="fresh_agent"):
         _run(fresh_run[0], resume=True)  # an oracle run resumed as a continual one
+
+
+def test_eval_tasks_is_checked_on_resume(fresh_run):
+    with pytest.raises(CheckpointError, match="eval_tasks"):
+        _run(fresh_run[0], resume=True, fresh_agent=True, eval_tasks="current")
+    with pytest.raises(UserError, match="eval_tasks"):
+        _run(fresh_run[0], fresh_agent=True, eval_tasks="diagonal")
