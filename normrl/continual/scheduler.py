@@ -44,8 +44,9 @@ the task tag of a first task (no switch options: nothing is left to reset). Its 
 count along the whole stream, and the factory should give the agent a writer that adds
 the same offset (:class:`normrl.runs.StepOffsetWriter`).
 
-After each task visit the agent is evaluated on every task seen so far (``agent.task_id``
-is set to the evaluated task during its evaluation and restored after). The result is a
+After each task visit the agent is evaluated on every task seen so far, or only on the
+visit's own task with ``eval_tasks="current"`` (``agent.task_id`` is set to the evaluated
+task during its evaluation and restored after). The result is a
 matrix ``returns[visit, task]`` (rows: task visits in training order; columns: the
 distinct tasks of the stream; NaN where a task was not yet seen), lower-triangular in the
 first cycle. TensorBoard tags (``agent.writer``): ``continual/eval/<task name>`` (that
