@@ -16,8 +16,12 @@ under ``"tasks"``):
   visit (the agent's :class:`~normrl.metrics.PlasticityMonitor`).
 
 Headline per arm, **plasticity retained** = the arm's mean ``train_return`` over the
-last ``window`` visits (5) divided by the oracle's mean over the same visits, means over
-seeds first (a ratio of means, the definition of the supervised suite's report). The
+last ``window`` visits (5) divided by the oracle's (``fresh``, a new plain agent per
+visit) mean over the same visits, means over seeds first (a ratio of means, the
+definition of the supervised suite's report). A norm can raise this ratio by learning
+*any* task better, kept plasticity or not; when the plan has a fresh agent with the same
+norm (arm ``fresh-<norm>``), the table also gives the ratio against it
+(``retained_same``), which isolates what is kept over the stream. The
 interval is a paired percentile bootstrap over seeds: each resample draws seed indices
 with replacement and uses the arm's and the oracle's runs of those seeds (same envs,
 same permutations), computed with :func:`normrl.analysis.stats.resample_statistics`.
@@ -176,25 +180,28 @@ def arm_rows(runs: dict[str, list[RLRun]], *, window: int = WINDOW, reps: int = 
     training and evaluation returns, plasticity retained with its interval (on the
     seeds the arm shares with the oracle), the last visit's dormant ratio and weight
     norm, and the mean wall time per run."""
-    oracle = {r.seed: r for r in runs.get(ORACLE, [])}
+    def against(rs: list[RLRun], reference: str, key: str) -> Interval | None:
+        ref = {r.seed: r for r in runs.get(reference, [])}
+        shared = [r for r in rs if r.seed in ref]
+        if not shared:
+            return None
+        return retained_interval([_window(r.series(key), "last", window) for r in shared],
+                                 [_window(ref[r.seed].series(key), "last", window) for r in shared], reps=reps)
+
     rows = []
     for arm in _order(runs):
         rs = runs[arm]
-        shared = [r for r in rs if r.seed in oracle]
-        retained = eval_retained = None
-        if shared:
-            retained = retained_interval([_window(r.series("train_return"), "last", window) for r in shared],
-                                         [_window(oracle[r.seed].series("train_return"), "last", window) for r in shared],
-                                         reps=reps)
-            eval_retained = retained_interval(
-                [_window(r.series("eval_return"), "last", window) for r in shared],
-                [_window(oracle[r.seed].series("eval_return"), "last", window) for r in shared], reps=reps)
+        retained, eval_retained = against(rs, ORACLE, "train_return"), against(rs, ORACLE, "eval_return")
+        norm = rs[0].summary.get("arm", {}).get("norm", "none")
+        same = f"{ORACLE}-{norm}"
+        fresh_arm = bool(rs[0].summary.get("arm", {}).get("fresh"))
+        retained_same = against(rs, same, "train_return") if (norm != "none" and not fresh_arm) else None
         rows.append({
             "arm": arm, "seeds": [r.seed for r in rs],
             "first": float(np.mean([_window(r.series("train_return"), "first", window) for r in rs])),
             "last": float(np.mean([_window(r.series("train_return"), "last", window) for r in rs])),
             "eval_last": float(np.mean([_window(r.series("eval_return"), "last", window) for r in rs])),
-            "retained": retained, "eval_retained": eval_retained,
+            "retained": retained, "eval_retained": eval_retained, "retained_same": retained_same,
             "dormant": float(np.nanmean([r.series("dormant_ratio")[-1] for r in rs])),
             "weight_norm": float(np.nanmean([r.series("weight_norm")[-1] for r in rs])),
             "wall_seconds": float(np.mean([r.summary.get("wall_seconds", math.nan) for r in rs])),
@@ -230,13 +237,13 @@ def _fmt_interval(iv: Interval | None) -> str:
 def format_table(rows: list[dict], window: int = WINDOW) -> str:
     """The Markdown table of :func:`arm_rows`."""
     lines = [f"| arm | seeds | train return, first {window} | train return, last {window} | "
-             f"plasticity retained [95% CI] | eval return, last {window} | retained (eval) [95% CI] | "
-             "dormant (last visit) | ‖θ‖ (last visit) | s/run |", "|" + "---|" * 10]
+             f"plasticity retained [95% CI] | vs fresh agent, same norm [95% CI] | eval return, last {window} | "
+             "retained (eval) [95% CI] | dormant (last visit) | ‖θ‖ (last visit) | s/run |", "|" + "---|" * 11]
     for r in rows:
         lines.append("| " + " | ".join([
             f"`{r['arm']}`", str(len(r["seeds"])), f"{r['first']:.2f}", f"{r['last']:.2f}", _fmt_interval(r["retained"]),
-            f"{r['eval_last']:.2f}", _fmt_interval(r["eval_retained"]), f"{r['dormant']:.2f}", f"{r['weight_norm']:.1f}",
-            f"{r['wall_seconds']:.0f}"]) + " |")
+            _fmt_interval(r.get("retained_same")), f"{r['eval_last']:.2f}", _fmt_interval(r["eval_retained"]),
+            f"{r['dormant']:.2f}", f"{r['weight_norm']:.1f}", f"{r['wall_seconds']:.0f}"]) + " |")
     return "\n".join(lines)
 
 
@@ -281,7 +288,7 @@ def _plot_retained(path: Path, rows: list[dict], title: str) -> Path:
     pts = np.array([r["retained"].point for r in rows])
     err = np.array([[max(0.0, r["retained"].point - r["retained"].low) for r in rows],
                     [max(0.0, r["retained"].high - r["retained"].point) for r in rows]])
-    colors = ["black" if r["arm"] == ORACLE else "grey" if r["arm"] == PLAIN else "tab:blue" for r in rows]
+    colors = ["black" if r["arm"].startswith(ORACLE) else "grey" if r["arm"] == PLAIN else "tab:blue" for r in rows]
     ax.bar(x, pts, yerr=err, capsize=3, color=colors)
     ax.axhline(1.0, color="black", linewidth=0.8, linestyle=":")
     ax.axhline(0.8, color="tab:red", linewidth=0.8, linestyle=":")
@@ -329,9 +336,10 @@ def write_rl_report(root: str | Path, problem: str, out_md: str | Path, *, title
         body += [setup, ""]
     body += [f"Runs: {listing}. Summed wall time of the runs: {total / 60:.1f} min (two at a time).", "",
              f"Plasticity retained = the arm's mean training return over the last {window} tasks / the fresh "
-             f"agent's over the same tasks (means over seeds, then the ratio); the *eval* column is the same with "
-             "the greedy evaluation return after each visit. Intervals: paired percentile bootstrap over seeds "
-             "(20,000 resamples).", "", format_table(rows, window), "",
+             f"plain agent's over the same tasks (means over seeds, then the ratio); *vs fresh agent, same norm*: "
+             f"the same against a fresh agent with the arm's norm (arm `fresh-<norm>`), when it was run; the "
+             f"*eval* column is the first ratio with the greedy evaluation return after each visit. Intervals: "
+             f"paired percentile bootstrap over seeds (20,000 resamples).", "", format_table(rows, window), "",
              f"Gate ({'PASSED' if g['passed'] else 'NOT PASSED'}):", ""]
     body += [f"- [{'x' if ok else ' '}] {text}" for text, ok in g["checks"]]
     body += [""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]

@@ -5,9 +5,11 @@ A *problem* (:class:`RLProblem`, the built-in ones in :data:`RL_PROBLEMS`) is a 
 of :func:`normrl.continual.stream_tasks` with its agent settings and budget. An *arm*
 (:func:`parse_rl_arm`) is a norm plus interventions, in the supervised suite's arm
 grammar: ``BASE[+INTERVENTION_SPEC]...`` with ``BASE`` a registered norm (``none``,
-``layernorm``, ``nap``, ...) or ``fresh``, the oracle (a new agent at every visit:
-``train_stream(..., fresh_agent=True)``). ``fresh`` and ``none`` (the plain agent) are in
-every plan.
+``layernorm``, ``nap``, ...) or ``fresh``, the oracle (a new plain agent at every visit:
+``train_stream(..., fresh_agent=True)``). ``fresh-<norm>`` (e.g. ``fresh-nap``) is a new
+agent with that norm at every visit: the same-architecture reference that separates what
+a norm adds to learning any task from what it keeps over the stream. ``fresh`` and
+``none`` (the plain agent) are in every plan.
 
 Layout under ``root`` (the supervised suite's): ``<problem>/<arm dir>/seed<S>/`` is a
 :func:`~normrl.runs.train_stream` run directory (config.json, TensorBoard events,
@@ -122,9 +124,10 @@ class RLArm:
 
 
 def parse_rl_arm(text: str) -> RLArm:
-    """``BASE[+SPEC]...`` → :class:`RLArm`; ``BASE`` is a registered norm or ``fresh``
-    (the oracle, which takes no interventions), each ``SPEC`` an intervention spec
-    (``redo:every=64``). ValueError naming the valid choices otherwise."""
+    """``BASE[+SPEC]...`` → :class:`RLArm`; ``BASE`` is a registered norm, ``fresh`` (the
+    oracle) or ``fresh-<norm>`` (a fresh agent with that norm); fresh arms take no
+    interventions. Each ``SPEC`` is an intervention spec (``redo:every=64``).
+    ValueError naming the valid choices otherwise."""
     from normrl.normalization.registry import list_norms
     from normrl.plasticity.spec import parse_intervention_spec
 
@@ -137,11 +140,14 @@ def parse_rl_arm(text: str) -> RLArm:
     base, specs = parts[0], parts[1:]
     for spec in specs:
         parse_intervention_spec(spec)  # ValueError naming the valid interventions / options
-    if base == ORACLE:
-        if specs:
-            raise ValueError(f"arm {name!r}: the oracle {ORACLE!r} is a fresh plain agent; it takes no interventions")
-        return RLArm(name, "none", (), True)
     norms = list_norms()
+    if base == ORACLE or base.startswith(ORACLE + "-"):
+        if specs:
+            raise ValueError(f"arm {name!r}: a fresh-agent arm ({ORACLE!r}, '{ORACLE}-<norm>') takes no interventions")
+        norm = "none" if base == ORACLE else base[len(ORACLE) + 1:]
+        if norm not in norms:
+            raise ValueError(f"arm {name!r}: {norm!r} is not a norm; norms: {', '.join(norms)}")
+        return RLArm(name, norm, (), True)
     if base not in norms:
         raise ValueError(f"arm {name!r}: {base!r} is not a norm or {ORACLE!r}; norms: {', '.join(norms)}")
     return RLArm(name, base, tuple(specs), False)
@@ -160,10 +166,11 @@ def parse_rl_arms(texts) -> list[RLArm]:
     return arms
 
 
-#: The arms of the committed results: the two references, the norms and three
-#: interventions (ReDo every 64 updates, four times per visit of the default problem; the
-#: library defaults otherwise).
-DEFAULT_RL_ARMS = ("fresh", "none", "layernorm", "nap", "none+redo:every=64", "none+l2_init", "none+shrink_perturb")
+#: The arms of the committed results: the two references, the norms with their own
+#: fresh-agent references, and three interventions (ReDo every 64 updates, about four
+#: times per visit of the default problem; the library defaults otherwise).
+DEFAULT_RL_ARMS = ("fresh", "none", "layernorm", "nap", "none+redo:every=64", "none+l2_init", "none+shrink_perturb",
+                   "fresh-layernorm", "fresh-nap")
 
 
 @dataclass

@@ -55,26 +55,30 @@ def test_retained_is_a_ratio_of_means_with_a_paired_bootstrap():
         retained_interval([1.0], [1.0], confidence=1.5)
 
 
-def _run(seed, train, eval_=None, arm="none"):
+def _run(seed, train, eval_=None, arm="none", norm="none", fresh=False):
     tasks = [{"visit": k, "task": k, "train_return": v, "eval_return": (eval_ or train)[k], "dormant_ratio": 0.1 * k,
               "weight_norm": 5.0 + k} for k, v in enumerate(train)]
-    return RLRun(seed, None, {"finished": True, "tasks": tasks, "arm": {"name": arm}, "config": {"seed": seed},
-                              "wall_seconds": 60.0}, {})
+    return RLRun(seed, None, {"finished": True, "tasks": tasks, "arm": {"name": arm, "norm": norm, "fresh": fresh},
+                              "config": {"seed": seed}, "wall_seconds": 60.0}, {})
 
 
 def test_arm_rows_and_gate():
     runs = {
         "fresh": [_run(s, [6.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0], arm="fresh") for s in (0, 1, 2)],
         "none": [_run(s, [6.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0]) for s in (0, 1, 2)],
-        "nap": [_run(s, [6.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0 + s], arm="nap") for s in (0, 1)],
+        "nap": [_run(s, [6.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0 + s], arm="nap", norm="nap") for s in (0, 1)],
+        "fresh-nap": [_run(s, [6.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0], arm="fresh-nap", norm="nap", fresh=True)
+                      for s in (0, 1, 2)],
     }
     rows = arm_rows(runs, reps=2000)
-    assert [r["arm"] for r in rows] == ["fresh", "none", "nap"]
+    assert [r["arm"] for r in rows] == ["fresh", "none", "nap", "fresh-nap"]
     by = {r["arm"]: r for r in rows}
     assert by["fresh"]["retained"].point == 1.0
     assert by["none"]["retained"].point == pytest.approx(5.0 / 10.0)
     assert by["none"]["first"] == pytest.approx(11.0 / 5) and by["none"]["last"] == 1.0
     assert by["nap"]["retained"].point == pytest.approx(10.5 / 10.0)  # on the seeds it shares with the oracle
+    assert by["nap"]["retained_same"].point == pytest.approx(10.5 / 20.0)  # against fresh NaP agents
+    assert by["none"]["retained_same"] is None and by["fresh-nap"]["retained_same"] is None
     assert by["none"]["dormant"] == pytest.approx(0.6) and by["none"]["weight_norm"] == 11.0
     g = gate(runs, rows, skip_first=1)  # the oracle's tasks 1-5 against its last 5: flat
     assert g["passed"] and len(g["checks"]) == 2

@@ -18,8 +18,11 @@ def test_arm_strings():
     arm = parse_rl_arm("layernorm+redo:every=64,tau=0.1+l2_init")
     assert (arm.norm, arm.interventions, arm.fresh) == ("layernorm", ("redo:every=64,tau=0.1", "l2_init"), False)
     assert arm.dirname == "layernorm+redo_every=64_tau=0.1+l2_init"
+    assert parse_rl_arm("fresh-nap") == prl.RLArm("fresh-nap", "nap", (), True)
     with pytest.raises(ValueError, match="no interventions"):
         parse_rl_arm("fresh+redo")
+    with pytest.raises(ValueError, match="'napp' is not a norm"):
+        parse_rl_arm("fresh-napp")
     with pytest.raises(ValueError, match="norms: .*layernorm"):
         parse_rl_arm("batchnormz")
     with pytest.raises(ValueError, match="redo"):
