@@ -168,9 +168,10 @@ def parse_rl_arms(texts) -> list[RLArm]:
 
 #: The arms of the committed results: the two references, the norms with their own
 #: fresh-agent references, and three interventions (ReDo every 64 updates, about four
-#: times per visit of the default problem; the library defaults otherwise).
+#: times per visit of the default problem; L2-init at the library's λ = 1e-2 and at 1e-4;
+#: shrink & perturb with the library defaults).
 DEFAULT_RL_ARMS = ("fresh", "none", "layernorm", "nap", "none+redo:every=64", "none+l2_init", "none+shrink_perturb",
-                   "fresh-layernorm", "fresh-nap")
+                   "fresh-layernorm", "fresh-nap", "none+l2_init:lam=1e-4")
 
 
 @dataclass
