@@ -60,7 +60,8 @@ def make_plan(args):
 def setup_text(plan, command: str) -> str:
     p = plan.problem
     return (f"Setup: {p.note}. Stream `{p.stream}` ({p.algo}), {p.steps_per_task:,} env steps per task, "
-            f"{p.eval_episodes} greedy evaluation episodes of the task after each visit; agent config = the "
+            f"{p.eval_episodes} evaluation episodes of the task after each visit "
+            f"({'greedy' if p.eval_epsilon == 0 else f'ε-greedy, ε = {p.eval_epsilon}'}); agent config = the "
             f"stream's preset with {p.overrides} (full config in each run's config.json). Seeds "
             f"{', '.join(map(str, plan.seeds))}. Runs under `{plan.root}`; regenerate the report with "
             f"`{command} --report-only`.")

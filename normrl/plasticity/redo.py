@@ -81,7 +81,7 @@ import torch.nn as nn
 from normrl.metrics.functional import unit_scores
 from normrl.plasticity.base import STAGE_RESET, make_generator
 from normrl.plasticity.registry import register_intervention
-from normrl.plasticity.trigger import Trigger
+from normrl.plasticity.trigger import Trigger, TriggeredHooks
 from normrl.plasticity.unit_reset import UnitResetIntervention, rows
 from normrl.plasticity.units import quiet_eval
 
@@ -89,7 +89,7 @@ __all__ = ["ReDo"]
 
 
 @register_intervention("redo", paper="Sokar et al. 2023, arXiv 2302.12902", description="recycle τ-dormant units every k updates: fresh incoming weights, zero bias and outgoing weights, zero their optimizer state")
-class ReDo(UnitResetIntervention):
+class ReDo(TriggeredHooks, UnitResetIntervention):
     """Recycling dormant units (see the module docstring for the exact variant).
 
     Args:
@@ -131,18 +131,6 @@ class ReDo(UnitResetIntervention):
         self.probe_size = probe_size
         self.generator = make_generator(seed)
         self._warned_no_input = False
-
-    # -- hooks ----------------------------------------------------------------------------
-
-    def after_step(self, step: int) -> None:
-        self.last_event = {}
-        if self.trigger.after_step(step):
-            self.apply()
-
-    def on_task_end(self, task_id: int) -> None:
-        self.last_event = {}
-        if self.trigger.task_end:
-            self.apply()
 
     # -- the method ------------------------------------------------------------------------
 

@@ -18,8 +18,8 @@ finished, :func:`finalize_run` adds to ``summary.json``: ``"finished": true``,
 ``"kind": "rl"``, ``"problem"``, ``"arm"`` (name, norm, interventions, fresh),
 ``"config": {"seed": S}``, ``"wall_seconds"`` and ``"tasks"``, the per-visit records of
 :func:`normrl.analysis.plasticity_rl_report.visit_records` (training return over the
-last quarter of the visit, greedy evaluation return after it, dormant ratio, weight
-norm). Re-running skips finished runs, resumes runs with a checkpoint, restarts the
+last quarter of the visit, evaluation return after it (greedy: the problem's
+``eval_epsilon`` 0.0), dormant ratio, weight norm). Re-running skips finished runs, resumes runs with a checkpoint, restarts the
 others; a run directory whose config.json records another budget is an error (one root
 holds one configuration of a problem).
 
@@ -57,7 +57,10 @@ class RLProblem:
         steps_per_task: env steps per visit.
         overrides: agent config fields over the stream's env preset (every arm).
         env_kwargs: ``make_env`` keywords of every task.
-        eval_episodes: greedy episodes of the evaluation after each visit.
+        eval_episodes: episodes of the evaluation after each visit.
+        eval_epsilon: ε of that evaluation [0.0: greedy, explicitly, whatever
+            ``train_stream``'s default for new runs (0.05); the committed results were
+            evaluated greedily, so reruns and resumes agree with them].
         cycles: passes over the stream.
         note: what the setting is and where its values come from.
     """
@@ -69,6 +72,7 @@ class RLProblem:
     overrides: dict = field(default_factory=dict)
     env_kwargs: dict = field(default_factory=dict)
     eval_episodes: int = 8
+    eval_epsilon: float = 0.0
     cycles: int = 1
     note: str = ""
 
@@ -211,6 +215,7 @@ def train_rl_arm(problem: dict, arm: dict, seed: int, logdir: str, resume: bool 
     t0 = time.perf_counter()
     summary = train_stream(p.stream, p.algo, p.steps_per_task, logdir, cycles=p.cycles, overrides=overrides,
                            env_kwargs=p.env_kwargs, device=device, resume=resume, eval_episodes=p.eval_episodes,
+                           eval_epsilon=p.eval_epsilon,
                            checkpoint_every=p.steps_per_task, progress=False, fresh_agent=bool(arm["fresh"]),
                            eval_tasks="current")
     if summary.get("signal") is not None:
@@ -244,7 +249,10 @@ def _check_budget(run_dir: Path, problem: RLProblem) -> None:
         saved = json.loads(config.read_text())["continual"]
     except (OSError, ValueError, KeyError, TypeError):
         return
-    planned = {"stream": problem.stream, "steps_per_task": problem.steps_per_task, "cycles": problem.cycles}
+    planned = {"stream": problem.stream, "steps_per_task": problem.steps_per_task, "cycles": problem.cycles,
+               "eval_episodes": problem.eval_episodes, "eval_epsilon": problem.eval_epsilon}
+    # runs saved before train_stream had eval_epsilon evaluated greedily
+    saved = {"eval_epsilon": 0.0, **saved}
     diff = [f"{k}: saved {saved.get(k)!r}, planned {v!r}" for k, v in planned.items() if saved.get(k) != v]
     if diff:
         raise ValueError(f"{run_dir} holds a run of another configuration ({'; '.join(diff)}); use another --root")

@@ -40,9 +40,12 @@ from normrl.utils.errors import CheckpointError, UserError
 PROGRESS_EVERY = 8192
 #: Options that must match between a run and its resumption.
 RESUME_KEYS = ("stream", "algo", "norm", "steps_per_task", "cycles", "seed", "num_envs", "reset_optimizer",
-               "restart_lr", "flush_replay", "eval_episodes", "chunk_steps", "env_kwargs")
-#: Options added later, checked on resume with the value runs saved before them had.
-LATER_RESUME_KEYS = {"fresh_agent": False, "eval_tasks": "seen"}
+               "restart_lr", "flush_replay", "eval_episodes", "eval_epsilon", "chunk_steps", "env_kwargs",
+               "fresh_agent", "eval_tasks")
+#: Options added later: the values runs saved before them ran with (checked on resume).
+LATER_RESUME_KEYS = {"eval_epsilon": 0.0, "fresh_agent": False, "eval_tasks": "seen"}
+#: ε-greedy evaluation of a new ``train_stream`` run unless told otherwise (see its docstring)
+EVAL_EPSILON = 0.05
 _RESTART_LR = {"auto": None, "yes": True, "no": False}
 
 
@@ -57,7 +60,9 @@ def visit_agent_seed(seed: int, visit: int) -> int:
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
-def _validate(steps_per_task, cycles, eval_episodes, checkpoint_every, restart_lr) -> None:
+def _validate(steps_per_task, cycles, eval_episodes, checkpoint_every, restart_lr, eval_epsilon) -> None:
+    if isinstance(eval_epsilon, bool) or not isinstance(eval_epsilon, (int, float)) or not 0.0 <= eval_epsilon <= 1.0:
+        raise UserError(f"--eval-epsilon must be in [0, 1], got {eval_epsilon!r}")
     for flag, value, low in (("steps-per-task", steps_per_task, 1), ("cycles", cycles, 1),
                              ("eval-episodes", eval_episodes, 0), ("checkpoint-every", checkpoint_every, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -76,7 +81,8 @@ def _validate_fresh(fresh_agent, reset_optimizer, restart_lr, flush_replay) -> N
 
 def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path, *, cycles: int = 1,
                  config: Any = None, overrides: dict | None = None, env_kwargs: dict | None = None,
-                 device: str = "auto", resume: bool = False, eval_episodes: int = 10, reset_optimizer: bool = False,
+                 device: str = "auto", resume: bool = False, eval_episodes: int = 10,
+                 eval_epsilon: float | None = None, reset_optimizer: bool = False,
                  restart_lr: str = "auto", flush_replay: bool = False, checkpoint_every: int = 50_000,
                  progress: bool = True, fresh_agent: bool = False, eval_tasks: str = "seen") -> dict[str, Any]:
     """Train ``algo`` on the built-in stream ``stream`` (:func:`normrl.continual.stream_tasks`)
@@ -89,7 +95,17 @@ def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path
             config's ``seed`` also seeds the envs and the stream's permutations.
         env_kwargs: ``make_env`` keywords added to every task (e.g.
             ``{"max_episode_steps": 1000}``) [none].
-        eval_episodes: greedy episodes per task evaluation after every visit [10].
+        eval_episodes: episodes per task evaluation after every visit, all at once (one
+            per sub-env of the evaluation env) [10].
+        eval_epsilon: ε-greedy evaluation: the probability of a uniformly random action
+            at each evaluation step, from a generator seeded per task evaluation
+            (training's RNG is untouched); 0 is greedy [None: the saved run's value on
+            resume (0.0 for runs saved before the option existed), else
+            :data:`EVAL_EPSILON` = 0.05, the evaluation ε of Mnih et al. 2015 (Nature
+            DQN): a greedy policy that stalls (a Seaquest sub that never leaves the
+            surface) otherwise runs every evaluation to the stream's 10,000-step
+            truncation, which made evaluation most of a MinAtar stream's wall time
+            (docs/continual.md)].
         reset_optimizer, restart_lr (``"auto"``/``"yes"``/``"no"``), flush_replay:
             what happens at task switches (:func:`normrl.continual.apply_task_switch`).
         checkpoint_every: env steps between checkpoints [50,000].
@@ -101,7 +117,10 @@ def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path
     from normrl.continual import TaskScheduler, stream_tasks
     from normrl.continual.scheduler import EVAL_TASKS
 
-    _validate(steps_per_task, cycles, eval_episodes, checkpoint_every, restart_lr)
+    if eval_epsilon is None:
+        # without a checkpoint, resume fails below with "no checkpoint", not on config.json
+        eval_epsilon = _saved_eval_epsilon(logdir) if resume and has_checkpoint(logdir) else EVAL_EPSILON
+    _validate(steps_per_task, cycles, eval_episodes, checkpoint_every, restart_lr, eval_epsilon)
     _validate_fresh(fresh_agent, reset_optimizer, restart_lr, flush_replay)
     if eval_tasks not in EVAL_TASKS:
         raise UserError(f"eval_tasks must be one of {', '.join(EVAL_TASKS)}, got {eval_tasks!r}")
@@ -117,6 +136,7 @@ def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path
     options = {"stream": stream, "algo": algo, "norm": config.norm, "steps_per_task": steps_per_task, "cycles": cycles,
                "seed": config.seed, "num_envs": config.num_envs, "reset_optimizer": reset_optimizer,
                "restart_lr": restart_lr, "flush_replay": flush_replay, "eval_episodes": eval_episodes,
+               "eval_epsilon": float(eval_epsilon),
                # where PPO rollouts and checkpoints fall: a resumed run must keep it
                "chunk_steps": min(checkpoint_every, PROGRESS_EVERY), "env_kwargs": dict(env_kwargs or {}),
                "fresh_agent": fresh_agent, "eval_tasks": eval_tasks}
@@ -130,8 +150,8 @@ def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path
     scheduler = TaskScheduler(
         tasks, cycles, name=stream, num_envs=config.num_envs, device=dev, seed=config.seed,
         reset_optimizer=reset_optimizer, restart_lr=_RESTART_LR[restart_lr], flush_replay=flush_replay,
-        eval_episodes=eval_episodes, chunk_steps=options["chunk_steps"], logdir=str(logdir),
-        learn_kwargs={"progress": False}, agent_factory=factory, eval_tasks=eval_tasks)
+        eval_episodes=eval_episodes, eval_epsilon=float(eval_epsilon), chunk_steps=options["chunk_steps"],
+        logdir=str(logdir), learn_kwargs={"progress": False}, agent_factory=factory, eval_tasks=eval_tasks)
     saved = _prepare_resume(logdir, scheduler, options, config) if resume else None
     if saved is None:
         from normrl.utils.run_dir import write_config
@@ -168,15 +188,15 @@ class _FreshAgents:
         return self.current
 
 
+def _saved_eval_epsilon(logdir) -> float:
+    """The ε the run in ``logdir`` evaluated with (0.0 if it predates the option)."""
+    return float(saved_section(logdir, "continual", "options").get("eval_epsilon", LATER_RESUME_KEYS["eval_epsilon"]))
+
+
 def _prepare_resume(logdir: Path, scheduler, options: dict, config) -> tuple[Path, dict]:
     """Check a resumed run against the saved one and restore the scheduler's position."""
     folder, state = load_latest(logdir)
-    check_same_options(logdir, "continual", options, RESUME_KEYS)
-    saved = saved_section(logdir, "continual", "options")
-    for key, default in LATER_RESUME_KEYS.items():
-        if saved.get(key, default) != options[key]:
-            raise CheckpointError(f"--resume: options differ from the saved run ({key}: saved "
-                                  f"{saved.get(key, default)!r}, now {options[key]!r})")
+    check_same_options(logdir, "continual", options, RESUME_KEYS, missing=LATER_RESUME_KEYS)
     check_same_config(logdir, config)
     try:
         scheduler.load_state_dict(state["scheduler"])

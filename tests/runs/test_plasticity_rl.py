@@ -34,14 +34,16 @@ def test_arm_strings():
         parse_rl_arms(["nap", "nap"])
 
 
-def _finished(d, arm, seed, tasks=True, steps=128):
+def _finished(d, arm, seed, tasks=True, steps=128, **saved_options):
     d.mkdir(parents=True)
     summary = {"continual": {"task_names": ["a"], "visit_tasks": [0], "returns": [[1.0]], "eval_steps": [steps],
                              "completed": True}}
     if tasks:
         summary.update({"finished": True, "tasks": [{"train_return": 1.0}], "arm": {"name": arm}, "config": {"seed": seed}})
     (d / "summary.json").write_text(json.dumps(summary))
-    (d / "config.json").write_text(json.dumps({"continual": {"stream": TINY.stream, "steps_per_task": steps, "cycles": 1}}))
+    options = {"stream": TINY.stream, "steps_per_task": steps, "cycles": 1, "eval_episodes": TINY.eval_episodes,
+               **saved_options}  # no eval_epsilon: a run saved before train_stream had it (greedy)
+    (d / "config.json").write_text(json.dumps({"continual": options}))
 
 
 def test_finished_runs_are_skipped_unfinished_resumed_or_restarted(tmp_path, monkeypatch):
@@ -77,6 +79,11 @@ def test_a_root_holds_one_budget(tmp_path, monkeypatch):
     monkeypatch.setattr(prl, "run_local_jobs", lambda jobs, n, echo: {})
     with pytest.raises(ValueError, match="another configuration"):
         run_rl_plasticity(plan)
+    # the evaluation is part of the configuration: greedy, whatever train_stream's default
+    assert TINY.eval_epsilon == 0.0 and prl.RL_PROBLEMS["permuted-breakout"].eval_epsilon == 0.0
+    _finished(plan.run_dir(plan.arms[0], 0).parent / "seed1", "fresh", 1, eval_epsilon=0.05)
+    with pytest.raises(ValueError, match="eval_epsilon: saved 0.05, planned 0.0"):
+        run_rl_plasticity(RLPlan(tmp_path, TINY, seeds=(1,)))
     with pytest.raises(ValueError, match="jobs"):
         run_rl_plasticity(plan, jobs=0)
 
@@ -96,4 +103,5 @@ def test_tiny_real_run_writes_the_suite_layout(tmp_path, arm):
         assert t["eval_return"] is not None and 0.0 <= t["dormant_ratio"] <= 1.0 and t["weight_norm"] > 0.0
     options = json.loads((d / "config.json").read_text())["continual"]
     assert options["eval_tasks"] == "current" and options["fresh_agent"] is (arm == "fresh")
+    assert options["eval_epsilon"] == 0.0 and options["eval_episodes"] == TINY.eval_episodes
     assert summary["continual"]["returns"][1][0] is None  # only the visit's own task is evaluated
