@@ -334,7 +334,7 @@ def write_rl_report(root: str | Path, problem: str, out_md: str | Path, *, title
     body = [f"# {title}", ""]
     if setup:
         body += [setup, ""]
-    body += [f"Runs: {listing}. Summed wall time of the runs: {total / 60:.1f} min (two at a time).", "",
+    body += [f"Runs: {listing}. Summed wall time of the runs: {total / 60:.1f} min (each run's own clock; how many ran at once is the command's --jobs).", "",
              f"Plasticity retained = the arm's mean training return over the last {window} tasks / the fresh "
              f"plain agent's over the same tasks (means over seeds, then the ratio); *vs fresh agent, same norm*: "
              f"the same against a fresh agent with the arm's norm (arm `fresh-<norm>`), when it was run; the "
