@@ -83,9 +83,20 @@ def compare(args) -> int:
     out = Path(args.out or f"docs/results/split_cifar_{args.dataset}.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     Path(args.json or out.with_suffix(".json")).write_text(json.dumps({"args": vars(args), "device": str(device), "results": results}, indent=1))
-    out.write_text(render_table(args, data, buffer, device, results))
+    write_keeping_notes(out, render_table(args, data, buffer, device, results))
     print(f"wrote {out}")
     return 0
+
+
+def write_keeping_notes(out: Path, text: str) -> None:
+    """Write ``text`` to ``out``, keeping an existing file's hand-written notes (the text
+    after :data:`normrl.analysis.results.NOTES_MARKER`)."""
+    from normrl.analysis.results import NOTES_MARKER
+
+    notes = ""
+    if out.is_file() and NOTES_MARKER in out.read_text():
+        notes = NOTES_MARKER + out.read_text().split(NOTES_MARKER, 1)[1]
+    out.write_text(text + ("\n" + notes if notes else ""))
 
 
 def rerender(args) -> int:
@@ -101,7 +112,7 @@ def rerender(args) -> int:
     data = argparse.Namespace(name=name, n_tasks=n_tasks, classes_per_task=classes // n_tasks, num_classes=classes)
     buffer = saved["results"][next(iter(saved["results"]))][0]["config"]["buffer_size"]
     out = Path(old.out or f"docs/results/split_cifar_{name}.md")
-    out.write_text(render_table(old, data, buffer, saved["device"], saved["results"]))
+    write_keeping_notes(out, render_table(old, data, buffer, saved["device"], saved["results"]))
     print(f"wrote {out}")
     return 0
 

@@ -42,6 +42,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--restart-lr", choices=("auto", "yes", "no"), default="auto",
                         help="restart the LR schedule at task switches: yes, no, or auto (the schedule decides; default)")
     parser.add_argument("--flush-replay", action="store_true", help="clear the DQN replay buffer at every task switch")
+    parser.add_argument("--eval-tasks", choices=("seen", "current"), default="seen",
+                        help="after each visit evaluate every task seen so far (default) or only the visit's own")
+    parser.add_argument("--fresh-agent", action="store_true",
+                        help="the plasticity oracle: a new agent (networks, optimizer, schedule, buffer) at every visit")
     parser.add_argument("--checkpoint-every", type=int, default=50_000, help="env steps between checkpoints (default: 50000)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: 0, torch's default)")
     parser.add_argument("--deterministic", action="store_true", help="CUDA: deterministic kernels (torch.use_deterministic_algorithms, CUBLAS_WORKSPACE_CONFIG); slower; see docs/reproducibility.md")
@@ -69,7 +73,8 @@ def run(args) -> int:
                            **eval_kwargs,
                            reset_optimizer=args.reset_optimizer, restart_lr=args.restart_lr,
                            flush_replay=args.flush_replay, checkpoint_every=args.checkpoint_every,
-                           progress=not args.no_progress, trust_checkpoint=args.trust_checkpoint)
+                           progress=not args.no_progress, trust_checkpoint=args.trust_checkpoint,
+                           fresh_agent=args.fresh_agent, eval_tasks=args.eval_tasks)
     table = ContinualResult.from_dict(summary["continual"]).format_table()
     if summary.get("already_complete"):
         print(f"normrl continual: the run in {args.logdir} is already complete")
