@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 from torch.optim import Optimizer
 
-from normrl.normalization.nap import NaPProjector
+from normrl.normalization.nap import OUTPUT_DEFAULT, OUTPUT_RATE_DEFAULT, NaPProjector
 
 __all__ = ["ProjectedOptimizer", "NaPOptimizer", "NaPAdam", "NaPSGD"]
 
@@ -167,7 +167,8 @@ class ProjectedOptimizer(Optimizer):
         around ``inner``: ``functools.partial(NaPOptimizer, inner=inner, **nap_kwargs)``.
 
         ``nap_kwargs`` are :class:`NaPOptimizer`'s (``model``, ``every``, ``per_row``,
-        ``norm_params``, ``include``, ``exclude``) and inner-optimizer keywords.
+        ``norm_params``, ``output``, ``output_rate``, ``include``, ``exclude``) and
+        inner-optimizer keywords.
         """
         if not (isinstance(inner, type) and issubclass(inner, Optimizer)):
             raise TypeError(f"inner must be a torch.optim.Optimizer subclass, got {inner!r}")
@@ -206,8 +207,10 @@ class NaPOptimizer(ProjectedOptimizer):
         lr: learning rate given to ``inner`` [None: ``inner``'s default].
         inner: the optimizer class [``torch.optim.Adam``].
         model: module owning ``params`` [None: found from ``params``].
-        every, per_row, norm_params, include, exclude: as in :class:`ProjectedOptimizer`
-            / :class:`NaPProjector` [1, False, ``"joint"``, None, None].
+        every, per_row, norm_params, output, output_rate, include, exclude: as in
+            :class:`ProjectedOptimizer` / :class:`NaPProjector` [1, False, ``"joint"``,
+            :data:`~normrl.normalization.nap.OUTPUT_DEFAULT`,
+            :data:`~normrl.normalization.nap.OUTPUT_RATE_DEFAULT`, None, None].
         **inner_kwargs: forwarded to ``inner`` (betas, eps, weight_decay, ...).
     """
 
@@ -220,6 +223,8 @@ class NaPOptimizer(ProjectedOptimizer):
         every: int = 1,
         per_row: bool = False,
         norm_params: str = "joint",
+        output: str = OUTPUT_DEFAULT,
+        output_rate: float = OUTPUT_RATE_DEFAULT,
         include=None,
         exclude=None,
         **inner_kwargs,
@@ -239,7 +244,10 @@ class NaPOptimizer(ProjectedOptimizer):
             inner_kwargs["lr"] = lr
         optimizer = inner(params, **inner_kwargs)
         owned = [p for group in optimizer.param_groups for p in group["params"]]
-        projector = NaPProjector(model, per_row=per_row, norm_params=norm_params, include=include, exclude=exclude, parameters=owned)
+        projector = NaPProjector(
+            model, per_row=per_row, norm_params=norm_params, output=output, output_rate=output_rate,
+            include=include, exclude=exclude, parameters=owned,
+        )
         super().__init__(optimizer, projector, every=every)
 
 

@@ -117,13 +117,15 @@ def build_optimizer(
     nap_every: int = 1,
 ) -> torch.optim.Optimizer:
     """``optimizer_class(module.parameters(), **optimizer_kwargs)``; with a NaP norm,
-    wrapped in ``ProjectedOptimizer(opt, NaPProjector(module), every=nap_every)`` so
-    hidden weights return to their initial norms after every step (arXiv 2407.01800)."""
+    wrapped in ``ProjectedOptimizer(opt, NaPProjector(module, output="free"),
+    every=nap_every)`` so hidden weights return to their initial norms after every step
+    (arXiv 2407.01800). The heads stay free: Q-values and state values are regression
+    outputs whose range a projected head would cap (docs/results/nap_output_layer.md)."""
     opt = optimizer_class(module.parameters(), **optimizer_kwargs)
     if is_nap_norm(norm) and not hasattr(opt, "projector"):
         from normrl.normalization import NaPProjector, ProjectedOptimizer
 
-        opt = ProjectedOptimizer(opt, NaPProjector(module), every=nap_every)
+        opt = ProjectedOptimizer(opt, NaPProjector(module, output="free"), every=nap_every)
     return opt
 
 
