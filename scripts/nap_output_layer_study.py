@@ -57,7 +57,7 @@ HIDDEN = (256, 256, 256)
 # (learned scalar on the logits, initial value 1).
 ARMS: dict[str, dict] = {
     "fresh": dict(norm=None, fresh=True),
-    "fresh_nap": dict(norm="nap", fresh=True),
+    "fresh_nap": dict(norm="nap", fresh=True, nap=dict(output="free")),
     "fresh_nap_head_project": dict(norm="nap", fresh=True, nap=dict(output="project")),
     "plain": dict(norm=None),
     "layernorm": dict(norm="layernorm"),
@@ -346,6 +346,7 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--out", default="nap_output_layer_study.json")
     p.add_argument("--merge", nargs="*", default=[], help="result files (same protocol) whose finished runs are copied into --out first")
+    p.add_argument("--no-run", action="store_true", help="only summarize the finished runs in --out (and --merge)")
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--list-arms", action="store_true")
     a = p.parse_args(argv)
@@ -381,7 +382,7 @@ def main(argv=None) -> int:
             p.error(f"{path} holds another protocol ({other.get('protocol')})")
         for arm_name, by_seed in other["results"].items():
             store["results"].setdefault(arm_name, {}).update(by_seed)
-    todo = [(arm, s, cfg) for arm in arms for s in seeds if str(s) not in store["results"].get(arm, {})]
+    todo = [] if a.no_run else [(arm, s, cfg) for arm in arms for s in seeds if str(s) not in store["results"].get(arm, {})]
     t0 = time.perf_counter()
     if a.jobs > 1 and len(todo) > 1:
         import multiprocessing as mp
