@@ -19,7 +19,7 @@ venv: $(PY)
 
 install: $(PY)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch==$(TORCH_VERSION)
-	$(PY) -m pip install --quiet -e ".[dev,sb3]"
+	$(PY) -m pip install --quiet -e ".[dev,sb3,ray]"
 
 # Main job: PPO with Normalize-and-Project through the five MinAtar games in turn
 # (built-in torch envs, no downloads), then the task-by-task return matrix.

@@ -67,9 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args) -> dict:
-    from normrl.experiments.presets import ATARI_CONFIG
+    from normrl.agents.presets import PRESETS
 
-    base = ATARI_CONFIG["dqn"]
+    base = PRESETS[("dqn", "ALE")]
     return dict(
         num_envs=args.num_envs, buffer_size=args.buffer_size, batch_size=args.batch_size, train_freq=args.train_freq,
         gradient_steps=1, learning_starts=args.learning_starts, learning_rate=base["learning_rate"],
@@ -85,10 +85,10 @@ def bench_normrl(args, s: dict) -> dict:
     from normrl.agents import DQN
     from normrl.agents.presets import preset_config
     from normrl.envs import make_env
-    from normrl.experiments.presets import ATARI_CONFIG, atari_preset
+    from normrl.agents.presets import game_preset
 
-    preset = atari_preset(args.game, "dqn")
-    overrides = {**ATARI_CONFIG["dqn"], "num_envs": s["num_envs"], "buffer_size": s["buffer_size"],
+    preset = game_preset("atari", args.game)
+    overrides = {"num_envs": s["num_envs"], "buffer_size": s["buffer_size"],
                  "batch_size": s["batch_size"], "train_freq": s["train_freq"], "learning_starts": s["learning_starts"],
                  "monitor_every": 0, "log_interval": 10**9, "double_dqn": args.double_dqn}
     config = preset_config("dqn", preset["env_id"], seed=0, **overrides).validate()
@@ -112,10 +112,10 @@ def _sb3_env(args, s: dict):
         import torch
 
         from normrl.envs import make_env
-        from normrl.experiments.presets import atari_preset
+        from normrl.agents.presets import game_preset
         from normrl.integrations.sb3 import TensorVecEnv
 
-        preset = atari_preset(args.game, "dqn")
+        preset = game_preset("atari", args.game)
         return TensorVecEnv(make_env(preset["env_id"], s["num_envs"], torch.device("cpu"), seed=0, **preset["env_kwargs"]))
     try:
         import cv2  # noqa: F401  (SB3's AtariWrapper resizes frames with OpenCV)
@@ -126,7 +126,7 @@ def _sb3_env(args, s: dict):
     from stable_baselines3.common.env_util import make_atari_env
     from stable_baselines3.common.vec_env import SubprocVecEnv, VecFrameStack
 
-    from normrl.experiments.presets import atari_env_id
+    from normrl.agents.presets import atari_env_id
 
     gym.register_envs(ale_py)
     env = make_atari_env(atari_env_id(args.game), n_envs=s["num_envs"], seed=0,

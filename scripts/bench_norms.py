@@ -220,9 +220,13 @@ def print_tables(rows: list[dict], nap: dict) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda but CUDA is not available", file=sys.stderr)
+    from normrl.runs.device import resolve_device
+    from normrl.utils.errors import UserError
+
+    try:
+        device = resolve_device(args.device)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,5 +1,6 @@
 """Sequential Atari: one agent trained on a list of ALE games in turn (full 18-action
-set), resumable; a thin front-end over ``normrl continual --stream atari-...``.
+set), resumable; a thin front-end over :func:`normrl.runs.train_stream` (what
+``normrl continual --stream atari-...`` runs).
 
 Example::
 
@@ -7,7 +8,7 @@ Example::
         --steps-per-task 1000000 --cycles 2 --logdir runs/seq_atari_nap
 
 ``--games default`` is the ten-game stream ``atari-default`` (its source:
-normrl/envs/streams.py). The run directory gets config.json, TensorBoard events,
+normrl/continual/streams.py). The run directory gets config.json, TensorBoard events,
 summary.json (with the task-by-task return matrix) and checkpoints; Ctrl-C saves a
 checkpoint and ``--resume`` continues exactly (docs/continual.md).
 """
@@ -19,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sequential_atari.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--games", default="default", help="comma-separated ALE games, or 'default' (atari-default) [default]")
     p.add_argument("--algo", choices=("ppo", "dqn"), default="ppo",
-                   help="agent [ppo] (dqn uses the library ALE preset: a 1M-transition replay buffer, 56 GB)")
+                   help="agent [ppo] (dqn uses the library ALE preset: a 100k-transition replay buffer, 5.6 GB)")
     p.add_argument("--norm", default="nap", help="registered norm [nap]")
     p.add_argument("--steps-per-task", type=int, default=1_000_000, help="env steps per game visit [1000000]")
     p.add_argument("--cycles", type=int, default=1, help="passes over the games [1]")
@@ -35,31 +36,37 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def continual_argv(args) -> list[str]:
-    """The ``normrl continual`` arguments these flags mean."""
-    games = args.games.strip()
-    stream = "atari-default" if games == "default" else "atari-" + ",".join(g.strip() for g in games.split(",") if g.strip())
-    argv = ["continual", "--stream", stream, "--algo", args.algo, "--norm", args.norm,
-            "--steps-per-task", str(args.steps_per_task), "--cycles", str(args.cycles), "--seed", str(args.seed),
-            "--eval-episodes", str(args.eval_episodes), "--device", args.device,
-            "--checkpoint-every", str(args.checkpoint_every),
-            "--logdir", args.logdir or f"runs/seq_atari_{args.algo}_{args.norm}_s{args.seed}"]
-    if args.num_envs is not None:
-        argv += ["--num-envs", str(args.num_envs)]
-    return argv + (["--resume"] if args.resume else []) + (["--no-progress"] if args.no_progress else [])
+def stream_name(games: str) -> str:
+    """``atari-default`` for ``"default"``, else ``atari-<Game1>,<Game2>,...``."""
+    games = games.strip()
+    return "atari-default" if games == "default" else "atari-" + ",".join(g.strip() for g in games.split(",") if g.strip())
 
 
 def main(argv=None) -> int:
-    import torch
+    from normrl.continual.result import ContinualResult
+    from normrl.runs import train_stream
+    from normrl.runs.device import set_threads
+    from normrl.runs.signals import exit_status
+    from normrl.utils.errors import UserError
 
-    from normrl.cli import main as cli_main
-
-    args = build_parser().parse_args(argv)
-    if args.threads < 0:
-        build_parser().exit(2, f"sequential_atari.py: error: --threads must be >= 0, got {args.threads}\n")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    return cli_main(continual_argv(args))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    overrides = {"seed": args.seed, "norm": args.norm}
+    if args.num_envs is not None:
+        overrides["num_envs"] = args.num_envs
+    try:
+        set_threads(args.threads)
+        summary = train_stream(stream_name(args.games), args.algo, args.steps_per_task,
+                               args.logdir or f"runs/seq_atari_{args.algo}_{args.norm}_s{args.seed}", cycles=args.cycles,
+                               overrides=overrides, device=args.device, resume=args.resume,
+                               eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every,
+                               progress=not args.no_progress)
+    except (UserError, ValueError) as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    if summary["signal"] is not None:
+        return exit_status(summary["signal"])
+    print(ContinualResult.from_dict(summary["continual"]).format_table())
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """Sequential MinAtar: one continual run, or the NaP comparison (``--compare``).
 
-One run (a thin front-end over ``normrl continual --stream minatar``)::
+One run (a thin front-end over :func:`normrl.runs.train_stream`, what
+``normrl continual --stream minatar`` runs)::
 
     python scripts/sequential_minatar.py --algo ppo --norm nap --steps-per-task 50000 --cycles 2 --logdir runs/seq_minatar_nap
 
 The comparison (Lyle et al. 2024, arXiv 2407.01800, reproduced small; see
-normrl/experiments/comparison.py and docs/scripts.md)::
+normrl/runs/comparison.py and docs/scripts.md)::
 
     python scripts/sequential_minatar.py --compare --root runs/seq_minatar_compare --jobs 2
 
@@ -17,7 +18,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from normrl.experiments.comparison import DEFAULT_NORMS, DEFAULT_SEEDS
+    from normrl.runs.comparison import DEFAULT_NORMS, DEFAULT_SEEDS
 
     p = argparse.ArgumentParser(prog="sequential_minatar.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--stream", default="minatar", help="task stream [minatar]")
@@ -48,29 +49,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def single_run(args) -> int:
-    import torch
+    from normrl.continual.result import ContinualResult
+    from normrl.runs import train_stream
+    from normrl.runs.device import set_threads
+    from normrl.runs.signals import exit_status
 
-    from normrl.cli import main
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    argv = ["continual", "--stream", args.stream, "--algo", args.algo, "--norm", args.norm,
-            "--steps-per-task", str(args.steps_per_task or 100_000), "--cycles", str(args.cycles),
-            "--seed", str(args.seed), "--eval-episodes", str(args.eval_episodes or 10),
-            "--checkpoint-every", str(args.checkpoint_every),
-            "--logdir", args.logdir or f"runs/seq_minatar_{args.algo}_{args.norm}_s{args.seed}"]
+    set_threads(args.threads)
+    overrides = {"seed": args.seed, "norm": args.norm}
     if args.num_envs is not None:
-        argv += ["--num-envs", str(args.num_envs)]
-    argv += (["--resume"] if args.resume else []) + (["--no-progress"] if args.no_progress else [])
-    return main(argv)
+        overrides["num_envs"] = args.num_envs
+    summary = train_stream(args.stream, args.algo, args.steps_per_task or 100_000,
+                           args.logdir or f"runs/seq_minatar_{args.algo}_{args.norm}_s{args.seed}", cycles=args.cycles,
+                           overrides=overrides, resume=args.resume, eval_episodes=args.eval_episodes or 10,
+                           checkpoint_every=args.checkpoint_every, progress=not args.no_progress)
+    if summary["signal"] is not None:
+        return exit_status(summary["signal"])
+    print(ContinualResult.from_dict(summary["continual"]).format_table())
+    return 0
 
 
 def compare(args) -> int:
     from pathlib import Path
 
-    from normrl.envs.streams import stream_tasks
-    from normrl.experiments.comparison import ComparisonPlan, run_comparison
-    from normrl.experiments.results import write_report
+    from normrl.analysis.results import write_report
+    from normrl.continual import stream_tasks
+    from normrl.runs.comparison import ComparisonPlan, run_comparison
+    from normrl.runs.stream import EVAL_EPSILON
 
     quick = args.quick
     plan = ComparisonPlan(
@@ -90,8 +94,8 @@ def compare(args) -> int:
     setup = (f"Setup: `{plan.algo}` on stream `{plan.stream}` ({', '.join(t.name for t in tasks)}), "
              f"{plan.cycles} cycles, {plan.steps_per_task:,} env steps per task visit, {plan.num_envs} envs, "
              f"norms {', '.join(plan.norms)}, seeds {', '.join(map(str, plan.seeds))}; "
-             f"{plan.eval_episodes} greedy evaluation episodes per task after every visit; task env options "
-             f"{plan.stream_env_kwargs}; agent config "
+             f"{plan.eval_episodes} evaluation episodes (ε-greedy, ε = {EVAL_EPSILON}) per task after every visit; task env options "
+             f"{plan.env_kwargs}; agent config "
              f"= the library preset with {plan.overrides} (full config in each run's config.json). "
              f"Runs under `{plan.root}`; regenerate with `python scripts/sequential_minatar.py --compare "
              f"--root {plan.root} --report-only`.")
@@ -108,11 +112,13 @@ def compare(args) -> int:
 
 
 def main(argv=None) -> int:
+    from normrl.utils.errors import UserError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return compare(args) if (args.compare or args.quick) else single_run(args)
-    except ValueError as exc:
+    except (UserError, ValueError) as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
 
 

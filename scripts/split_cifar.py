@@ -1,11 +1,7 @@
-"""Split CIFAR online continual learning: one run, or a comparison of norms over seeds.
+"""Split CIFAR online continual learning: a comparison of norms over seeds (one run is
+``normrl split-cifar ...``, docs/split_cifar.md).
 
-One run (same flags as ``normrl split-cifar``)::
-
-    python scripts/split_cifar.py --data-dir data --dataset cifar10 --norm adab2n \\
-        --method er_ace --buffer 500 --seed 0 --logdir runs/scifar10_adab2n_s0 --download
-
-Comparison (every norm x seed with one method; writes a Markdown table and JSON)::
+Every norm x seed with one method; writes a Markdown table and JSON::
 
     python scripts/split_cifar.py --compare                       # digits, offline, minutes on 1 core
     python scripts/split_cifar.py --compare --dataset cifar10 --data-dir data --buffer 500
@@ -33,7 +29,7 @@ LABELS = {"batchnorm": "BN", "layernorm": "LN", "groupnorm": "GN", "continual_no
 
 def parse_compare(argv):
     p = argparse.ArgumentParser(description="compare norms on a split stream over seeds")
-    p.add_argument("--compare", action="store_true")
+    p.add_argument("--compare", action="store_true", help="accepted for compatibility: the script only compares")
     p.add_argument("--dataset", default="digits", choices=("digits", "cifar10", "cifar100"), help="[digits]")
     p.add_argument("--data-dir", default=None, help="CIFAR folder (not needed for digits)")
     p.add_argument("--download", action="store_true")
@@ -44,6 +40,7 @@ def parse_compare(argv):
     p.add_argument("--buffer", type=int, default=None, help="[100 for digits (500 would hold 40%% of it), 500 cifar10, 2000 cifar100]")
     p.add_argument("--nf", type=int, default=20, help="ResNet-18 width [20]")
     p.add_argument("--epochs", type=int, default=1, help="[1]")
+    p.add_argument("--lr", type=float, default=0.03, help="SGD learning rate [0.03, the protocol's]")
     p.add_argument("--adab2n-lambda", type=float, default=1.0, help="[1.0]")
     p.add_argument("--kappa", type=float, default=None, help="AdaB²N kappa [layer default]")
     p.add_argument("--device", default=None, help="[cuda if available, else cpu]")
@@ -55,16 +52,15 @@ def parse_compare(argv):
 
 
 def compare(args) -> int:
-    from normrl.commands.split_cifar import DEFAULT_TASKS, build_data
-    from normrl.continual.trainer import OnlineCLConfig, train_online
+    from normrl.continual.online import OnlineCLConfig, train_online
+    from normrl.data import load_split
+    from normrl.runs import resolve_device
 
     if args.from_json:
         return rerender(args)
     torch.set_num_threads(args.threads)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    args.scenario, args.class_order_seed, args.augment = "class-incremental", 0, False
-    args.n_tasks = args.n_tasks or DEFAULT_TASKS[args.dataset]
-    data = build_data(args, device)
+    device = resolve_device(args.device or "auto")
+    data = load_split(args.dataset, n_tasks=args.n_tasks, root=args.data_dir, download=args.download, device=device)
     buffer = args.buffer or {"digits": 100, "cifar10": 500, "cifar100": 2000}[args.dataset]
     norms = [n.strip() for n in args.norms.split(",") if n.strip()]
     results: dict[str, list[dict]] = {}
@@ -72,7 +68,7 @@ def compare(args) -> int:
         results[norm] = []
         for seed in range(args.seeds):
             kw = {"kappa": args.kappa} if (args.kappa is not None and norm == "adab2n") else {}
-            cfg = OnlineCLConfig(method=args.method, norm=norm, buffer_size=buffer, nf=args.nf, epochs=args.epochs, adab2n_lambda=args.adab2n_lambda, norm_kwargs=kw, seed=seed)
+            cfg = OnlineCLConfig(method=args.method, norm=norm, buffer_size=buffer, nf=args.nf, epochs=args.epochs, lr=args.lr, adab2n_lambda=args.adab2n_lambda, norm_kwargs=kw, seed=seed)
             summary = train_online(data, cfg)
             results[norm].append(summary)
             print(f"{norm:>15} seed {seed}: class-IL {summary['class_il']['final_accuracy']:.3f} task-IL {summary['task_il']['final_accuracy']:.3f} ({summary['wall_seconds']:.1f}s)", flush=True)
@@ -86,7 +82,7 @@ def compare(args) -> int:
 
 def rerender(args) -> int:
     """Rewrite the Markdown table from a JSON written by an earlier ``--compare``."""
-    from normrl.commands.split_cifar import DEFAULT_TASKS
+    from normrl.data.split import DEFAULT_TASKS
 
     saved = json.loads(Path(args.from_json).read_text())
     old = argparse.Namespace(**saved["args"])
@@ -116,7 +112,7 @@ def render_table(args, data, buffer, device, results) -> str:
         f"({device}, {args.threads} CPU thread(s), torch {torch.__version__}).",
         "",
         f"Protocol: {data.n_tasks} tasks x {data.classes_per_task} classes, natural class order, one pass, stream batch 10 + "
-        f"replay 10 from a reservoir buffer of {buffer}, SGD lr 0.03, reduced ResNet-18 (nf={args.nf}), "
+        f"replay 10 from a reservoir buffer of {buffer}, SGD lr {getattr(args, 'lr', 0.03)}, {getattr(args, 'epochs', 1)} epoch(s), reduced ResNet-18 (nf={args.nf}), "
         f"AdaB²N λ={args.adab2n_lambda}{'' if args.kappa is None else f', κ={args.kappa}'}. "
         f"Seeds 0..{args.seeds - 1} (model init, stream order, buffer); mean ± std over seeds, in %.",
         "",
@@ -147,12 +143,13 @@ def render_table(args, data, buffer, device, results) -> str:
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--compare" in argv:
-        return compare(parse_compare(argv))
-    from normrl.cli import main as cli_main
+    from normrl.utils.errors import UserError
 
-    return cli_main(["split-cifar", *argv])
+    try:
+        return compare(parse_compare(argv))
+    except UserError as exc:
+        print(f"split_cifar.py: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

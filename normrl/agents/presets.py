@@ -15,11 +15,28 @@ Sources:
   (Adam instead of the paper's RMSProp).
 * PPO, MinAtar: CleanRL's Atari PPO settings (lr 2.5e-4, 128 steps, 4 minibatches,
   4 epochs, clip 0.1, entropy 0.01) with 64 envs.
-* PPO / DQN, ALE: CleanRL's ``ppo_atari.py`` (8 envs) and ``dqn_atari.py`` (lr 1e-4,
-  target 1000, batch 32, epsilon 1.0 -> 0.01 over 1M steps, learning starts 80k, train
-  every 4 steps), with rl-baselines3-zoo's 100k replay buffer instead of CleanRL's 1M:
-  the buffer stores obs and next_obs as uint8 (2 x 28 KB per transition), so 1M would
-  need 56 GB, 100k needs 5.6 GB.
+* DQN, ALE: rl-baselines3-zoo ``hyperparams/dqn.yml``, entry ``atari`` (the zoo's tuned
+  Atari DQN, itself Mnih et al. 2015 "Human-level control through deep RL", Nature,
+  with Adam): learning rate 1e-4, batch 32, replay 100,000 transitions, learning starts
+  100,000, one update every 4 agent steps, target update every 1,000 steps, epsilon
+  1.0 -> 0.01 over the first 10% of the 10M-step budget (1,000,000 steps), Huber loss,
+  gradient-norm clip 10 (SB3's DQN default), one env. The replay buffer is the zoo's
+  100k, not the Nature paper's (or CleanRL's) 1M: the buffer stores ``obs`` and
+  ``next_obs`` as uint8 (2 x 4 x 84 x 84 bytes per transition), so 1M would need 56 GB,
+  100k needs 5.6 GB. (CleanRL's ``dqn_atari.py`` starts learning at 80,000 steps; the
+  zoo's 100,000 goes with the zoo's buffer.)
+* PPO, ALE: rl-baselines3-zoo ``hyperparams/ppo.yml``, entry ``atari`` (= CleanRL
+  ``ppo_atari.py``, Schulman et al. 2017, arXiv 1707.06347): 8 envs x 128 steps, 4
+  epochs, 4 minibatches, learning rate 2.5e-4 linearly decayed, clip 0.1, entropy 0.01,
+  value coefficient 0.5, GAE 0.95, gamma 0.99.
+
+Per-game scripts (``scripts/train_atari.py``, ``scripts/train_minatar.py``) add the
+training-env conventions and budgets below: Atari training envs follow the DQN Nature
+conventions (loss of life ends the training episode, rewards clipped to their sign;
+reported returns stay the raw game score), :data:`ATARI_ENV_KWARGS`; budgets are 10M
+agent steps per Atari game (the budget the zoo's and CleanRL's benchmark tables report
+for every game they list; these sources use one setting for every game) and 5M per
+MinAtar game (the MinAtar paper's).
 """
 from __future__ import annotations
 
@@ -54,10 +71,19 @@ PRESETS: dict[tuple[str, str], dict] = {
         clip_coef=0.1, ent_coef=0.01,
     ),
     ("dqn", "ALE"): dict(
-        num_envs=1, learning_rate=1e-4, batch_size=32, buffer_size=100_000, learning_starts=80_000,
+        num_envs=1, learning_rate=1e-4, batch_size=32, buffer_size=100_000, learning_starts=100_000,
         target_update_interval=1000, train_freq=4, gradient_steps=1, exploration_steps=1_000_000,
-        end_eps=0.01, max_grad_norm=10.0, loss="huber",
+        start_eps=1.0, end_eps=0.01, gamma=0.99, max_grad_norm=10.0, loss="huber",
     ),
+}
+
+#: Training-env options (``make_env`` keywords) of the per-game Atari script.
+ATARI_ENV_KWARGS: dict = {"episodic_life": True, "clip_rewards": True}
+ATARI_DEFAULT_STEPS = 10_000_000
+MINATAR_DEFAULT_STEPS = 5_000_000
+MINATAR_GAMES: dict[str, str] = {
+    "breakout": "Breakout", "asterix": "Asterix", "freeway": "Freeway",
+    "seaquest": "Seaquest", "space_invaders": "SpaceInvaders",
 }
 
 
@@ -88,3 +114,34 @@ def preset_config(algo: str, env_id: str, **overrides):
     if unknown:
         raise ValueError(f"unknown {algo} config field(s): {', '.join(unknown)}")
     return cls(**{**preset_overrides(algo, env_id), **overrides})
+
+
+def atari_env_id(game: str) -> str:
+    """``ALE/<Game>-v5`` for a game name (``Pong``, ``pong``, ``ms_pacman`` ...);
+    ValueError naming close matches when ale-py has no such ROM."""
+    from normrl.envs.atari import rom_id
+
+    rom = rom_id(game)
+    return f"ALE/{''.join(part.capitalize() for part in rom.split('_'))}-v5"
+
+
+def minatar_env_id(game: str) -> str:
+    """``MinAtar/<Game>`` for ``breakout``, ``asterix``, ``freeway``, ``seaquest``,
+    ``space_invaders`` (the CamelCase names work too); ValueError listing them."""
+    key = game.lower().replace("-", "_")
+    by_camel = {v.lower(): k for k, v in MINATAR_GAMES.items()}
+    key = by_camel.get(key, key)
+    if key not in MINATAR_GAMES:
+        raise ValueError(f"unknown MinAtar game {game!r}; valid: {', '.join(MINATAR_GAMES)}")
+    return f"MinAtar/{MINATAR_GAMES[key]}"
+
+
+def game_preset(family: str, game: str) -> dict:
+    """``{"env_id", "env_kwargs", "steps"}`` of the per-game scripts for ``game`` of
+    ``family`` (``"atari"`` / ``"minatar"``); the agent config is the library preset of
+    the env id (:func:`preset_config`)."""
+    if family == "atari":
+        return {"env_id": atari_env_id(game), "env_kwargs": dict(ATARI_ENV_KWARGS), "steps": ATARI_DEFAULT_STEPS}
+    if family == "minatar":
+        return {"env_id": minatar_env_id(game), "env_kwargs": {}, "steps": MINATAR_DEFAULT_STEPS}
+    raise ValueError(f"unknown game family {family!r}; valid: atari, minatar")

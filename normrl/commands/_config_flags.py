@@ -3,7 +3,8 @@
 ``normrl train``, ``normrl continual`` and the per-game scripts share them: every field of
 :class:`~normrl.agents.PPOConfig` / :class:`~normrl.agents.DQNConfig` that has no
 top-level flag of its own is a flag (``learning_rate`` -> ``--learning-rate``; booleans
-as ``--x/--no-x``; tuples as several values). Unset flags keep the env's preset.
+as ``--x/--no-x``; tuples as several values; the interventions as a repeatable ``--intervention SPEC``).
+Unset flags keep the env's preset.
 """
 from __future__ import annotations
 
@@ -43,8 +44,13 @@ def add_config_flags(parser: argparse.ArgumentParser, classes: dict | None = Non
     for name, (hint, defaults) in fields.items():
         kwargs: dict = {"dest": f"cfg_{name}", "default": argparse.SUPPRESS}
         origin, args = typing.get_origin(hint), typing.get_args(hint)
+        flag = "--" + name.replace("_", "-")
         if hint is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif origin is tuple and args and args[0] is str:
+            # a tuple of strings (interventions) is a repeatable singular flag
+            flag = flag.removesuffix("s")
+            kwargs.update(action="append", metavar="SPEC")
         elif origin is tuple:
             kwargs.update(type=int, nargs="+", metavar="N")
         elif origin is typing.Union and type(None) in args:
@@ -52,7 +58,10 @@ def add_config_flags(parser: argparse.ArgumentParser, classes: dict | None = Non
         else:
             kwargs.update(type=hint, metavar=name.upper())
         kwargs["help"] = ", ".join(f"{algo}: {d!r}" for algo, d in defaults.items())
-        group.add_argument("--" + name.replace("_", "-"), **kwargs)
+        if name == "interventions":
+            kwargs["help"] = ("plasticity intervention NAME[:key=value,...], repeatable, e.g. "
+                              "--intervention redo:tau=0.1,every=1000 (`normrl interventions` lists them) [none]")
+        group.add_argument(flag, **kwargs)
 
 
 def config_flag_values(args) -> dict:
@@ -66,6 +75,7 @@ def config_flag_values(args) -> dict:
     foreign = sorted(set(given) - own)
     if foreign:
         raise UserError(f"--{foreign[0].replace('_', '-')} is not a {args.algo} option")
-    if "hidden" in given:
-        given["hidden"] = tuple(given["hidden"])
+    for key in ("hidden", "interventions"):
+        if key in given:
+            given[key] = tuple(given[key])
     return given

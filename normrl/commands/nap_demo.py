@@ -45,50 +45,13 @@ def _hidden_norms(model) -> list:
     return [m.weight.norm().item() for m in linears[:-1]]
 
 
-def run(args) -> int:
+def _train_variants(variants: dict, x, labels, batches, args, tqdm) -> dict:
+    """Train every variant on every task in turn; per task and variant: loss, accuracy
+    and hidden-weight norms on all inputs after the task."""
     import torch
     import torch.nn.functional as F
-    from tqdm import tqdm
 
-    from normrl.normalization import NaPProjector, ProjectedOptimizer, apply_nap
-    from normrl.utils.errors import UserError
-    from normrl.utils.run_dir import write_config, write_summary
-
-    if args.tasks < 1:
-        raise UserError(f"--tasks must be >= 1, got {args.tasks}")
-    if args.steps_per_task < 1:
-        raise UserError(f"--steps-per-task must be >= 1, got {args.steps_per_task}")
-    if args.threads < 1:
-        raise UserError(f"--threads must be >= 1, got {args.threads}")
-    torch.set_num_threads(args.threads)
-    device_name = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    try:
-        device = torch.device(device_name)
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as exc:
-        raise UserError(f"--device {args.device!r} is not usable: {exc}") from None
-
-    cfg = dict(DEFAULTS, tasks=args.tasks, steps_per_task=args.steps_per_task, seed=args.seed, device=str(device), threads=args.threads,
-               norm="layernorm", projection="whole tensor, every step", norm_params="joint")
-    write_config(args.logdir, cfg, command=NAME)
-
-    gen = torch.Generator().manual_seed(args.seed)
-    x = torch.randn(cfg["num_inputs"], cfg["in_dim"], generator=gen).to(device)
-    labels = [torch.randint(0, cfg["num_classes"], (cfg["num_inputs"],), generator=gen).to(device) for _ in range(args.tasks)]
-    batches = [
-        torch.randint(0, cfg["num_inputs"], (args.steps_per_task, cfg["batch_size"]), generator=gen).to(device)
-        for _ in range(args.tasks)
-    ]
-    torch.manual_seed(args.seed)
-    plain = _mlp(cfg["in_dim"], cfg["hidden"], cfg["num_classes"]).to(device)
-    nap = apply_nap(copy.deepcopy(plain))
-    variants = {
-        "plain": (plain, torch.optim.Adam(plain.parameters(), lr=cfg["lr"])),
-        "nap": (nap, ProjectedOptimizer(torch.optim.Adam(nap.parameters(), lr=cfg["lr"]), NaPProjector(nap))),
-    }
-    initial_norms = {name: _hidden_norms(model) for name, (model, _) in variants.items()}
     results = {name: [] for name in variants}
-    start = time.perf_counter()
     bar = tqdm(total=len(variants) * args.tasks * args.steps_per_task, desc=NAME, unit="step", disable=args.no_progress)
     for task in range(args.tasks):
         y = labels[task]
@@ -110,8 +73,10 @@ def run(args) -> int:
                 })
             bar.set_postfix(task=task, **{f"{name}_loss": round(results[name][-1]["loss"], 3)})
     bar.close()
-    wall = time.perf_counter() - start
+    return results
 
+
+def _print_table(results: dict, initial_norms: dict, cfg: dict, args, device) -> None:
     print(f"\nNaP demo: {args.tasks} random-label tasks x {args.steps_per_task} Adam steps, lr {cfg['lr']}, "
           f"MLP {cfg['in_dim']}-{cfg['hidden']}-{cfg['hidden']}-{cfg['num_classes']}, seed {args.seed}, {device}")
     print("initial hidden-weight norms: " + "  ".join(f"{k} " + "/".join(f"{v:.2f}" for v in n) for k, n in initial_norms.items()))
@@ -122,6 +87,47 @@ def run(args) -> int:
         pn = "/".join(f"{v:.2f}" for v in p["hidden_weight_norms"])
         nn_ = "/".join(f"{v:.2f}" for v in n["hidden_weight_norms"])
         print(f"{p['task']:>4}  {p['loss']:>10.4f}  {n['loss']:>9.4f}  {p['accuracy']:>9.3f}  {n['accuracy']:>8.3f}  {pn:>20}  {nn_:>20}")
+
+
+def run(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from normrl.normalization import NaPProjector, ProjectedOptimizer, apply_nap
+    from normrl.normalization.nap import OUTPUT_DEFAULT
+    from normrl.runs.device import resolve_device
+    from normrl.utils.errors import UserError
+    from normrl.utils.run_dir import write_config, write_summary
+
+    for flag, value in (("--tasks", args.tasks), ("--steps-per-task", args.steps_per_task), ("--threads", args.threads)):
+        if value < 1:
+            raise UserError(f"{flag} must be >= 1, got {value}")
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    cfg = dict(DEFAULTS, tasks=args.tasks, steps_per_task=args.steps_per_task, seed=args.seed, device=str(device), threads=args.threads,
+               norm="layernorm", projection="whole tensor, every step", norm_params="joint",
+               output=OUTPUT_DEFAULT)
+    write_config(args.logdir, cfg, command=NAME)
+
+    gen = torch.Generator().manual_seed(args.seed)
+    x = torch.randn(cfg["num_inputs"], cfg["in_dim"], generator=gen).to(device)
+    labels = [torch.randint(0, cfg["num_classes"], (cfg["num_inputs"],), generator=gen).to(device) for _ in range(args.tasks)]
+    batches = [
+        torch.randint(0, cfg["num_inputs"], (args.steps_per_task, cfg["batch_size"]), generator=gen).to(device)
+        for _ in range(args.tasks)
+    ]
+    torch.manual_seed(args.seed)
+    plain = _mlp(cfg["in_dim"], cfg["hidden"], cfg["num_classes"]).to(device)
+    nap = apply_nap(copy.deepcopy(plain))
+    variants = {
+        "plain": (plain, torch.optim.Adam(plain.parameters(), lr=cfg["lr"])),
+        "nap": (nap, ProjectedOptimizer(torch.optim.Adam(nap.parameters(), lr=cfg["lr"]), NaPProjector(nap))),
+    }
+    initial_norms = {name: _hidden_norms(model) for name, (model, _) in variants.items()}
+    start = time.perf_counter()
+    results = _train_variants(variants, x, labels, batches, args, tqdm)
+    wall = time.perf_counter() - start
+    _print_table(results, initial_norms, cfg, args, device)
     summary = {
         "wall_seconds": round(wall, 2),
         "initial_hidden_weight_norms": initial_norms,

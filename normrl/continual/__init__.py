@@ -1,17 +1,24 @@
-"""Online continual learning on class-split image streams (Split CIFAR, Split digits).
+"""Continual learning: tasks, task hooks, the stream catalogue, the TaskScheduler for
+continual RL, return/accuracy-matrix metrics, and the supervised online learner
+(:mod:`normrl.continual.online`). Continual RL and continual supervised learning share
+the task hooks (:func:`call_task_hooks`).
 
-Public names: :class:`ReservoirBuffer`, :class:`OnlineCLConfig`, :class:`OnlineCLTrainer`,
-:func:`train_online`, and the metrics :func:`final_average_accuracy`,
-:func:`average_forgetting`, :func:`backward_transfer`.
+Public names: :class:`Task`, :class:`TaskScheduler`, :func:`stream_tasks`,
+:func:`list_streams`, :func:`call_task_hooks`, :func:`notify_task_switch`,
+:func:`apply_task_switch`, :class:`ContinualResult`, and the matrix metrics
+:func:`final_average_accuracy`, :func:`average_forgetting`, :func:`backward_transfer`.
 """
 from normrl._lazy import lazy_exports
 
 _EXPORTS = {
-    "ReservoirBuffer": "buffer",
-    "OnlineCLConfig": "trainer",
-    "OnlineCLTrainer": "trainer",
-    "train_online": "trainer",
-    "METHODS": "methods",
+    "Task": "task",
+    "TaskScheduler": "scheduler",
+    "apply_task_switch": "scheduler",
+    "stream_tasks": "streams",
+    "list_streams": "streams",
+    "call_task_hooks": "hooks",
+    "notify_task_switch": "hooks",
+    "ContinualResult": "result",
     "final_average_accuracy": "metrics",
     "average_forgetting": "metrics",
     "backward_transfer": "metrics",

@@ -1,18 +1,18 @@
-"""Batched torch environments (TensorEnv), real Atari through ale-py, CIFAR data and
-continual task streams.
+"""Environments only: batched torch environments (TensorEnv: CartPole, MinAtar), real
+Atari through ale-py, the gymnasium adapter, and env wrappers (permutations).
 
-Public names: :func:`make_env`, :class:`TensorEnv`, :class:`TaskScheduler`,
-:class:`SplitCIFAR`.
+Public names: :func:`make_env`, :func:`list_envs`, :class:`TensorEnv`,
+:class:`TensorEnvWrapper`, :class:`PermutedObservations`, :class:`PermutedActions`,
+:class:`TensorToGymVectorEnv`.
 """
 from normrl._lazy import lazy_exports
 from normrl.envs.base import TensorEnv
 from normrl.envs.registry import list_envs, make_env
 
 _EXPORTS = {
-    "TaskScheduler": "scheduler",
-    "Task": "scheduler",
-    "list_streams": "streams",
-    "SplitCIFAR": "split_cifar",
+    "TensorEnvWrapper": "wrappers",
+    "PermutedObservations": "wrappers",
+    "PermutedActions": "wrappers",
     "TensorToGymVectorEnv": "gym_adapter",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

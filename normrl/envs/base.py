@@ -4,7 +4,7 @@ A TensorEnv steps ``num_envs`` sub-environments at once on ``device``. Observati
 rewards and flags are tensors on that device; nothing in ``step`` synchronizes with
 the host, so a rollout loop can run entirely on a GPU.
 
-Contract (DESIGN.md, "TensorEnv"):
+Contract (docs/envs.md):
 
 * ``num_envs``, ``device``, gymnasium ``single_observation_space`` and
   ``single_action_space``;

@@ -20,16 +20,10 @@ from torch.nn.modules.conv import _ConvNd
 
 from normrl.metrics import functional as F
 from normrl.metrics import model_stats as S
+from normrl.utils.activations import ACTIVATION_TYPES
 
-__all__ = ["PlasticityMonitor", "hidden_activation_layers", "ACTIVATION_TYPES", "ACTIVATION_METRICS", "WEIGHT_METRICS"]
+__all__ = ["PlasticityMonitor", "hidden_activation_layers", "ACTIVATION_METRICS", "WEIGHT_METRICS"]
 
-#: Module types counted as hidden nonlinearities by the default layer rule.
-ACTIVATION_TYPES: tuple[type, ...] = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU,
-    nn.GELU, nn.SiLU, nn.Mish, nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardswish,
-    nn.Hardsigmoid, nn.Softplus, nn.Softsign, nn.Tanhshrink, nn.LogSigmoid,
-    nn.Softshrink, nn.Hardshrink, nn.Threshold,
-)
 
 #: Metrics computed on each hooked layer's activations for the probe batch.
 ACTIVATION_METRICS = ("dormant_ratio", "active_fraction", "srank", "effective_rank", "stable_rank", "feature_norm")

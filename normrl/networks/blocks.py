@@ -1,14 +1,12 @@
-"""Building blocks shared by the networks: activation lookup, norm resolution (with
-the Normalize-and-Project flag) and input casting."""
+"""Building blocks shared by the networks: activation lookup and norm resolution (with
+the Normalize-and-Project flag)."""
 from __future__ import annotations
 
-import functools
 from typing import Callable
 
-import torch
 import torch.nn as nn
 
-from normrl.normalization.registry import NormSpec, get_norm_layer, norm_name
+from normrl.normalization.registry import NormSpec, get_norm_layer, is_nap, norm_name
 
 #: Activation names accepted by the networks, mapped to their module classes.
 ACTIVATIONS: dict[str, type] = {
@@ -22,11 +20,28 @@ ACTIVATIONS: dict[str, type] = {
 }
 
 
-def make_activation(name: str) -> nn.Module:
-    """A fresh activation module for ``name`` (ValueError listing the valid names)."""
+def _activation_class(name: str) -> type:
+    if isinstance(name, str) and name.lower() == "crelu":
+        from normrl.plasticity.crelu import CReLU
+
+        return CReLU
     if not isinstance(name, str) or name.lower() not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; valid: {', '.join(sorted(ACTIVATIONS))}")
-    return ACTIVATIONS[name.lower()]()
+        raise ValueError(f"unknown activation {name!r}; valid: {', '.join(sorted([*ACTIVATIONS, 'crelu']))}")
+    return ACTIVATIONS[name.lower()]
+
+
+def make_activation(name: str) -> nn.Module:
+    """A fresh activation module for ``name`` (ValueError listing the valid names).
+    ``"crelu"`` is the concatenated ReLU of :mod:`normrl.plasticity.crelu` (Abbas et al.
+    2023, arXiv 2303.07507), which doubles the features (:func:`width_multiplier`)."""
+    return _activation_class(name)()
+
+
+def width_multiplier(name: str) -> int:
+    """Features out per feature in of activation ``name``: 2 for ``"crelu"``, else 1.
+    The networks size the layer after a CReLU for twice the features (the "equal width"
+    rule; :func:`normrl.plasticity.crelu_hidden_widths` gives equal-parameter widths)."""
+    return int(getattr(_activation_class(name), "width_multiplier", 1))
 
 
 def resolve_norm(norm: NormSpec) -> tuple[Callable[..., nn.Module] | None, bool]:
@@ -34,15 +49,13 @@ def resolve_norm(norm: NormSpec) -> tuple[Callable[..., nn.Module] | None, bool]
 
     The constructor is ``None`` when the norm is the identity (``None`` or ``"none"``):
     the networks then insert no module at all, so ``Linear -> activation`` chains stay
-    visible to :func:`~normrl.normalization.apply_nap`. ``nap`` is True for norms
-    whose class sets ``nap = True`` (``norm="nap"``): the layers feeding them are built
+    visible to :func:`~normrl.normalization.apply_nap`. ``nap`` is
+    :func:`~normrl.normalization.is_nap`: the layers feeding such norms are built
     without bias.
     """
     if norm_name(norm) == "none":
         return None, False
-    ctor = get_norm_layer(norm)
-    target = ctor.func if isinstance(ctor, functools.partial) else ctor
-    return ctor, bool(getattr(target, "nap", False))
+    return get_norm_layer(norm), is_nap(norm)
 
 
 def check_positive(name: str, value) -> int:
@@ -50,20 +63,3 @@ def check_positive(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return value
-
-
-class InputToFloat(nn.Module):
-    """Casts input to float32; ``uint8`` input is also multiplied by ``1/255`` when
-    ``scale_uint8`` is True (Atari frames). Float input passes through unchanged."""
-
-    def __init__(self, scale_uint8: bool = True):
-        super().__init__()
-        self.scale_uint8 = bool(scale_uint8)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.uint8 and self.scale_uint8:
-            return x.float().mul_(1.0 / 255.0)
-        return x if x.is_floating_point() else x.float()
-
-    def extra_repr(self) -> str:
-        return f"scale_uint8={self.scale_uint8}"

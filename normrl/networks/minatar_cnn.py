@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from normrl.networks.blocks import InputToFloat, check_positive, resolve_norm
+from normrl.networks.blocks import check_positive, resolve_norm
+from normrl.networks.input_cast import InputCast
 from normrl.normalization.registry import NormSpec
 
 CONV_CHANNELS = 16
@@ -36,7 +37,7 @@ class MinAtarCNN(nn.Sequential):
             check_positive("out_dim", out_dim)
         norm_ctor, nap = resolve_norm(norm)
         kw = dict(norm_kwargs or {})
-        layers: list[nn.Module] = [InputToFloat(scale_uint8=False), nn.Conv2d(in_channels, CONV_CHANNELS, 3, 1, bias=not nap)]
+        layers: list[nn.Module] = [InputCast(), nn.Conv2d(in_channels, CONV_CHANNELS, 3, 1, bias=not nap)]
         if norm_ctor is not None:
             layers.append(norm_ctor(CONV_CHANNELS, layout="nchw", **kw))
         layers += [nn.ReLU(), nn.Flatten(), nn.Linear(CONV_CHANNELS * (GRID - 2) ** 2, HIDDEN, bias=not nap)]

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import torch.nn as nn
 
-from normrl.networks.blocks import check_positive, make_activation, resolve_norm
+from normrl.networks.blocks import check_positive, make_activation, resolve_norm, width_multiplier
 from normrl.normalization.registry import NormSpec
 
 
@@ -37,7 +37,10 @@ class MLP(nn.Sequential):
         hidden: hidden widths [``(64, 64)``].
         norm: registered norm name, class, partial, or None [None].
         activation: one of ``relu``, ``leaky_relu``, ``elu``, ``gelu``, ``silu``,
-            ``tanh``, ``selu`` [``"relu"``].
+            ``tanh``, ``selu``, ``crelu`` [``"relu"``]. ``crelu`` (concatenated ReLU)
+            doubles each hidden layer's output features, so the next layer has twice
+            the fan-in (equal width; :func:`normrl.plasticity.crelu_hidden_widths` gives
+            the widths of equal parameter count).
         dropout: dropout probability after each hidden activation [0.0].
         norm_kwargs: extra keywords for every norm layer [None].
 
@@ -72,7 +75,7 @@ class MLP(nn.Sequential):
             raise ValueError(f"activation='selu' is the self-normalizing MLP and uses no norm layers; got norm={norm!r} (use norm=None)")
 
         layers: list[nn.Module] = []
-        width = in_dim
+        width, mult = in_dim, width_multiplier(activation)
         for h in hidden:
             layers.append(nn.Linear(width, h, bias=not nap))
             if norm_ctor is not None:
@@ -80,7 +83,7 @@ class MLP(nn.Sequential):
             layers.append(make_activation(activation))
             if dropout > 0:
                 layers.append(nn.AlphaDropout(dropout) if selu else nn.Dropout(dropout))
-            width = h
+            width = h * mult
         if out_dim is not None:
             layers.append(nn.Linear(width, out_dim))
         super().__init__(*layers)

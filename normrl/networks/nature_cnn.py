@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from normrl.networks.blocks import InputToFloat, check_positive, make_activation, resolve_norm
+from normrl.networks.blocks import check_positive, make_activation, resolve_norm, width_multiplier
+from normrl.networks.input_cast import InputCast
 from normrl.normalization.registry import NormSpec
 
 #: (out_channels, kernel, stride) of the three conv layers.
@@ -23,7 +24,7 @@ class NatureCNN(nn.Sequential):
     keeps its bias.
 
     Input: (N, C, H, W) with ``input_size=(H, W)`` [(84, 84)]. ``uint8`` input is
-    cast to float and multiplied by 1/255 inside the network; float input is used as
+    cast to float and divided by 255 inside the network; float input is used as
     is (so already-scaled frames are not scaled twice).
 
     Args:
@@ -44,7 +45,7 @@ class NatureCNN(nn.Sequential):
             True [False].
 
     Attributes:
-        features_dim: 512, the torso's output size.
+        features_dim: 512, the torso's output size (1024 with ``activation="crelu"``).
         out_features: ``out_dim`` or ``features_dim``.
     """
 
@@ -65,14 +66,15 @@ class NatureCNN(nn.Sequential):
         make_activation(activation)
         norm_ctor, nap = resolve_norm(norm)
         kw = dict(norm_kwargs or {})
-        layers: list[nn.Module] = [InputToFloat(scale_uint8=True)]
+        layers: list[nn.Module] = [InputCast(uint8_scale=255.0)]
         channels, (h, w) = in_channels, input_size
+        mult = width_multiplier(activation)
         for out_channels, kernel, stride in CONV_SPEC:
             layers.append(nn.Conv2d(channels, out_channels, kernel, stride, bias=not nap))
             if norm_ctor is not None:
                 layers.append(norm_ctor(out_channels, layout="nchw", **kw))
             layers.append(make_activation(activation))
-            channels = out_channels
+            channels = out_channels * mult
             h, w = (h - kernel) // stride + 1, (w - kernel) // stride + 1
             if h <= 0 or w <= 0:
                 raise ValueError(f"input_size {tuple(input_size)} is too small for the Nature CNN (needs at least 36x36)")
@@ -82,10 +84,10 @@ class NatureCNN(nn.Sequential):
             layers.append(norm_ctor(FEATURES_DIM, **kw))
         layers.append(make_activation(activation))
         if out_dim is not None:
-            layers.append(nn.Linear(FEATURES_DIM, out_dim))
+            layers.append(nn.Linear(FEATURES_DIM * mult, out_dim))
         super().__init__(*layers)
-        self.features_dim = FEATURES_DIM
-        self.out_features = out_dim if out_dim is not None else FEATURES_DIM
+        self.features_dim = FEATURES_DIM * mult
+        self.out_features = out_dim if out_dim is not None else self.features_dim
         self.nap = nap
         if channels_last:
             self.to(memory_format=torch.channels_last)

@@ -26,7 +26,7 @@ import math
 import torch
 import torch.nn as nn
 
-from normrl.networks.blocks import check_positive, make_activation
+from normrl.networks.blocks import check_positive, make_activation, width_multiplier
 from normrl.normalization.registry import NormSpec, get_norm_layer
 
 PLACEMENTS = ("pre", "post", "mix", "peri", "lns")
@@ -62,7 +62,7 @@ class ResidualBlock(nn.Module):
             self.norm = norm(width)
         self.fc1 = nn.Linear(width, width)
         self.act = make_activation(activation)
-        self.fc2 = nn.Linear(width, width)
+        self.fc2 = nn.Linear(width * width_multiplier(activation), width)
         if placement == "peri":
             self.norm_out = norm(width)
         elif placement == "post":

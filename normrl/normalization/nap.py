@@ -61,16 +61,10 @@ from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.instancenorm import _InstanceNorm
 
 from normrl.normalization.registry import NormSpec, create_norm_layer
+from normrl.utils.activations import ACTIVATION_TYPES
 
-__all__ = ["apply_nap", "NaPProjector", "is_normalization", "ACTIVATIONS"]
+__all__ = ["apply_nap", "NaPProjector", "is_normalization"]
 
-#: Module types :func:`apply_nap` treats as hidden nonlinearities.
-ACTIVATIONS: tuple[type, ...] = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU,
-    nn.GELU, nn.SiLU, nn.Mish, nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardswish,
-    nn.Hardsigmoid, nn.Softplus, nn.Softsign, nn.Tanhshrink, nn.LogSigmoid,
-    nn.Softshrink, nn.Hardshrink, nn.Threshold,
-)
 
 # Registered "norms" that do not make the preceding layer scale-invariant.
 _NOT_NORMALIZING = frozenset({"none", "identity", "dyt", "selu"})
@@ -157,7 +151,7 @@ def apply_nap(model: nn.Module, norm: NormSpec = "layernorm", *, activations: Se
     custom ``forward`` are invisible and left alone). In each chain:
 
     * ``Linear``/``Conv2d`` directly followed by a nonlinearity (a module of
-      :data:`ACTIVATIONS` or ``activations``) is a *hidden* layer: a norm built by
+      :data:`~normrl.utils.activations.ACTIVATION_TYPES` or ``activations``) is a *hidden* layer: a norm built by
       ``create_norm_layer(norm, out_features, **norm_kwargs)`` is inserted between them
       (``layout="nchw"`` for convolutions) and the layer's bias is removed;
     * ``Linear``/``Conv2d`` already followed by a normalization layer keeps that norm
@@ -184,7 +178,7 @@ def apply_nap(model: nn.Module, norm: NormSpec = "layernorm", *, activations: Se
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"apply_nap expects an nn.Module, got {type(model).__name__}")
-    acts = ACTIVATIONS + tuple(activations)
+    acts = ACTIVATION_TYPES + tuple(activations)
     chains: list = []
     opaque: list = []
     _top_level_chains(model, chains, opaque)

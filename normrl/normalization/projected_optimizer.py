@@ -24,8 +24,9 @@ import torch.nn as nn
 from torch.optim import Optimizer
 
 from normrl.normalization.nap import OUTPUT_DEFAULT, OUTPUT_RATE_DEFAULT, NaPProjector
+from normrl.normalization.registry import NormSpec, is_nap
 
-__all__ = ["ProjectedOptimizer", "NaPOptimizer", "NaPAdam", "NaPSGD"]
+__all__ = ["ProjectedOptimizer", "NaPOptimizer", "NaPAdam", "NaPSGD", "build_optimizer"]
 
 _STATE_KEY = "projected_optimizer"
 
@@ -265,3 +266,20 @@ class NaPSGD(NaPOptimizer):
     def __init__(self, params, lr: Optional[float] = None, **kwargs) -> None:
         kwargs.setdefault("inner", torch.optim.SGD)
         super().__init__(params, lr=lr, **kwargs)
+
+
+def build_optimizer(module: nn.Module, norm: NormSpec, optimizer_class: Callable[..., Optimizer], optimizer_kwargs: dict,
+                    nap_every: int = 1, nap_output: str = OUTPUT_DEFAULT) -> Optimizer:
+    """``optimizer_class(module.parameters(), **optimizer_kwargs)``; when ``norm`` is a
+    NaP norm (:func:`~normrl.normalization.is_nap`), wrapped in
+    ``ProjectedOptimizer(opt, NaPProjector(module, output=nap_output), every=nap_every)``
+    so hidden weights return to their initial norms after every ``nap_every``-th step
+    (arXiv 2407.01800). The one place where the agents and the online learner decide
+    about NaP: the agents pass ``nap_output="free"`` (Q-values and state values are
+    regression outputs whose range a projected head would cap), the supervised online
+    learner keeps the projector's default
+    (:data:`~normrl.normalization.nap.OUTPUT_DEFAULT`, docs/results/nap_output_layer.md)."""
+    opt = optimizer_class(module.parameters(), **optimizer_kwargs)
+    if is_nap(norm) and not hasattr(opt, "projector"):
+        opt = ProjectedOptimizer(opt, NaPProjector(module, output=nap_output), every=nap_every)
+    return opt

@@ -120,3 +120,16 @@ def norm_name(norm: NormSpec) -> str:
         return norm.lower()
     target = norm.func if isinstance(norm, functools.partial) else norm
     return getattr(target, "norm_name", "custom")
+
+
+def is_nap(norm: NormSpec) -> bool:
+    """True for norm specs that build the Normalize-and-Project form (``norm="nap"``, or
+    any class or partial whose class sets ``nap = True``): networks then drop the bias of
+    the layers feeding the norm, and the agents and learners wrap their optimizer in the
+    NaP weight projection (arXiv 2407.01800). ``None``/``"none"`` is False; unknown names
+    raise ValueError listing the registered ones."""
+    if norm_name(norm) == "none":
+        return False
+    ctor = get_norm_layer(norm)
+    target = ctor.func if isinstance(ctor, functools.partial) else ctor
+    return bool(getattr(target, "nap", False))

@@ -49,18 +49,6 @@ def test_lazy_epsilon_greedy_equals_eager_and_runs_only_the_greedy_rows(eps):
                 assert seen == []
 
 
-def test_obs_to_float_matches_cast_then_divide_in_both_layouts():
-    from normrl.agents.common.build import ObsToFloat
-
-    x = torch.randint(0, 256, (6, 4, 84, 84), dtype=torch.uint8)
-    want = x.float() / 255
-    for channels_last in (False, True):
-        y = ObsToFloat(255.0, channels_last)(x)
-        assert y.dtype == torch.float32 and torch.equal(y, want)
-        assert y.is_contiguous(memory_format=torch.channels_last) == channels_last
-    assert torch.equal(ObsToFloat()(x.bool()), x.bool().float())
-
-
 def test_double_dqn_targets_use_online_argmax():
     q_online = torch.tensor([[1.0, 5.0], [3.0, 0.0]])
     q_target = torch.tensor([[10.0, 2.0], [4.0, 7.0]])

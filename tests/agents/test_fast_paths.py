@@ -80,7 +80,7 @@ def test_loaded_agent_has_adam_state_in_its_parameters_layout_and_resets_atari(t
     saved contiguous, as before the network went channels-last) and, for an Atari env
     also behind a wrapper, starts fresh games: ale-py emulators are not checkpointed
     (before this, learn() after load() stepped an env that was never reset)."""
-    from normrl.envs.permuted import PermutedActions
+    from normrl.envs.wrappers import PermutedActions
 
     def agent():
         env = make_env("ALE/Breakout-v5", 2, "cpu", seed=0)
@@ -97,7 +97,7 @@ def test_loaded_agent_has_adam_state_in_its_parameters_layout_and_resets_atari(t
     restored = agent()
     restored.load(tmp_path / "a.pt")
     assert restored.num_steps == 64 and len(restored.replay_buffer) == len(first.replay_buffer)
-    conv = restored.q_network[1][1].weight
+    conv = restored.q_network[1].weight  # NatureCNN: [InputCast, Conv2d, ...]
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     for p in restored.q_network.parameters():
         assert all(restored.optimizer.state[p][k].stride() == p.stride() for k in ("exp_avg", "exp_avg_sq"))

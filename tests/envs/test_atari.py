@@ -202,7 +202,7 @@ def test_adapter_passes_ale_data_through_unchanged():
 
 def test_sequential_atari_stream_through_the_scheduler():
     """Two games with the full action set share spaces, so one agent moves between them."""
-    from normrl.envs import TaskScheduler
+    from normrl.continual import TaskScheduler, stream_tasks
 
     class RandomAgent:
         def __init__(self):
@@ -223,7 +223,7 @@ def test_sequential_atari_stream_through_the_scheduler():
             raise AssertionError("eval_episodes=0 must not evaluate")
 
     agent = RandomAgent()
-    sched = TaskScheduler.from_name("atari-Pong,Breakout", 20, cycles=1, num_envs=1, eval_episodes=0)
+    sched = TaskScheduler(stream_tasks("atari-Pong,Breakout", 20), cycles=1, num_envs=1, eval_episodes=0)
     result = sched.run(agent)
     assert agent.spaces == [((4, 84, 84), 18, "Pong"), ((4, 84, 84), 18, "Breakout")]
     assert agent.num_steps == 40 and result.completed and result.matrix.shape == (2, 2)

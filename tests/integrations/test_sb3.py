@@ -10,7 +10,8 @@ from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
 from stable_baselines3.common.evaluation import evaluate_policy  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
-from normrl.envs import TaskScheduler, make_env  # noqa: E402
+from normrl.continual import TaskScheduler, stream_tasks  # noqa: E402
+from normrl.envs import make_env  # noqa: E402
 from normrl.integrations.sb3 import (  # noqa: E402
     NormMLPExtractor, PlasticityCallback, TensorVecEnv, learn_stream, norm_policy_kwargs,
 )
@@ -37,6 +38,7 @@ def test_policy_kwargs_build_normed_policies_for_ppo_a2c_dqn():
     assert all(m.bias is None for m in a2c.policy.pi_features_extractor.mlp if isinstance(m, nn.Linear))
     assert a2c.policy.action_net.bias is not None  # the head keeps its bias and is never projected
     assert not any("action_net" in n or "value_net" in n for n in a2c.policy.optimizer.projector.layer_names)
+    assert a2c.policy.optimizer.projector.output_layer_names == []  # output="free": value head unbounded
 
     dqn = DQN("MlpPolicy", env, learning_starts=0, buffer_size=100, policy_kwargs=norm_policy_kwargs("rmsnorm", algo="dqn"), device="cpu")
     assert _hidden_chain(dqn.policy.q_net.features_extractor) == ["Linear", "RMSNorm", "ReLU", "Linear", "RMSNorm", "ReLU"]
@@ -74,7 +76,7 @@ def test_ppo_cnn_policy_shares_a_normed_nature_cnn():
     assert policy.pi_features_extractor is policy.vf_features_extractor  # shared, as SB3's CnnPolicy
     cnn = policy.features_extractor.cnn
     kinds = [type(m).__name__ for m in cnn]
-    assert kinds == ["InputToFloat", "Conv2d", "NaPLayerNorm", "ReLU", "Conv2d", "NaPLayerNorm", "ReLU", "Conv2d",
+    assert kinds == ["InputCast", "Conv2d", "NaPLayerNorm", "ReLU", "Conv2d", "NaPLayerNorm", "ReLU", "Conv2d",
                      "NaPLayerNorm", "ReLU", "Flatten", "Linear", "NaPLayerNorm", "ReLU"]
     assert [m.layout for m in cnn if type(m).__name__ == "NaPLayerNorm"] == ["nchw"] * 3 + ["nc"]
     assert policy.optimizer.projector.layer_names == ["features_extractor.cnn.1", "features_extractor.cnn.4",
@@ -213,7 +215,7 @@ def test_learn_stream_switches_envs_and_calls_task_hooks():
     model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, policy_kwargs=norm_policy_kwargs("nap"), seed=0, device="cpu")
     model.policy.recorder = _TaskRecorder()
     # permuted observations: same shape, permuted bounds (the model's space is reported to SB3)
-    scheduler = TaskScheduler.from_name("permuted-obs:CartPole-v1:2", steps_per_task=256, num_envs=4, eval_episodes=2, seed=0)
+    scheduler = TaskScheduler(stream_tasks("permuted-obs:CartPole-v1:2", 256), num_envs=4, eval_episodes=2, seed=0)
     cb = PlasticityCallback(every=4)
     result = learn_stream(model, scheduler, callback=cb)
     assert model.policy.recorder.calls == [("start", 0), ("end", 0), ("start", 1), ("end", 1)]
@@ -238,3 +240,49 @@ def test_sb3_example_script_runs_and_reports(tmp_path, capsys):
     acc = EventAccumulator(str(tmp_path / "ppo_nap_1"))
     acc.Reload()
     assert "plasticity/dormant_ratio/all" in acc.Tags()["scalars"]
+
+
+def test_intervention_callback_adds_the_penalty_gradient_and_runs_after_every_step(tmp_path):
+    """L2 with a known λ: the callback's step pre-hook adds exactly λθ to the gradients
+    of the regularized parameters; after_step runs once per optimizer step; ReDo events
+    land in the TensorBoard log; the NaP norms hold after the interventions."""
+    from normrl.integrations.sb3 import InterventionCallback
+    from normrl.normalization import is_normalization
+
+    env = make_vec_env("CartPole-v1", n_envs=2, seed=0)
+    model = PPO("MlpPolicy", env, n_steps=16, batch_size=16, n_epochs=1, policy_kwargs=norm_policy_kwargs("nap"),
+                tensorboard_log=str(tmp_path), seed=0, device="cpu")
+    cb = InterventionCallback(["redo:tau=0.9,every=1", "l2:lam=0.5"], seed=1)
+    model.learn(32, callback=cb)  # 1 rollout of 2 x 16 samples = 2 minibatches of 16 = 2 optimizer steps
+    assert cb.steps == 2
+    model.learn(32, callback=cb, reset_num_timesteps=False)
+    assert cb.steps == 4
+    # the pre-step hook on zero gradients leaves exactly the penalty's gradient λθ
+    norm_params = {id(p) for m in model.policy.modules() if is_normalization(m) for p in m.parameters()}
+    for p in model.policy.parameters():
+        p.grad = torch.zeros_like(p)
+    cb._before_step(model.policy.optimizer, (), {})
+    for p in model.policy.parameters():
+        want = torch.zeros_like(p) if id(p) in norm_params else 0.5 * p.detach()
+        torch.testing.assert_close(p.grad, want)
+    projector = model.policy.optimizer.projector
+    for name, norm in projector.weight_norms().items():
+        assert norm == pytest.approx(projector.initial_weight_norms()[name], rel=1e-5)
+    runs = [d for d in tmp_path.iterdir() if d.is_dir()]
+    acc = EventAccumulator(str(runs[0]))
+    acc.Reload()
+    assert any(t.startswith("plasticity/redo/reset_units/") for t in acc.Tags()["scalars"])
+
+
+def test_intervention_callback_receives_task_hooks_through_learn_stream():
+    from normrl.integrations.sb3 import InterventionCallback
+
+    venv = TensorVecEnv(make_env("CartPole-v1", 4, "cpu", seed=0))
+    model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    cb = InterventionCallback(["reset_layers:at=task_end"])
+    scheduler = TaskScheduler(stream_tasks("permuted-obs:CartPole-v1:2", 128), num_envs=4, eval_episodes=1, seed=0)
+    head = [m for m in model.policy.modules() if isinstance(m, nn.Linear)][-1]
+    learn_stream(model, scheduler, callback=cb)
+    reset = next(iv for iv in cb.interventions if iv.name == "reset_layers")
+    assert reset.last_event, "reset_layers did not run at the task ends"
+    assert head.weight.isfinite().all()

@@ -74,7 +74,7 @@ def test_minatar_cnn_shapes_bool_input_and_structure():
     with torch.no_grad():
         torch.testing.assert_close(model(x), model(x.float()))
     kinds = [type(m).__name__ for m in model.modules() if m is not model]
-    assert kinds == ["InputToFloat", "Conv2d", "ReLU", "Flatten", "Linear", "ReLU", "Linear"]
+    assert kinds == ["InputCast", "Conv2d", "ReLU", "Flatten", "Linear", "ReLU", "Linear"]
     conv = model[1]
     assert (conv.out_channels, conv.kernel_size, conv.stride) == (16, (3, 3), (1, 1))
     torso = MinAtarCNN(4, None)

@@ -84,7 +84,7 @@ def test_selu_mlp_keeps_unit_variance_over_many_layers():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        ({"activation": "swish"}, "valid: elu, gelu, leaky_relu, relu, selu, silu, tanh"),
+        ({"activation": "swish"}, "valid: crelu, elu, gelu, leaky_relu, relu, selu, silu, tanh"),
         ({"hidden": (8, -1)}, "hidden width"),
         ({"hidden": (0,)}, "hidden width"),
         ({"activation": "selu", "norm": "layernorm"}, "self-normalizing"),
@@ -108,3 +108,18 @@ def test_norm_class_is_accepted():
     model = MLP(3, 2, hidden=(6,), norm=LayerNorm)
     assert isinstance(model[1], LayerNorm)
     assert type(create_norm_layer("layernorm", 6)) is type(model[1])
+
+
+def test_crelu_mlp_doubles_the_next_layers_fan_in_and_the_width_rule_matches_parameters():
+    from normrl.plasticity import CReLU, crelu_hidden_widths
+
+    relu = MLP(4, 2, hidden=(64, 64))
+    wide = MLP(4, 2, hidden=(64, 64), activation="crelu")
+    assert [m.in_features for m in wide if isinstance(m, nn.Linear)] == [4, 128, 128]
+    assert sum(isinstance(m, CReLU) for m in wide) == 2 and wide(torch.randn(3, 4)).shape == (3, 2)
+    widths = crelu_hidden_widths((64, 64), "equal_params", in_dim=4, out_dim=2)
+    same = MLP(4, 2, hidden=widths, activation="crelu")
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    # ReLU: 4·64+64 + 64·64+64 + 64·2+2 = 4,610; equal width: 4·64+64 + 128·64+64 + 128·2+2 = 8,834;
+    # equal parameters (46, 46): 4·46+46 + 92·46+46 + 92·2+2 = 4,694, the closest count
+    assert (n(relu), n(wide), n(same), widths) == (4610, 8834, 4694, (46, 46))

@@ -1,4 +1,4 @@
-"""AdaB²N: the properties stated in DESIGN.md, checked against closed forms."""
+"""AdaB²N: the properties stated in docs/algorithms/adab2n.md, checked against closed forms."""
 import math
 
 import pytest

@@ -212,3 +212,14 @@ def test_real_stable_baselines3_ppo_uses_nap_adam_and_checkpoints_it(tmp_path):
     model.save(tmp_path / "ppo_nap.zip")
     loaded = sb3.PPO.load(tmp_path / "ppo_nap.zip", device="cpu")
     assert type(loaded.policy.optimizer) is NaPAdam and loaded.policy.optimizer.num_steps == 8
+
+
+def test_build_optimizer_projects_the_head_by_default_and_frees_it_on_request():
+    from normrl.normalization.projected_optimizer import build_optimizer
+
+    model = _nap_mlp()
+    supervised = build_optimizer(model, "nap", torch.optim.Adam, {"lr": 1e-3})
+    assert supervised.projector.output == "project" and supervised.projector.output_layer_names == ["6"]  # apply_nap inserted two norms
+    rl = build_optimizer(model, "nap", torch.optim.Adam, {"lr": 1e-3}, nap_output="free")
+    assert rl.projector.output_layer_names == []
+    assert type(build_optimizer(model, "layernorm", torch.optim.Adam, {"lr": 1e-3})) is torch.optim.Adam

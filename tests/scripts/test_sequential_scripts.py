@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from normrl.experiments.comparison import ComparisonPlan, run_state
-from normrl.experiments.results import mean_std, visit_returns
+from normrl.runs.comparison import ComparisonPlan, run_state
+from normrl.analysis.results import mean_std, visit_returns
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,41 +51,34 @@ def test_quick_comparison_writes_the_table_of_its_runs_and_skips_them_after(tmp_
     assert exc.value.code == 2 and "steps per task" in capsys.readouterr().err
 
 
-def test_run_state_and_worker_command(tmp_path):
+def test_run_state_and_run_kwargs(tmp_path):
     d = tmp_path / "r"
     assert run_state(d, 4) == "fresh"
     (d / "checkpoints").mkdir(parents=True)
     (d / "checkpoints" / "latest.json").write_text("{}")
     assert run_state(d, 4) == "resume"
-    (d / "summary.json").write_text(json.dumps({"continual": {"visit_tasks": [0, 1, 0]}}))
+    (d / "summary.json").write_text(json.dumps({"continual": {"visit_tasks": [0, 1, 0], "completed": False}}))
     assert run_state(d, 4) == "resume"  # 3 of 4 visits: not done
-    (d / "summary.json").write_text(json.dumps({"continual": {"visit_tasks": [0, 1, 0, 1]}}))
+    (d / "summary.json").write_text(json.dumps({"continual": {"visit_tasks": [0, 1, 0, 1], "completed": True}}))
     assert run_state(d, 4) == "done"
+    (d / "config.json").write_text(json.dumps({"continual": {"steps_per_task": 8}}))
+    with pytest.raises(ValueError, match="8 steps per task, not 4"):
+        run_state(d, 4)
     plan = ComparisonPlan(root=tmp_path, norms=("nap",), seeds=(2,), steps_per_task=4096, num_envs=16)
-    cmd = plan.worker_command("nap", 2, resume=True)
-    assert cmd[1:3] == ["-m", "normrl.experiments.comparison"]
-    assert cmd[cmd.index("--override") + 1] == "monitor_every=16"
-    assert cmd[cmd.index("--env-kwarg") + 1] == "max_episode_steps=1000"
-    cont = cmd[cmd.index("--") + 1:]
-    assert cont[0] == "continual" and cont[-1] == "--resume"
-    for flag, value in (("--stream", "minatar"), ("--algo", "ppo"), ("--norm", "nap"), ("--seed", "2"),
-                        ("--steps-per-task", "4096"), ("--cycles", "2"), ("--num-envs", "16"),
-                        ("--logdir", str(tmp_path / "nap" / "seed2"))):
-        assert cont[cont.index(flag) + 1] == value, flag
+    kw = plan.run_kwargs("nap", 2, resume=True)
+    assert kw["overrides"] == {"monitor_every": 16, "norm": "nap", "seed": 2, "num_envs": 16}
+    assert kw["env_kwargs"] == {"max_episode_steps": 1000}  # MinAtar: truncate stalled greedy episodes
+    assert (kw["stream"], kw["algo"], kw["steps_per_task"], kw["cycles"], kw["resume"]) == ("minatar", "ppo", 4096, 2, True)
+    assert kw["logdir"] == str(tmp_path / "nap" / "seed2") and kw["progress"] is False
+    assert ComparisonPlan(root=tmp_path, stream="permuted-obs:CartPole-v1:2").env_kwargs == {}
 
 
-def test_sequential_atari_runs_the_continual_command_it_describes():
+def test_sequential_atari_stream_names():
     mod = _script("sequential_atari.py")
-    args = mod["build_parser"]().parse_args(["--games", "Pong, Breakout", "--norm", "layernorm", "--steps-per-task",
-                                              "5000", "--cycles", "2", "--seed", "4", "--resume"])
-    argv = mod["continual_argv"](args)
-    assert argv[:3] == ["continual", "--stream", "atari-Pong,Breakout"]
-    pairs = {argv[i]: argv[i + 1] for i in range(1, len(argv) - 1) if argv[i].startswith("--") and not argv[i + 1].startswith("--")}
-    assert pairs["--algo"] == "ppo" and pairs["--norm"] == "layernorm" and pairs["--steps-per-task"] == "5000"
-    assert pairs["--cycles"] == "2" and pairs["--seed"] == "4" and pairs["--logdir"] == "runs/seq_atari_ppo_layernorm_s4"
-    assert argv[-1] == "--resume"
-    default = mod["continual_argv"](mod["build_parser"]().parse_args([]))
-    assert default[default.index("--stream") + 1] == "atari-default"
+    assert mod["stream_name"]("Pong, Breakout") == "atari-Pong,Breakout"
+    assert mod["stream_name"]("default") == "atari-default"
+    args = mod["build_parser"]().parse_args([])
+    assert (args.games, args.algo, args.norm, args.steps_per_task) == ("default", "ppo", "nap", 1_000_000)
 
 
 def test_sequential_atari_two_game_smoke_run(tmp_path, monkeypatch, capsys):

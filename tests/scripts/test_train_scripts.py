@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from normrl.experiments.presets import ATARI_CONFIG, atari_env_id, atari_preset, minatar_preset
-from normrl.experiments.train_cli import main
+from normrl.agents.presets import PRESETS, atari_env_id, game_preset, preset_config
+from normrl.commands._game_script import main
+from normrl.runs.checkpoints import load_latest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +34,7 @@ def test_minatar_ppo_smoke_run_writes_config_and_summary(tmp_path):
     assert summary["steps"] == 64 and summary["trained_steps"] == 64 and summary["updates"] == 2 * 4 * 4
     assert summary["finished"] is True and summary["signal"] is None
     assert summary["norm"] == "nap" and summary["seed"] == 3 and summary["env"] == "MinAtar/Breakout"
-    assert (logdir / "checkpoint.pt").is_file()
+    assert (logdir / "checkpoints" / "latest.json").is_file()
     assert list(logdir.glob("events.out.tfevents.*"))
 
 
@@ -68,11 +69,11 @@ def test_sigterm_stop_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypa
     import torch
 
     from normrl.agents import PPO
-    from normrl.experiments.single_game import train_game
+    from normrl.runs import train_single
 
-    kw = dict(norm="layernorm", seed=1, config_overrides={"num_envs": 2, "num_steps": 8}, progress=False,
+    kw = dict(overrides={"norm": "layernorm", "seed": 1, "num_envs": 2, "num_steps": 8}, progress=False,
               progress_every=16, checkpoint_every=1000)
-    full = train_game("MinAtar/Freeway", "ppo", steps=64, logdir=tmp_path / "full", **kw)
+    full = train_single("ppo", "MinAtar/Freeway", 64, tmp_path / "full", **kw)
 
     original = PPO.learn
     calls = []
@@ -85,14 +86,14 @@ def test_sigterm_stop_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypa
         return out
 
     monkeypatch.setattr(PPO, "learn", learn_then_sigterm)
-    stopped = train_game("MinAtar/Freeway", "ppo", steps=64, logdir=tmp_path / "part", **kw)
+    stopped = train_single("ppo", "MinAtar/Freeway", 64, tmp_path / "part", **kw)
     assert stopped["finished"] is False and stopped["signal"] == signal.SIGTERM and stopped["steps"] == 32
     monkeypatch.setattr(PPO, "learn", original)
-    resumed = train_game("MinAtar/Freeway", "ppo", steps=64, logdir=tmp_path / "part", resume=True, **kw)
+    resumed = train_single("ppo", "MinAtar/Freeway", 64, tmp_path / "part", resume=True, **kw)
     assert resumed["finished"] is True and resumed["steps"] == full["steps"] == 64 and resumed["trained_steps"] == 32
     assert resumed["updates"] == full["updates"] and resumed["episodes"] == full["episodes"]
-    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=False)
-    b = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)
+    a = torch.load(load_latest(tmp_path / "full")[0] / "agent.pt", weights_only=False)
+    b = torch.load(load_latest(tmp_path / "part")[0] / "agent.pt", weights_only=False)
     assert a["network"].keys() == b["network"].keys() and len(a["network"]) > 0
     for k, v in a["network"].items():
         assert torch.equal(v, b["network"][k]), k
@@ -112,19 +113,19 @@ def test_unknown_game_and_norm_are_one_line_errors(capsys):
 
 
 def test_atari_presets_name_their_sources_values():
-    dqn = atari_preset("pong", "dqn")
+    dqn = game_preset("atari", "pong")
     assert dqn["env_id"] == "ALE/Pong-v5" and dqn["steps"] == 10_000_000
     assert dqn["env_kwargs"] == {"episodic_life": True, "clip_rewards": True}
-    c = dqn["config"]  # rl-baselines3-zoo dqn.yml "atari"
-    assert (c["learning_rate"], c["batch_size"], c["buffer_size"], c["learning_starts"]) == (1e-4, 32, 100_000, 100_000)
-    assert (c["train_freq"], c["target_update_interval"], c["exploration_steps"], c["end_eps"]) == (4, 1000, 1_000_000, 0.01)
-    p = atari_preset("Breakout", "ppo")["config"]  # zoo ppo.yml "atari" = CleanRL ppo_atari
-    assert (p["num_envs"], p["num_steps"], p["update_epochs"], p["num_minibatches"]) == (8, 128, 4, 4)
-    assert (p["learning_rate"], p["clip_coef"], p["ent_coef"], p["lr_schedule"]) == (2.5e-4, 0.1, 0.01, "linear")
+    c = preset_config("dqn", dqn["env_id"])  # rl-baselines3-zoo dqn.yml "atari"
+    assert (c.learning_rate, c.batch_size, c.buffer_size, c.learning_starts) == (1e-4, 32, 100_000, 100_000)
+    assert (c.train_freq, c.target_update_interval, c.exploration_steps, c.end_eps) == (4, 1000, 1_000_000, 0.01)
+    p = preset_config("ppo", game_preset("atari", "Breakout")["env_id"])  # zoo ppo.yml "atari" = CleanRL ppo_atari
+    assert (p.num_envs, p.num_steps, p.update_epochs, p.num_minibatches) == (8, 128, 4, 4)
+    assert (p.learning_rate, p.clip_coef, p.ent_coef, p.lr_schedule) == (2.5e-4, 0.1, 0.01, "linear")
     assert atari_env_id("ms_pacman") == "ALE/MsPacman-v5"
-    assert minatar_preset("SpaceInvaders", "ppo")["env_id"] == "MinAtar/SpaceInvaders"
-    with pytest.raises(ValueError, match="valid: dqn, ppo"):
-        atari_preset("Pong", "sac")
+    assert game_preset("minatar", "SpaceInvaders")["env_id"] == "MinAtar/SpaceInvaders"
+    with pytest.raises(ValueError, match="valid: atari, minatar"):
+        game_preset("procgen", "coinrun")
 
 
 def test_atari_dqn_smoke_run_through_the_script_file(tmp_path, monkeypatch):
@@ -139,7 +140,7 @@ def test_atari_dqn_smoke_run_through_the_script_file(tmp_path, monkeypatch):
     assert config["run"]["env_id"] == "ALE/Pong-v5"
     assert config["run"]["env_kwargs"] == {"episodic_life": True, "clip_rewards": True}
     for key in ("learning_rate", "target_update_interval", "exploration_steps", "end_eps", "max_grad_norm", "loss"):
-        assert config["config"][key] == ATARI_CONFIG["dqn"][key], key
+        assert config["config"][key] == PRESETS[("dqn", "ALE")][key], key
     assert config["config"]["buffer_size"] == 64 and config["config"]["norm"] == "layernorm"
     # one update every 4 steps from step 20: at 20, 24, ..., 40
     assert summary["steps"] == 40 and summary["updates"] == 6 and summary["finished"] is True

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from normrl.agents.common.build import (build_optimizer, global_rng_state, make_generator, make_monitor,
+from normrl.agents.common.build import (align_optimizer_state, global_rng_state, make_generator, make_monitor,
                                         set_global_rng_state, task_id_setters)
 from normrl.agents.common.episode_log import EpisodeLog
 from normrl.utils.errors import CheckpointError, EvaluationInterrupted
@@ -31,9 +31,10 @@ def _fused_adam_supported(model: nn.Module) -> bool:
 class AgentBase:
     """Base of :class:`~normrl.agents.PPO` and :class:`~normrl.agents.DQN` (not used alone).
 
-    Subclasses set ``ALGO``, build their networks/optimizer in ``__init__`` and
-    implement ``_act(obs, deterministic)``, ``_algo_state()`` and
-    ``_load_algo_state(state)``.
+    Subclasses set ``ALGO``, build their networks/optimizer in ``__init__`` (calling
+    :meth:`_init_common` and :meth:`_init_training`) and implement ``networks()``,
+    ``_act(obs, deterministic)``, ``_default_schedule(horizon_steps)``,
+    ``_config_class()``, ``_algo_state()`` and ``_load_algo_state(state)``.
     """
 
     ALGO = ""
@@ -66,7 +67,19 @@ class AgentBase:
                 optimizer_kwargs["eps"] = c.adam_eps
                 if getattr(c, "fused_adam", False) and _fused_adam_supported(model):
                     optimizer_kwargs["fused"] = True
-        self.optimizer = build_optimizer(model, c.norm, optimizer_class, optimizer_kwargs, c.nap_every)
+        from normrl.normalization.projected_optimizer import build_optimizer
+
+        # Value/Q heads stay free under NaP: a projected head would bound their range.
+        self.optimizer = build_optimizer(model, c.norm, optimizer_class, optimizer_kwargs, c.nap_every, nap_output="free")
+        self._trained = model
+        self.interventions = None
+        if c.interventions:
+            from normrl.plasticity import build_interventions
+
+            self.interventions = build_interventions(c.interventions, seed=c.seed)
+            self.interventions.attach(model, self.optimizer)
+        self._structure_version = 0
+        self._intervention_events: dict[str, float] = {}
         self.lr_schedule = lr_schedule
         if lr_schedule is None and schedule_now:
             self.lr_schedule = self._default_schedule(c.schedule_horizon)
@@ -74,6 +87,119 @@ class AgentBase:
         self.monitor = make_monitor(model, c.monitor_every, self.writer)
         self._task_setters = task_id_setters(model)
         self._probe_set = False
+
+    def _default_schedule(self, horizon_steps: int):
+        """The LR schedule of ``config.lr_schedule`` over ``horizon_steps`` env steps."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _check_learn_steps(total_steps) -> None:
+        if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
+            raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
+
+    def _optimizer_step(self, loss: torch.Tensor) -> None:
+        """One update of the trained network from ``loss``: the interventions' penalty
+        added to the loss, the LR schedule's current rate, backward, global
+        gradient-norm clip (``config.max_grad_norm``; 0 disables), the optimizer step
+        (with the NaP projection when wrapped), the schedule's clock, then the
+        interventions' ``after_step`` (resets, shrink & perturb, NaP re-projection last:
+        :class:`~normrl.plasticity.Compose`)."""
+        c = self.config
+        if self.interventions is not None:
+            loss = loss + self.interventions.penalty()
+        if c.hessian_every and (self.num_updates + 1) % c.hessian_every == 0:
+            self._log_hessian(loss)
+        self.lr_schedule.apply(self.optimizer)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if c.max_grad_norm > 0:
+            nn.utils.clip_grad_norm_(self._trained.parameters(), c.max_grad_norm)
+        self.optimizer.step()
+        self.lr_schedule.step()
+        self.num_updates += 1
+        if self.interventions is not None:
+            self.interventions.after_step(self.num_updates)
+            self._after_intervention()
+        if c.heavy_tail_every and self.num_updates % c.heavy_tail_every == 0 and self.writer is not None:
+            from normrl.metrics.heavy_tail import layer_heavy_tail_alphas
+
+            for layer, alpha in layer_heavy_tail_alphas(self._trained).items():
+                self.writer.add_scalar(f"plasticity/heavy_tail_alpha/{layer}", alpha, self.num_steps)
+
+    def _log_hessian(self, loss: torch.Tensor) -> None:
+        """``plasticity/hessian_top_eigenvalue`` of ``loss`` (the update's minibatch) by
+        power iteration; the graph is kept for the update's own backward."""
+        if self.writer is None:
+            return
+        from normrl.metrics.hessian import hessian_top_eigenvalue
+
+        params = [p for p in self._trained.parameters() if p.requires_grad]
+        value = hessian_top_eigenvalue(lambda: loss, params, generator=torch.Generator().manual_seed(self.num_updates))
+        self.writer.add_scalar("plasticity/hessian_top_eigenvalue", float(value), self.num_steps)
+
+    # -- plasticity interventions --------------------------------------------------------
+    def on_task_start(self, task_id: int) -> None:
+        """Task hook (called by :class:`~normrl.continual.TaskScheduler`): the
+        interventions' ``on_task_start`` (e.g. plasticity injection)."""
+        if self.interventions is not None:
+            self.interventions.on_task_start(task_id)
+            self._after_intervention()
+
+    def on_task_end(self, task_id: int) -> None:
+        """Task hook: the interventions' ``on_task_end`` (e.g. LiNeS, resets at task end)."""
+        if self.interventions is not None:
+            self.interventions.on_task_end(task_id)
+            self._after_intervention()
+
+    def _after_intervention(self) -> None:
+        """Collect what the last intervention call changed (summed until the next log),
+        and follow a change of the parameter set (see :meth:`_on_structure_change`)."""
+        for key, value in self.interventions.last_event.items():
+            self._intervention_events[key] = self._intervention_events.get(key, 0) + value
+        version = sum(getattr(iv, "structure_version", 0) for iv in self.interventions)
+        if version != self._structure_version:
+            self._structure_version = version
+            self._on_structure_change()
+
+    def _on_structure_change(self) -> None:
+        """A structural intervention changed the trained network's parameter set (it
+        rebound the optimizer and the NaP projector itself); subclasses update the
+        networks that mirror it (DQN's target network)."""
+
+    def _log_interventions(self) -> None:
+        """Write the events since the last log (``plasticity/<intervention>/<what>/<layer>``)
+        and the last penalty values (``plasticity/penalty/<intervention>``)."""
+        if self.interventions is None or self.writer is None:
+            return
+        for key, value in self._intervention_events.items():
+            self.writer.add_scalar(f"plasticity/{key}", value, self.num_steps)
+        self._intervention_events = {}
+        for label, value in self.interventions.last_penalties.items():
+            self.writer.add_scalar(f"plasticity/penalty/{label}", float(value), self.num_steps)
+
+    def _load_training_state(self, state: dict[str, Any]) -> None:
+        """Restore the optimizer (moments laid out like their parameters), the LR
+        schedule (rebuilt from its saved settings when none was built yet) and the
+        sampling generator from a checkpoint's algorithm state."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        align_optimizer_state(self.optimizer)
+        if state["lr_schedule"] is not None:
+            if self.lr_schedule is None:
+                from normrl.normalization import make_lr_schedule
+
+                s = state["lr_schedule"]
+                self.lr_schedule = make_lr_schedule(s["name"], s["base_lr"], s["total_steps"], s["warmup_steps"],
+                                                    s["final_lr_fraction"], s["restart_on_task_switch"])
+            self.lr_schedule.load_state_dict(state["lr_schedule"])
+        self.generator.set_state(state["generator"])
+
+    def _training_state(self) -> dict[str, Any]:
+        """The optimizer, LR schedule and generator states (see :meth:`_load_training_state`)."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "lr_schedule": None if self.lr_schedule is None else self.lr_schedule.state_dict(),
+            "generator": self.generator.get_state(),
+        }
 
     # -- continual interface -------------------------------------------------------------
     def networks(self) -> list[nn.Module]:
@@ -102,36 +228,33 @@ class AgentBase:
     # -- evaluation ----------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, env, episodes: int = 10, deterministic: bool = True, seed: int | None = None, max_steps: int = 1_000_000,
-                 should_stop: Callable[[], bool] | None = None) -> float:
+                 should_stop: Callable[[], bool] | None = None, epsilon: float = 0.0, epsilon_seed: int | None = None) -> float:
         """Mean undiscounted return of ``episodes`` episodes on ``env`` (its own
         instance, not the training env), with the greedy / most likely action by
         default. Episodes are spread evenly over the sub-envs (each sub-env
-        contributes its first episodes), so short episodes are not over-counted.
-        ``max_steps`` bounds the batched steps (ValueError if reached).
-        ``should_stop`` is polled every 16 batched steps; when it returns True the
-        evaluation raises :class:`~normrl.utils.errors.EvaluationInterrupted`."""
+        contributes its first episodes), so short episodes are not over-counted; give
+        ``env`` ``episodes`` sub-envs to run every episode at once.
+        ``epsilon``: probability of a uniformly random action instead (ε-greedy
+        evaluation, the Atari convention), drawn from a generator made for this
+        evaluation and seeded with ``epsilon_seed`` (default ``seed``, else 0), so
+        evaluating never moves the training RNG. ``max_steps`` bounds the batched
+        steps (ValueError if reached). ``should_stop`` is polled every 16 batched
+        steps (where the evaluation also checks whether it is done); when it returns
+        True the evaluation raises :class:`~normrl.utils.errors.EvaluationInterrupted`.
+
+        CartPole and MinAtar envs (not Seaquest while it resizes its lists) are
+        stepped 16 steps per call of one function of tensors
+        (:mod:`normrl.agents.common.functional_env`; bit for bit the same episodes
+        on CPU), compiled when the agent's config has ``compile=True`` and
+        ``deterministic`` is true."""
+        from normrl.agents.common.evaluation import run_evaluation
+
         if episodes < 1:
             raise ValueError(f"episodes must be >= 1, got {episodes}")
-        n = env.num_envs
-        quota = torch.tensor([episodes // n + (i < episodes % n) for i in range(n)], device=env.device)
-        counted = torch.zeros(n, dtype=torch.long, device=env.device)
-        total = torch.zeros((), dtype=torch.float64, device=env.device)
-        obs = env.reset(seed=seed)
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"epsilon must be in [0, 1], got {epsilon!r}")
         with self._eval_mode():
-            for step in range(max_steps):
-                obs, _, _, _, info = env.step(self._act(obs, deterministic))
-                take = info["done"] & (counted < quota)
-                total += torch.where(take, info["episode_return"].double(), 0.0).sum()
-                counted += take.long()
-                if step % 16 == 15:
-                    if bool((counted >= quota).all()):
-                        break
-                    if should_stop is not None and should_stop():
-                        raise EvaluationInterrupted(f"evaluation stopped after {step + 1} steps")
-            else:
-                if not bool((counted >= quota).all()):
-                    raise ValueError(f"evaluate: {episodes} episodes did not finish within {max_steps} steps")
-        return float(total) / episodes
+            return run_evaluation(self, env, episodes, deterministic, seed, max_steps, should_stop, epsilon, epsilon_seed)
 
     def predict(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
         """Actions for a batch of observations, with the networks in eval mode (restored
@@ -208,6 +331,7 @@ class AgentBase:
             "episode_log": self.episode_log.state_dict(),
             "global_rng": global_rng_state(),
             "monitor": None if getattr(self, "monitor", None) is None else self.monitor.state_dict(),
+            "interventions": None if self.interventions is None else self.interventions.state_dict(),
             **self._algo_state(),
         }
         tmp = path.with_name(f".{path.name}.tmp")
@@ -225,6 +349,7 @@ class AgentBase:
         if state.get("algo") != self.ALGO:
             raise CheckpointError(f"{path}: checkpoint is for {state.get('algo')!r}, not {self.ALGO!r}")
         try:
+            self._load_interventions(state.get("interventions"))
             self._load_algo_state(state)
             if state["env"] is not None:
                 self.env.load_state_dict(state["env"])
@@ -245,6 +370,17 @@ class AgentBase:
             self._probe_set = self.monitor.probe is not None
         set_global_rng_state(state["global_rng"])
         return self
+
+    def _load_interventions(self, saved) -> None:
+        """Intervention state first: a structural one re-creates the modules it added,
+        so the network state that follows loads onto the same structure."""
+        if (saved is None) != (self.interventions is None):
+            raise CheckpointError("the checkpoint's interventions do not match this agent's config.interventions "
+                                  f"({'none saved' if saved is None else 'saved ones'} vs {self.config.interventions!r})")
+        if saved is not None:
+            self.interventions.load_state_dict(saved)
+            self._after_intervention()
+            self._intervention_events = {}
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, env=None, device: str | torch.device | None = None, writer=None, logdir=None):

@@ -1,47 +1,13 @@
-"""Builders shared by the agents: networks for an observation space, the optimizer
-(wrapped for NaP), generators and RNG-state capture for exact checkpoints."""
+"""Builders shared by the agents: generators, RNG-state capture for exact checkpoints,
+optimizer-state layout, the plasticity monitor and AdaB²N task-id plumbing."""
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 import torch.nn as nn
-
-from normrl.normalization.registry import get_norm_layer
-
-
-class ObsToFloat(nn.Module):
-    """Cast observations to float32; divide by ``scale`` (255 for uint8 frames).
-
-    ``channels_last``: lay 4-D image batches out channels-last (for a channels-last
-    :class:`~normrl.networks.NatureCNN`) before the cast, where the copy moves one byte
-    per value instead of four."""
-
-    def __init__(self, scale: float = 1.0, channels_last: bool = False):
-        super().__init__()
-        self.scale = float(scale)
-        self.channels_last = channels_last
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        if self.channels_last and obs.dim() == 4:
-            obs = obs.contiguous(memory_format=torch.channels_last)
-        x = obs.float()
-        if self.scale == 1.0:
-            return x
-        return x.div_(self.scale) if x is not obs else x / self.scale
-
-    def extra_repr(self) -> str:
-        return f"scale={self.scale}" + (", channels_last=True" if self.channels_last else "")
-
-
-def obs_scale(space: gym.spaces.Box) -> float:
-    """255 for uint8 image spaces bounded by 255 (Atari frames), else 1."""
-    if space.dtype == np.uint8 and np.all(space.high == 255):
-        return 255.0
-    return 1.0
 
 
 def discrete_actions(env) -> int:
@@ -50,34 +16,6 @@ def discrete_actions(env) -> int:
     if not isinstance(space, gym.spaces.Discrete):
         raise ValueError(f"the agents need a Discrete action space, got {space}")
     return int(space.n)
-
-
-def build_network(obs_space: gym.Space, out_dim: int, norm: Any = "none", hidden: tuple[int, ...] = (64, 64), activation: str = "relu") -> nn.Module:
-    """A network from observations to ``out_dim`` outputs, chosen by observation shape.
-
-    * ``(D,)`` vectors: ``normrl.networks.MLP(D, out_dim, hidden, norm, activation)``;
-    * ``(C, 10, 10)`` MinAtar grids: ``MinAtarCNN(C, out_dim, norm)`` (``hidden`` unused);
-    * ``(C, H, W)`` other images (Atari 84x84): ``NatureCNN(C, out_dim, norm,
-      channels_last=True)``.
-
-    Wrapped as ``nn.Sequential(ObsToFloat(scale), net)`` so any observation dtype
-    (bool, uint8, float) is accepted.
-    """
-    from normrl import networks
-
-    if not isinstance(obs_space, gym.spaces.Box):
-        raise ValueError(f"the agents need a Box observation space, got {obs_space}")
-    shape = tuple(obs_space.shape)
-    if len(shape) == 1:
-        net = networks.MLP(shape[0], out_dim, hidden=tuple(hidden), norm=norm, activation=activation)
-    elif len(shape) == 3 and shape[1:] == (10, 10):
-        net = networks.MinAtarCNN(shape[0], out_dim, norm=norm)
-    elif len(shape) == 3:
-        net = networks.NatureCNN(shape[0], out_dim, norm=norm, channels_last=True)
-        return nn.Sequential(ObsToFloat(obs_scale(obs_space), channels_last=True), net)
-    else:
-        raise ValueError(f"no default network for observation shape {shape}; pass network=")
-    return nn.Sequential(ObsToFloat(obs_scale(obs_space)), net)
 
 
 def prefers_channels_last(module: nn.Module) -> bool:
@@ -100,33 +38,6 @@ def align_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
         for key, value in state.items():
             if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
                 state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
-
-
-def is_nap_norm(norm: Any) -> bool:
-    """True for norms that build the Normalize-and-Project form (``norm="nap"``)."""
-    if norm is None or (isinstance(norm, str) and norm.lower() == "none"):
-        return False
-    return bool(getattr(get_norm_layer(norm), "nap", False))
-
-
-def build_optimizer(
-    module: nn.Module,
-    norm: Any,
-    optimizer_class: Callable[..., torch.optim.Optimizer],
-    optimizer_kwargs: dict,
-    nap_every: int = 1,
-) -> torch.optim.Optimizer:
-    """``optimizer_class(module.parameters(), **optimizer_kwargs)``; with a NaP norm,
-    wrapped in ``ProjectedOptimizer(opt, NaPProjector(module, output="free"),
-    every=nap_every)`` so hidden weights return to their initial norms after every step
-    (arXiv 2407.01800). The heads stay free: Q-values and state values are regression
-    outputs whose range a projected head would cap (docs/results/nap_output_layer.md)."""
-    opt = optimizer_class(module.parameters(), **optimizer_kwargs)
-    if is_nap_norm(norm) and not hasattr(opt, "projector"):
-        from normrl.normalization import NaPProjector, ProjectedOptimizer
-
-        opt = ProjectedOptimizer(opt, NaPProjector(module, output="free"), every=nap_every)
-    return opt
 
 
 @contextlib.contextmanager

@@ -16,8 +16,8 @@ import torch
 import torch.nn as nn
 
 from normrl.agents.common.base import AgentBase
-from normrl.agents.common.build import (adab2n_aux_loss, align_optimizer_state, discrete_actions, prefers_channels_last,
-                                        seeded)
+from normrl.agents.common.build import adab2n_aux_loss, discrete_actions, prefers_channels_last, seeded
+from normrl.agents.common.compiled_training import check_compile_support
 from normrl.agents.common.replay_buffer import ReplayBuffer
 from normrl.agents.dqn.config import DQNConfig
 from normrl.agents.dqn.loss import td_loss, td_targets, update_target
@@ -36,7 +36,7 @@ class DQN(AgentBase):
             default :func:`~normrl.agents.dqn.networks.build_q_network` with
             ``config.norm``, ``hidden``, ``activation``. The target network is a deep copy.
         optimizer_class: optimizer constructor [``torch.optim.Adam``]; with a NaP norm
-            it is wrapped in ``ProjectedOptimizer(opt, NaPProjector(q_network))``.
+            it is wrapped in ``ProjectedOptimizer(opt, NaPProjector(q_network, output="free"))``.
         optimizer_kwargs: extra keyword arguments [``{"lr": learning_rate, "eps":
             adam_eps, "fused": fused_adam}`` for Adam, ``{"lr": learning_rate}`` otherwise].
         lr_schedule: object with ``apply(optimizer)``, ``step()``, ``state_dict()``,
@@ -82,6 +82,9 @@ class DQN(AgentBase):
         self._init_training(self.q_network, optimizer_class, optimizer_kwargs, lr_schedule,
                             schedule_now=config.schedule_horizon > 0 or config.lr_schedule == "constant")
         obs_shape = env.single_observation_space.shape
+        self._compiled = None
+        if config.compile:  # fail before any training (again at every learn: interventions may come later)
+            check_compile_support(self, self.q_network)
         self.replay_buffer = ReplayBuffer(config.buffer_size, env.num_envs, obs_shape, self._storage_dtype(), self.device,
                                           channels_last=len(obs_shape) == 3 and prefers_channels_last(self.q_network))
 
@@ -123,9 +126,10 @@ class DQN(AgentBase):
     def learn(self, total_steps: int, progress: bool = True) -> "DQN":
         """Train for ``total_steps`` more env steps, rounded up to whole batched steps
         of ``num_envs``; counters, epsilon, schedule, buffer and RNG continue."""
-        if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
-            raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
+        self._check_learn_steps(total_steps)
         c = self.config
+        if c.compile:
+            check_compile_support(self, self.q_network)
         if self.lr_schedule is None:
             self.lr_schedule = self._default_schedule(self.num_steps + total_steps)
         env, q_net, rb, gen = self.env, self.q_network, self.replay_buffer, self.generator
@@ -176,6 +180,14 @@ class DQN(AgentBase):
     def _update(self) -> dict[str, torch.Tensor]:
         c = self.config
         batch = self.replay_buffer.sample(c.batch_size, c.n_step, c.gamma, self.generator)
+        if c.compile:
+            stats = self._compiled_update(batch)
+            if self.monitor is not None:
+                if not self._probe_set:
+                    self.monitor.set_probe(batch.obs.clone())
+                    self._probe_set = True
+                self.monitor.after_update(self.num_steps)
+            return stats
         with torch.no_grad():
             q_next_target = self.target_network(batch.next_obs)
             q_next_online = None
@@ -190,14 +202,7 @@ class DQN(AgentBase):
         loss = td_loss(q, targets, c.loss)
         if c.aux_loss_coef > 0:
             loss = loss + c.aux_loss_coef * adab2n_aux_loss(self.q_network)
-        self.lr_schedule.apply(self.optimizer)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if c.max_grad_norm > 0:
-            nn.utils.clip_grad_norm_(self.q_network.parameters(), c.max_grad_norm)
-        self.optimizer.step()
-        self.lr_schedule.step()
-        self.num_updates += 1
+        self._optimizer_step(loss)
         if self.monitor is not None:
             if not self._probe_set:
                 self.monitor.set_probe(batch.obs.clone())
@@ -205,14 +210,32 @@ class DQN(AgentBase):
             self.monitor.after_update(self.num_steps)
         return {"td_loss": loss.detach(), "q_values": q.detach().mean()}
 
+    def _compiled_update(self, batch) -> dict[str, torch.Tensor]:
+        """One compiled update (built at first use; the support check runs once per
+        ``learn``, see :meth:`learn`)."""
+        if self._compiled is None:
+            from normrl.agents.dqn.compiled_update import CompiledDQNUpdate
+
+            self._compiled = CompiledDQNUpdate(self)
+        return self._compiled(batch)
+
     def _log(self, stats: dict[str, torch.Tensor], count: int) -> None:
         self.episode_log.flush(self.num_steps, self.writer)
+        self._log_interventions()
         if self.writer is None:
             return
         for name, value in stats.items():
             self.writer.add_scalar(f"losses/{name}", float(value) / count, self.num_steps)
         self.writer.add_scalar("charts/epsilon", self.epsilon, self.num_steps)
         self.writer.add_scalar("charts/learning_rate", self.optimizer.param_groups[0]["lr"], self.num_steps)
+
+    def _on_structure_change(self) -> None:
+        """The target network mirrors the online one's new structure (plasticity
+        injection): rebuilt as a copy of it, which equals a target update."""
+        self.target_network = copy.deepcopy(self.q_network)
+        self.target_network.train(False)
+        for p in self.target_network.parameters():
+            p.requires_grad_(False)
 
     def set_env(self, env) -> None:
         """Train on ``env`` from now on (same spaces and ``num_envs``); n-step returns
@@ -225,25 +248,14 @@ class DQN(AgentBase):
         return {
             "q_network": self.q_network.state_dict(),
             "target_network": self.target_network.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "lr_schedule": None if self.lr_schedule is None else self.lr_schedule.state_dict(),
-            "generator": self.generator.get_state(),
+            **self._training_state(),
             "replay_buffer": self.replay_buffer.state_dict() if self.config.save_replay else None,
         }
 
     def _load_algo_state(self, state: dict[str, Any]) -> None:
         self.q_network.load_state_dict(state["q_network"])
         self.target_network.load_state_dict(state["target_network"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        align_optimizer_state(self.optimizer)
-        if state["lr_schedule"] is not None:
-            if self.lr_schedule is None:
-                from normrl.normalization import make_lr_schedule
-
-                s = state["lr_schedule"]
-                self.lr_schedule = make_lr_schedule(s["name"], s["base_lr"], s["total_steps"], s["warmup_steps"], s["final_lr_fraction"], s["restart_on_task_switch"])
-            self.lr_schedule.load_state_dict(state["lr_schedule"])
-        self.generator.set_state(state["generator"])
+        self._load_training_state(state)
         if state["replay_buffer"] is not None:
             self.replay_buffer.load_state_dict({k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in state["replay_buffer"].items()})
         else:

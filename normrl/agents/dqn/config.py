@@ -61,10 +61,27 @@ class DQNConfig:
             grid 0.01-10), added to the training loss as ``λ · adab2n_aux_loss(net)``;
             0 disables [0.0].
         monitor_every: PlasticityMonitor interval in updates; 0 disables [1000].
+        interventions: plasticity interventions as spec strings ``"name[:key=value,...]"``
+            (``normrl interventions`` lists them; docs/plasticity.md), run in
+            :class:`~normrl.plasticity.Compose`'s fixed order, their RNGs seeded from
+            ``seed``; ``--intervention`` on the CLI, repeatable [()].
+        hessian_every: log the top Hessian eigenvalue of the training loss
+            (``plasticity/hessian_top_eigenvalue``, power iteration with 20
+            Hessian-vector products on the update's minibatch) every ``hessian_every``
+            updates; 0 disables [0].
+        heavy_tail_every: log the heavy-tail exponent α of every weight layer's spectrum
+            (``plasticity/heavy_tail_alpha/<layer>``, FARMS, arXiv 2506.06280) every
+            ``heavy_tail_every`` updates; 0 disables [0].
         log_interval: env steps between TensorBoard/progress flushes [10_000].
         save_replay: ``save`` writes the replay buffer in full (needed for exact
             resumption); False keeps checkpoints small and resumes with an empty
             buffer [True].
+        compile: run each gradient update (target and online forwards, TD loss,
+            backward, clipping, Adam, NaP projection) as one ``torch.compile`` graph;
+            CUDA graphs on CUDA. Same results as eager up to float rounding; the first
+            update pays the compilation. Refused (ValueError) with optimizers other
+            than Adam/AdamW, norms with running statistics, AdaB²N, plasticity
+            interventions [False].
     """
 
     seed: int = 0
@@ -97,8 +114,12 @@ class DQNConfig:
     nap_every: int = 1
     aux_loss_coef: float = 0.0
     monitor_every: int = 1000
+    interventions: tuple[str, ...] = ()
+    hessian_every: int = 0
+    heavy_tail_every: int = 0
     log_interval: int = 10_000
     save_replay: bool = True
+    compile: bool = False
 
     def validate(self) -> "DQNConfig":
         """Raise ``ValueError`` naming the first invalid field; return self."""
@@ -106,7 +127,7 @@ class DQNConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        for name in ("learning_starts", "lr_warmup_updates", "schedule_horizon", "monitor_every"):
+        for name in ("learning_starts", "lr_warmup_updates", "schedule_horizon", "monitor_every", "hessian_every", "heavy_tail_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.lr_schedule not in ("constant", "linear", "cosine"):
@@ -129,4 +150,10 @@ class DQNConfig:
             raise ValueError(f"buffer_size ({self.buffer_size}) must hold at least num_envs * n_step ({self.num_envs * self.n_step}) transitions")
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ValueError(f"hidden must be a non-empty tuple of positive widths, got {self.hidden!r}")
+        if isinstance(self.interventions, str) or not all(isinstance(v, str) for v in self.interventions):
+            raise ValueError(f"interventions must be a tuple of spec strings, got {self.interventions!r}")
+        from normrl.plasticity.spec import parse_intervention_spec
+
+        for spec in self.interventions:
+            parse_intervention_spec(spec)  # ValueError naming the valid names / options
         return self

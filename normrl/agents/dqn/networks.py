@@ -6,7 +6,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from normrl.agents.common.build import build_network
+from normrl.networks.build import build_network
 
 
 def build_q_network(obs_space, n_actions: int, norm="none", hidden=(120, 84), activation="relu") -> nn.Module:

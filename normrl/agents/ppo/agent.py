@@ -14,12 +14,15 @@ import torch
 import torch.nn as nn
 
 from normrl.agents.common.base import AgentBase
-from normrl.agents.common.build import adab2n_aux_loss, align_optimizer_state, discrete_actions, seeded
+from normrl.agents.common.build import adab2n_aux_loss, discrete_actions, seeded
+from normrl.agents.common.compiled_training import check_compile_support
 from normrl.agents.common.gae import compute_gae
 from normrl.agents.common.rollout_buffer import RolloutBuffer
 from normrl.agents.ppo.config import PPOConfig
 from normrl.agents.ppo.loss import ppo_loss
+from normrl.agents.ppo.compiled_update import CompiledPPOUpdate
 from normrl.agents.ppo.networks import ActorCritic, sample_actions
+from normrl.agents.ppo.rollout import ChunkedRollout
 
 
 class PPO(AgentBase):
@@ -35,7 +38,7 @@ class PPO(AgentBase):
             ``value(obs)``; default :class:`~normrl.agents.ppo.networks.ActorCritic`
             built with ``config.norm``, ``hidden``, ``activation``.
         optimizer_class: optimizer constructor [``torch.optim.Adam``]; with a NaP norm
-            it is wrapped in ``ProjectedOptimizer(opt, NaPProjector(network))``.
+            it is wrapped in ``ProjectedOptimizer(opt, NaPProjector(network, output="free"))``.
         optimizer_kwargs: extra keyword arguments [``{"lr": learning_rate, "eps":
             adam_eps, "fused": fused_adam}`` for Adam, ``{"lr": learning_rate}`` otherwise].
         lr_schedule: an object with ``apply(optimizer)``, ``step()`` and
@@ -73,6 +76,11 @@ class PPO(AgentBase):
         self._init_training(self.network, optimizer_class, optimizer_kwargs, lr_schedule,
                             schedule_now=config.schedule_horizon > 0)
         self.buffer = RolloutBuffer(config.num_steps, env.num_envs, env.single_observation_space.shape, self._obs_dtype(), self.device)
+        if config.compile:  # fail before any training (again at every learn: interventions may come later)
+            check_compile_support(self, self.network)
+        self._rollout: ChunkedRollout | None = None
+        self._compiled: CompiledPPOUpdate | None = None
+        self._final_obs_buf = self._trunc_buf = None
 
     @classmethod
     def _config_class(cls):
@@ -112,54 +120,47 @@ class PPO(AgentBase):
     def learn(self, total_steps: int, progress: bool = True) -> "PPO":
         """Train for ``total_steps`` more env steps, rounded up to whole rollouts of
         ``num_envs * num_steps``; counters, schedule and RNG continue from before."""
-        if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
-            raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
+        self._check_learn_steps(total_steps)
         c = self.config
         if self.lr_schedule is None:
             self.lr_schedule = self._default_schedule(total_steps)
-        env, net, buf, gen = self.env, self.network, self.buffer, self.generator
+        net, buf = self.network, self.buffer
+        update = self._compiled_update() if c.compile else None
+        if self._rollout is None:
+            self._rollout = ChunkedRollout(self, min(c.rollout_chunk, c.num_steps), compiled=c.compile)
         iterations = math.ceil(total_steps / self.batch_size)
         bar = self._progress_bar(iterations * self.batch_size, progress)
         self.episode_log.restart_clock(self.num_steps)
         obs = self._current_obs()
-        final_obs_buf = trunc_buf = None
         start = self.num_steps
         try:
             for _ in range(iterations):
                 # ---- rollout: num_steps batched env steps, no host sync -------------------
                 net.train(False)
-                any_final = False
                 with torch.no_grad():
-                    for t in range(c.num_steps):
-                        logits, value = net(obs)
-                        action, log_prob = sample_actions(logits, gen)
-                        next_obs, reward, terminated, truncated, info = env.step(action)
-                        done = info["done"] if "done" in info else (terminated | truncated)
-                        buf.store(t, obs, action, log_prob, value, reward, done, self.task_id)
-                        if "final_obs" in info:
-                            if final_obs_buf is None:
-                                final_obs_buf = torch.zeros_like(buf.obs)
-                                trunc_buf = torch.zeros(buf.rewards.shape, dtype=torch.bool, device=self.device)
-                            if not any_final:
-                                trunc_buf.zero_()
-                                any_final = True
-                            final_obs_buf[t].copy_(info["final_obs"])
-                            torch.logical_and(truncated, ~terminated, out=trunc_buf[t])
-                        self.episode_log.record(info)
-                        obs = next_obs
+                    obs, any_final, self._final_obs_buf, self._trunc_buf = self._rollout.collect(
+                        obs, self._final_obs_buf, self._trunc_buf)
                     self.num_steps += self.batch_size
                     # ---- bootstrap truncated episodes from V(final_obs), one sync -------
                     if any_final:
-                        idx = trunc_buf.nonzero(as_tuple=True)
+                        idx = self._trunc_buf.nonzero(as_tuple=True)
                         if idx[0].numel():
-                            buf.rewards[idx] += c.gamma * net.value(final_obs_buf[idx])
+                            buf.rewards[idx] += c.gamma * net.value(self._final_obs_buf[idx])
                     next_value = net.value(obs)
-                    advantages, returns = compute_gae(buf.rewards, buf.values, buf.dones, next_value, c.gamma, c.gae_lambda)
                 # ---- update: update_epochs passes of num_minibatches minibatches ---------
                 net.train(True)
-                stats = self._update(advantages, returns)
+                if update is not None:  # GAE and every minibatch step in one compiled call
+                    stats = update(buf.rewards, buf.values, buf.dones, next_value)
+                    if self.monitor is not None:
+                        for _ in range(self._updates_per_rollout()):
+                            self._monitor_update(buf.obs.reshape((-1,) + buf.obs.shape[2:]), stats["entropy"])
+                else:
+                    with torch.no_grad():
+                        advantages, returns = compute_gae(buf.rewards, buf.values, buf.dones, next_value, c.gamma, c.gae_lambda)
+                    stats = self._update(advantages, returns)
                 # ---- logging: one host sync per rollout ----------------------------------
                 self.episode_log.flush(self.num_steps, self.writer)
+                self._log_interventions()
                 if self.writer is not None:
                     for name, value in stats.items():
                         self.writer.add_scalar(f"losses/{name}", float(value), self.num_steps)
@@ -170,6 +171,15 @@ class PPO(AgentBase):
             if bar is not None:
                 bar.close()
         return self
+
+    def _compiled_update(self) -> CompiledPPOUpdate:
+        """The compiled update (built at the first ``learn`` with ``compile=True``);
+        the support check runs at every ``learn``, since interventions may be attached
+        after construction."""
+        check_compile_support(self, self.network)
+        if self._compiled is None:
+            self._compiled = CompiledPPOUpdate(self)
+        return self._compiled
 
     def _update(self, advantages: torch.Tensor, returns: torch.Tensor) -> dict[str, torch.Tensor]:
         c, buf, net = self.config, self.buffer, self.network
@@ -195,14 +205,7 @@ class PPO(AgentBase):
                 )
                 if c.aux_loss_coef > 0:
                     loss = loss + c.aux_loss_coef * adab2n_aux_loss(net)
-                self.lr_schedule.apply(self.optimizer)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if c.max_grad_norm > 0:
-                    nn.utils.clip_grad_norm_(net.parameters(), c.max_grad_norm)
-                self.optimizer.step()
-                self.lr_schedule.step()
-                self.num_updates += 1
+                self._optimizer_step(loss)
                 if self.monitor is not None:
                     self._monitor_update(b_obs, parts["entropy"])
                 for k, v in parts.items():
@@ -221,22 +224,8 @@ class PPO(AgentBase):
 
     # -- checkpoints -----------------------------------------------------------------------
     def _algo_state(self) -> dict[str, Any]:
-        return {
-            "network": self.network.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "lr_schedule": None if self.lr_schedule is None else self.lr_schedule.state_dict(),
-            "generator": self.generator.get_state(),
-        }
+        return {"network": self.network.state_dict(), **self._training_state()}
 
     def _load_algo_state(self, state: dict[str, Any]) -> None:
         self.network.load_state_dict(state["network"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        align_optimizer_state(self.optimizer)
-        if state["lr_schedule"] is not None:
-            if self.lr_schedule is None:
-                from normrl.normalization import make_lr_schedule
-
-                s = state["lr_schedule"]
-                self.lr_schedule = make_lr_schedule(s["name"], s["base_lr"], s["total_steps"], s["warmup_steps"], s["final_lr_fraction"], s["restart_on_task_switch"])
-            self.lr_schedule.load_state_dict(state["lr_schedule"])
-        self.generator.set_state(state["generator"])
+        self._load_training_state(state)

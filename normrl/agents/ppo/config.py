@@ -56,6 +56,28 @@ class PPOConfig:
             grid 0.01-10), added to the training loss as ``λ · adab2n_aux_loss(net)``;
             0 disables [0.0].
         monitor_every: PlasticityMonitor interval in updates; 0 disables [1000].
+        interventions: plasticity interventions as spec strings ``"name[:key=value,...]"``
+            (``normrl interventions`` lists them; docs/plasticity.md), run in
+            :class:`~normrl.plasticity.Compose`'s fixed order, their RNGs seeded from
+            ``seed``; ``--intervention`` on the CLI, repeatable [()].
+        hessian_every: log the top Hessian eigenvalue of the training loss
+            (``plasticity/hessian_top_eigenvalue``, power iteration with 20
+            Hessian-vector products on the update's minibatch) every ``hessian_every``
+            updates; 0 disables [0].
+        heavy_tail_every: log the heavy-tail exponent α of every weight layer's spectrum
+            (``plasticity/heavy_tail_alpha/<layer>``, FARMS, arXiv 2506.06280) every
+            ``heavy_tail_every`` updates; 0 disables [0].
+        compile: run the rollout (chunks of ``rollout_chunk`` steps of policy, sampling,
+            env step and buffer rows, for CartPole and MinAtar envs), GAE and each
+            epoch of the update (its minibatch steps: gradients, clipping, Adam, NaP
+            projection) as ``torch.compile`` graphs; CUDA graphs on CUDA. Same results
+            as eager up to float rounding; the first rollout and update pay the
+            compilation (seconds to minutes on CPU). Refused (ValueError) with
+            optimizers other than Adam/AdamW, norms with running statistics, AdaB²N,
+            plasticity interventions (docs/agents.md) [False].
+        rollout_chunk: env steps per rollout chunk: the random numbers of a chunk are
+            drawn at once (on CPU the same numbers as one draw per step) and, with
+            ``compile``, each chunk is one compiled call [16].
     """
 
     seed: int = 0
@@ -85,10 +107,15 @@ class PPOConfig:
     nap_every: int = 1
     aux_loss_coef: float = 0.0
     monitor_every: int = 1000
+    interventions: tuple[str, ...] = ()
+    hessian_every: int = 0
+    heavy_tail_every: int = 0
+    compile: bool = False
+    rollout_chunk: int = 16
 
     def validate(self) -> "PPOConfig":
         """Raise ``ValueError`` naming the first invalid field; return self."""
-        positive = ("num_envs", "num_steps", "num_minibatches", "update_epochs", "nap_every")
+        positive = ("num_envs", "num_steps", "num_minibatches", "update_epochs", "nap_every", "rollout_chunk")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -103,11 +130,17 @@ class PPOConfig:
         for name in ("clip_coef", "ent_coef", "vf_coef", "max_grad_norm", "aux_loss_coef"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        for name in ("lr_warmup_updates", "schedule_horizon", "monitor_every"):
+        for name in ("lr_warmup_updates", "schedule_horizon", "monitor_every", "hessian_every", "heavy_tail_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if (self.num_envs * self.num_steps) % self.num_minibatches:
             raise ValueError(f"num_envs * num_steps ({self.num_envs * self.num_steps}) must be divisible by num_minibatches ({self.num_minibatches})")
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ValueError(f"hidden must be a non-empty tuple of positive widths, got {self.hidden!r}")
+        if isinstance(self.interventions, str) or not all(isinstance(v, str) for v in self.interventions):
+            raise ValueError(f"interventions must be a tuple of spec strings, got {self.interventions!r}")
+        from normrl.plasticity.spec import parse_intervention_spec
+
+        for spec in self.interventions:
+            parse_intervention_spec(spec)  # ValueError naming the valid names / options
         return self

@@ -48,7 +48,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from normrl.normalization.layers._layout import check_layout
+from normrl.normalization.layers._layout import check_input, check_layout
 from normrl.normalization.registry import register_norm
 
 
@@ -156,10 +156,8 @@ class AdaB2N(nn.Module):
         return torch.where(self.num_batches_tracked == 0, m ** k, later)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.layout == "nchw" and x.dim() != 4:
-            raise ValueError(f"AdaB2N(layout='nchw') expects (N, C, H, W) input, got shape {tuple(x.shape)}")
-        if self.layout == "nc" and x.dim() < 2:
-            raise ValueError(f"AdaB2N(layout='nc') expects (N, C) or (N, ..., C) input, got shape {tuple(x.shape)}")
+        if not torch.jit.is_scripting():
+            check_input(self, x)
         c = self.num_features
         if self.layout == "nchw":  # statistics over N, H, W; no layout copies
             xs, reduce, shape = x, (2, 3), (1, c, 1, 1)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from normrl.normalization.layers._layout import check_layout
+from normrl.normalization.layers._layout import check_input, check_layout
 from normrl.normalization.registry import register_norm
 
 
@@ -43,13 +43,12 @@ class BatchNorm(_BatchNorm):
         super().__init__(int(num_features), eps=eps, momentum=momentum, affine=affine, track_running_stats=track_running_stats)
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
-        if self.layout == "nchw" and x.dim() != 4:
-            raise ValueError(f"BatchNorm(layout='nchw') expects (N, C, H, W) input, got shape {tuple(x.shape)}")
-        if self.layout == "nc" and x.dim() < 2:
-            raise ValueError(f"BatchNorm(layout='nc') expects (N, C) or (N, ..., C) input, got shape {tuple(x.shape)}")
+        # _BatchNorm.forward calls this; forward below has already run check_input.
+        pass
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input_dim(x)
+        if not torch.jit.is_scripting():
+            check_input(self, x)
         if self.layout == "nchw" or x.dim() == 2:
             return super().forward(x)
         shape = x.shape

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from normrl.normalization.layers._layout import check_layout
+from normrl.normalization.layers._layout import check_input, check_layout
 from normrl.normalization.layers.batchnorm import BatchNorm
 from normrl.normalization.layers.groupnorm import GroupNorm
 from normrl.normalization.layers._scale_only import default_multi_channel_groups
@@ -49,6 +49,8 @@ class BatchChannelNorm(nn.Module):
         self.gn = GroupNorm(self.num_features, layout=layout, num_groups=default_multi_channel_groups(self.num_features, layout) if num_groups is None else num_groups, eps=eps, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():
+            check_input(self, x)
         return self.gn(self.bn(x))
 
     def extra_repr(self) -> str:

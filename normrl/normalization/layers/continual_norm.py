@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from normrl.normalization.layers._layout import check_layout
+from normrl.normalization.layers._layout import check_input, check_layout
 from normrl.normalization.layers.batchnorm import BatchNorm
 from normrl.normalization.layers.groupnorm import GroupNorm
 from normrl.normalization.layers._scale_only import default_groups
@@ -50,6 +50,8 @@ class ContinualNorm(nn.Module):
         self.bn = BatchNorm(self.num_features, layout=layout, eps=eps, momentum=momentum, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():
+            check_input(self, x)
         return self.bn(self.gn(x))
 
     def extra_repr(self) -> str:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from normrl.normalization.layers._layout import check_layout, over_channels
+from normrl.normalization.layers._layout import check_input, check_layout, over_channels
 from normrl.normalization.registry import register_norm
 
 
@@ -80,6 +80,8 @@ class CRMSNorm(nn.Module):
         return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():
+            check_input(self, x)
         return over_channels(x, self.layout, self._norm)
 
     def extra_repr(self) -> str:

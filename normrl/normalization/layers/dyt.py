@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from normrl.normalization.layers._layout import channel_shape, check_layout
+from normrl.normalization.layers._layout import channel_shape, check_input, check_layout
 from normrl.normalization.registry import register_norm
 
 
@@ -42,6 +42,8 @@ class DyT(nn.Module):
         self.bias = nn.Parameter(torch.zeros(self.num_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():
+            check_input(self, x)
         shape = channel_shape(x, self.layout)
         return torch.addcmul(self.bias.view(shape), self.weight.view(shape), torch.tanh(self.alpha * x))
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from normrl.normalization.layers._layout import channel_shape, check_layout
+from normrl.normalization.layers._layout import channel_shape, check_input, check_layout
 from normrl.normalization.layers._scale_only import default_groups
 from normrl.normalization.registry import register_norm
 
@@ -52,8 +52,8 @@ class EvoNormB0(nn.Module):
         self.register_buffer("running_var", torch.ones(self.num_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4:
-            raise ValueError(f"EvoNormB0 expects (N, C, H, W) input, got shape {tuple(x.shape)}")
+        if not torch.jit.is_scripting():
+            check_input(self, x)
         shape = channel_shape(x, "nchw")
         if self.training:
             batch_var = x.var(dim=(0, 2, 3), unbiased=False)
@@ -104,8 +104,8 @@ class EvoNormS0(nn.Module):
         return t.reshape(*t.shape[:-1], self.num_groups, self.num_features // self.num_groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.layout == "nchw" and x.dim() < 3:
-            raise ValueError(f"EvoNormS0(layout='nchw') expects (N, C, H, W) input, got shape {tuple(x.shape)}")
+        if not torch.jit.is_scripting():
+            check_input(self, x)
         shape = channel_shape(x, self.layout)
         num = x * torch.sigmoid(self.v.view(shape) * x)
         var = self._grouped(x).var(dim=-1, unbiased=False, keepdim=True)

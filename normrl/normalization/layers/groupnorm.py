@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from normrl.normalization.layers._layout import check_layout
+from normrl.normalization.layers._layout import check_input, check_layout
 from normrl.normalization.registry import register_norm
 
 DEFAULT_MAX_GROUPS = 32
@@ -60,6 +60,8 @@ class GroupNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(self.num_features)) if affine else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():
+            check_input(self, x)
         if self.layout == "nchw":
             return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
         shape = x.shape

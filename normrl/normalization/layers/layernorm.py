@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from normrl.normalization.layers._layout import check_layout, over_channels
+from normrl.normalization.layers._layout import check_input, check_layout, over_channels
 from normrl.normalization.registry import register_norm
 
 
@@ -51,6 +51,8 @@ class LayerNorm(nn.Module):
             self.register_parameter("bias", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():
+            check_input(self, x)
         return over_channels(x, self.layout, lambda t: F.layer_norm(t, (self.num_features,), self.weight, self.bias, self.eps))
 
     def extra_repr(self) -> str:

@@ -14,7 +14,11 @@ from normrl.normalization.registry import register_norm
 
 @register_norm("none", description="identity: no normalization")
 class NoNorm(nn.Module):
-    """Identity layer taking ``num_features`` (ignored) and ``layout`` (``"nc"`` or ``"nchw"``)."""
+    """Identity layer taking ``num_features`` (ignored) and ``layout`` (``"nc"`` or ``"nchw"``).
+
+    Unlike every other registered norm it does not check its input's shape against
+    ``layout`` and ``num_features`` (``check_input``): it reads neither, so no input is
+    wrong for it, and ``norm="none"`` baselines keep a forward that costs nothing."""
 
     layouts = ("nc", "nchw")
     batch_dependent = False

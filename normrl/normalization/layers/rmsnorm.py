@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from normrl.normalization.layers._layout import check_layout, over_channels
+from normrl.normalization.layers._layout import check_input, check_layout, over_channels
 from normrl.normalization.registry import register_norm
 
 
@@ -48,6 +48,8 @@ class RMSNorm(nn.Module):
         return y if self.bias is None else y + self.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():
+            check_input(self, x)
         return over_channels(x, self.layout, self._norm)
 
     def extra_repr(self) -> str:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from normrl.normalization.layers._layout import channel_shape, check_layout
+from normrl.normalization.layers._layout import channel_shape, check_input, check_layout
 from normrl.normalization.layers._scale_only import StepCounted, reduce_dims
 from normrl.normalization.registry import register_norm
 
@@ -99,8 +99,8 @@ class UnifiedNorm(StepCounted):
         self._init_counter()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.layout == "nchw" and x.dim() < 3:
-            raise ValueError(f"UnifiedNorm(layout='nchw') expects (N, C, H, W) input, got shape {tuple(x.shape)}")
+        if not torch.jit.is_scripting():
+            check_input(self, x)
         shape = channel_shape(x, self.layout)
         if not self.training:
             z = x * torch.rsqrt(self.running_var + self.eps).view(shape)

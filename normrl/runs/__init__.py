@@ -1,0 +1,19 @@
+"""Orchestration: the library entry points behind every command and script.
+
+:func:`train_single` (one agent on one env) and :func:`train_stream` (one agent on a
+continual stream) take config objects and overrides as arguments and own the run
+directory: ``config.json``, checkpoints, SIGINT/SIGTERM handling, ``--resume`` checks
+and ``summary.json``. :func:`resolve_device` is the one device check, and
+:func:`run_status` tells whether a run directory is finished, resumable or fresh.
+"""
+from normrl._lazy import lazy_exports
+
+_EXPORTS = {
+    "train_single": "single",
+    "train_stream": "stream",
+    "resolve_device": "device",
+    "run_status": "status",
+    "StopSignals": "signals",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)
