@@ -22,7 +22,9 @@ import sys
 def build_parser() -> argparse.ArgumentParser:
     from normrl.runs.plasticity_rl import DEFAULT_RL_ARMS, RL_PROBLEMS
 
-    p = argparse.ArgumentParser(prog="plasticity_rl.py", description=__doc__.split("\n\n")[0])
+    from normrl.commands._exit import CommandParser
+
+    p = CommandParser(prog="plasticity_rl.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--problem", choices=sorted(RL_PROBLEMS), default="permuted-breakout", help="[%(default)s]")
     p.add_argument("--arms", nargs="+", default=list(DEFAULT_RL_ARMS),
                    help="arm strings: a norm or 'fresh', plus interventions (none+redo:every=64) "
@@ -67,31 +69,49 @@ def setup_text(plan, command: str) -> str:
             f"`{command} --report-only`.")
 
 
-def main(argv=None) -> int:
+def check_args(args) -> None:
+    """Refuse, before any run starts, what could only fail later (UserError)."""
+    from normrl.runs.device import resolve_device
     from normrl.utils.errors import UserError
+    from normrl.utils.run_dir import check_logdir
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        from pathlib import Path
+    for flag, value, least in (("--jobs", args.jobs, 1), ("--steps-per-task", args.steps_per_task, 1)):
+        if value is not None and value < least:
+            raise UserError(f"{flag} must be >= {least}, got {value}")
+    if any(s < 0 for s in args.seeds):
+        raise UserError(f"--seeds must be >= 0, got {args.seeds}")
+    resolve_device(args.device)
+    if not args.report_only:
+        check_logdir(args.root)
 
-        from normrl.analysis.plasticity_rl_report import write_rl_report
-        from normrl.runs.plasticity_rl import run_rl_plasticity
 
-        plan = make_plan(args)
-        status = {} if args.report_only else run_rl_plasticity(plan, jobs=args.jobs)
-        command = f"python scripts/plasticity_rl.py --root {plan.root}" + (" --scale gpu" if args.scale == "gpu" else "")
-        write_rl_report(plan.root, plan.problem.name, args.report,
-                        title=f"Continual-RL plasticity: {plan.problem.name}", setup=setup_text(plan, command),
-                        skip_first=1 if plan.problem.stream.startswith("permuted-") else 0)
-        print(Path(args.report).read_text())
-    except (UserError, ValueError, FileNotFoundError) as exc:
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+def run(args) -> int:
+    from pathlib import Path
+
+    from normrl.analysis.plasticity_rl_report import write_rl_report
+    from normrl.runs.plasticity_rl import run_rl_plasticity
+
+    check_args(args)
+    plan = make_plan(args)
+    status = {} if args.report_only else run_rl_plasticity(plan, jobs=args.jobs)
+    command = f"python scripts/plasticity_rl.py --root {plan.root}" + (" --scale gpu" if args.scale == "gpu" else "")
+    write_rl_report(plan.root, plan.problem.name, args.report,
+                    title=f"Continual-RL plasticity: {plan.problem.name}", setup=setup_text(plan, command),
+                    skip_first=1 if plan.problem.stream.startswith("permuted-") else 0)
+    print(Path(args.report).read_text())
     failed = {k: v for k, v in status.items() if v != 0}
     if failed:
         print(f"failed runs (exit status): {failed}; see worker.log in their run directories", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv=None) -> int:
+    from normrl.commands._exit import run_command
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return run_command(parser.prog, run, args)
 
 
 if __name__ == "__main__":

@@ -133,7 +133,7 @@ def parse_rl_arm(text: str) -> RLArm:
     interventions. Each ``SPEC`` is an intervention spec (``redo:every=64``).
     ValueError naming the valid choices otherwise."""
     from normrl.normalization.registry import list_norms
-    from normrl.plasticity.spec import parse_intervention_spec
+    from normrl.plasticity.spec import build_interventions, parse_intervention_spec
 
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"an arm is a non-empty string, got {text!r}")
@@ -144,6 +144,10 @@ def parse_rl_arm(text: str) -> RLArm:
     base, specs = parts[0], parts[1:]
     for spec in specs:
         parse_intervention_spec(spec)  # ValueError naming the valid interventions / options
+        try:
+            build_interventions([spec])  # the intervention's own checks of its values
+        except TypeError as exc:
+            raise ValueError(f"arm {name!r}: {exc}") from None
     norms = list_norms()
     if base == ORACLE or base.startswith(ORACLE + "-"):
         if specs:

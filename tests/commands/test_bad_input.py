@@ -51,6 +51,7 @@ BASE = {
                               "--num-envs", "2", "--eval-episodes", "1", "--no-progress", "--logdir", LOGDIR],
     "sequential_atari.py": ["--games", "Pong", "--steps-per-task", "8", "--num-envs", "1", "--eval-episodes", "1",
                             "--device", "cpu", "--no-progress", "--logdir", LOGDIR],
+    "plasticity_rl.py": ["--quick", "--root", "{tmp}/prl", "--report", "{tmp}/prl.md", "--jobs", "1"],
     "split_cifar.py": ["--dataset", "digits", "--norms", "none", "--seeds", "1", "--nf", "2", "--out", "{tmp}/t.md"],
 }
 
@@ -127,6 +128,17 @@ def _cases():
             argv = BASE[base] + ["--compile"] + extra
             cases.append(pytest.param(base, argv, 2, id=f"{base} --compile {' '.join(extra)}"))
     add("continual", "--intervention", ["nosuch"])
+    add("continual", "--eval-tasks", ["all", ""])
+    for extra in (["--reset-optimizer"], ["--restart-lr", "yes"], ["--flush-replay"]):
+        argv = BASE["continual"] + ["--fresh-agent"] + extra
+        cases.append(pytest.param("continual", argv, 2, id=f"continual --fresh-agent {' '.join(extra)}"))
+    add("plasticity_rl.py", "--problem", ["nope"])
+    add("plasticity_rl.py", "--arms", ["nope", "none+nosuch", "none+redo:tau=x"])
+    add("plasticity_rl.py", "--seeds", ["x", "-1"])
+    add("plasticity_rl.py", "--jobs", ["0", "-1", "x"])
+    add("plasticity_rl.py", "--steps-per-task", ["0", "-5"])
+    add("plasticity_rl.py", "--device", ["nope"])
+    add("plasticity_rl.py", "--root", ["{tmp}/blocker"])
     # sweep: the grid, the engine and the spec file
     add("sweep", "--steps", ["0", "-1", "x"])
     add("sweep", "--algo", ["sac"])
