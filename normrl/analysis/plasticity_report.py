@@ -17,10 +17,13 @@ replacement and uses the arm's and the oracle's runs of the same seeds (they saw
 same data). With 3 seeds there are only 10 distinct resamples; read the interval as
 the spread over seeds, not as a precise confidence statement.
 
-The gate (the five-minute experiment of the project's research notes): the plain network loses plasticity (its
-last-5 mean ≤ 0.8 × its first-5 mean; for regression its last-5 error ≥ 1.25 × its
-first-5 error, the same 0.8 on the 1/error scale) while the oracle stays flat (within
-±0.02 accuracy; ±10% error for regression). Also printed, when the arms are present:
+The gate (the five-minute experiment of the project's research notes): the plain
+network loses plasticity (its last-5 mean ≤ 0.8 × its first-5 mean) while the oracle
+stays flat (within ±0.02 accuracy). Regression (bit-flipping): a task's difficulty
+depends on its flip state, so every learner's raw error moves with the stream; there
+the plain network's error *relative to the oracle's on the same tasks* must grow by ≥
+25% from the first 5 tasks to the last 5 (the same 0.8 on the oracle/plain scale),
+and the oracle counts as flat within ±25%. Also printed, when the arms are present:
 L2-init and ReDo beat the plain network by more than 10 points on the last 5 tasks.
 """
 from __future__ import annotations
@@ -185,12 +188,19 @@ def gate(runs: dict[str, list[RunData]], kind: str, *, window: int = WINDOW) -> 
         checks.append((f"oracle flat: |last-{window} {oracle[1]:.3f} - first-{window} {oracle[0]:.3f}| = "
                        f"{abs(oracle[1] - oracle[0]):.3f} <= 0.02", ok))
     else:
-        ok = plain[1] >= 1.25 * plain[0]
-        checks.append((f"plain network loses plasticity: last-{window} error {plain[1]:.4g} >= 1.25 x first-{window} "
-                       f"{plain[0]:.4g} = {1.25 * plain[0]:.4g}", ok))
+        # A task's difficulty depends on its flip state, so the raw error moves with the
+        # stream for every learner: compare the plain network with the oracle on the
+        # same tasks (seed-wise means of the error ratio plain / oracle).
+        def ratio(which: str) -> float:
+            a, o, _ = _aligned(runs, PLAIN, key)
+            return float(np.mean([window_mean(x, which, window) for x in a]) /
+                         np.mean([window_mean(x, which, window) for x in o]))
+        first, last = ratio("first"), ratio("last")
+        checks.append((f"plain network loses plasticity: its error relative to the oracle's on the same tasks, "
+                       f"last-{window} {last:.3f} >= 1.25 x first-{window} {first:.3f} = {1.25 * first:.3f}", last >= 1.25 * first))
         rel = abs(oracle[1] / oracle[0] - 1)
-        checks.append((f"oracle flat: last-{window} error {oracle[1]:.4g} within 10% of first-{window} {oracle[0]:.4g} "
-                       f"({100 * rel:.1f}%)", rel <= 0.10))
+        checks.append((f"oracle flat: last-{window} error {oracle[1]:.4g} within 25% of first-{window} {oracle[0]:.4g} "
+                       f"({100 * rel:.1f}%)", rel <= 0.25))
     passed = all(c for _, c in checks)
     if higher:
         for prefix in ("none+l2_init", "none+redo"):

@@ -74,6 +74,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--optimizer", choices=("adam", "sgd"), default=None, help="optimizer of every arm [the budget's]")
     parser.add_argument("--lr", type=float, default=None, help="learning rate of every arm [the budget's]")
     parser.add_argument("--num-inputs", type=int, default=None, help="digits images of the digits problems [the budget's]")
+    parser.add_argument("--input-scaling", choices=("standardize", "unit"), default=None,
+                        help="digits problems: per-pixel z-score or intensities / 16 [standardize]")
     parser.add_argument("--flip-after", type=int, default=None, help="examples per bit-flipping task [the budget's]")
     parser.add_argument("--quick", action="store_true", help="tiny budget for a smoke test (seconds per run)")
     parser.add_argument("--jobs", type=int, default=2,
@@ -101,6 +103,8 @@ def build_plan(args):
             pk["num_tasks"] = args.tasks
         if args.num_inputs is not None and p in ("random-labels", "permuted-inputs"):
             pk["num_inputs"] = args.num_inputs
+        if args.input_scaling is not None and p in ("random-labels", "permuted-inputs"):
+            pk["scaling"] = args.input_scaling
         if args.flip_after is not None and p == "bit-flipping":
             pk["flip_after"] = args.flip_after
         for key in ("epochs", "batch_size", "hidden", "optimizer", "lr"):

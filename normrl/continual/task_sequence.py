@@ -32,6 +32,10 @@ Metrics per task (``summary["tasks"][t]``):
   ``distance_from_init``, ``effective_lr`` (‖ΔW‖/‖W‖ of the task's last update) —
   definitions in docs/metrics.md.
 
+Interventions that score units on a batch (ReDo) get the same probe at every task
+start (``set_probe``) instead of the last training minibatch, which is one example in a
+batch-1 stream and would make "dormant" mean "inactive on that example".
+
 Two references make the numbers interpretable: ``fresh_per_task=True`` is the
 **oracle**, a new network and a new optimizer (and new interventions) at every task;
 its network for task ``t`` is drawn from ``(seed, "init", t)``, so its task 0 is
@@ -286,6 +290,9 @@ def train_task_sequence(problem: ContinualProblem, config: Optional[TaskSequence
             monitor = PlasticityMonitor(model, every=steps_per_task, tau=cfg.tau, probe_size=cfg.probe_size,
                                         layers=_activation_layers(model), writer=writer)
         monitor.set_probe(data.x, force=True)
+        for iv in interventions:
+            if callable(getattr(iv, "set_probe", None)):
+                iv.set_probe(data.x[:cfg.probe_size])
         order_gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "order", t))
         online_loss = torch.zeros(())
         online_correct = torch.zeros(())

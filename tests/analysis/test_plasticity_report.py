@@ -76,9 +76,13 @@ def test_gate_passes_only_when_plain_drops_and_oracle_stays_flat(tmp_path):
     _suite(tmp_path / "c", oracle_last=0.65)  # the oracle moved by 0.05
     assert not gate(load_suite(tmp_path / "c")["random-labels"], "classification")["passed"]
     for seed in (0, 1):
-        _write_run(tmp_path / "d", "bit-flipping", "fresh", seed, [1.0] * 5 + [1.05] * 5, kind="regression")
-        _write_run(tmp_path / "d", "bit-flipping", "none", seed, [1.0] * 5 + [1.3] * 5, kind="regression")
+        _write_run(tmp_path / "d", "bit-flipping", "fresh", seed, [1.0] * 5 + [1.2] * 5, kind="regression")
+        _write_run(tmp_path / "d", "bit-flipping", "none", seed, [1.0] * 5 + [1.2 * 1.3] * 5, kind="regression")
+        _write_run(tmp_path / "e", "bit-flipping", "fresh", seed, [1.0] * 5 + [1.2] * 5, kind="regression")
+        _write_run(tmp_path / "e", "bit-flipping", "none", seed, [1.0] * 5 + [1.2 * 1.2] * 5, kind="regression")
+    # the plain error grew 30% relative to the oracle's on the same tasks: loss; 20%: not enough
     assert gate(load_suite(tmp_path / "d")["bit-flipping"], "regression")["passed"]
+    assert not gate(load_suite(tmp_path / "e")["bit-flipping"], "regression")["passed"]
 
 
 def test_report_is_regenerated_from_run_directories_and_keeps_notes(tmp_path):

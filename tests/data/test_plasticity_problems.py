@@ -20,6 +20,11 @@ def test_standardized_digits_is_zero_mean_unit_std_and_seeded_subset():
     assert torch.equal(a, b) and torch.equal(ya, yb) and not torch.equal(a, c)
     with pytest.raises(ValueError, match="<= 1797"):
         standardized_digits(1798)
+    u, yu = standardized_digits(scaling="unit")
+    assert float(u.min()) == 0.0 and float(u.max()) == 1.0 and torch.equal(yu, y)
+    assert torch.equal(RandomLabelDigits(num_tasks=1, num_inputs=1797, scaling="unit").x, u)
+    with pytest.raises(ValueError, match=r"scaling must be one of \('standardize', 'unit'\)"):
+        standardized_digits(10, scaling="minmax")
 
 
 def test_random_labels_change_per_task_and_inputs_do_not():

@@ -34,6 +34,7 @@ class PermutedDigits(ContinualProblem):
     Args:
         num_tasks: number of permutations [500, Kumar et al.].
         num_inputs: images [1797: all].
+        scaling: ``"standardize"`` [per-pixel z-score] or ``"unit"`` (intensities / 16).
         seed: seed of the image subset and of every task's permutation [0].
     """
 
@@ -44,11 +45,13 @@ class PermutedDigits(ContinualProblem):
                         source="Kumar et al. 2023 Permuted MNIST (L2_Init permuted_mnist.yaml): one pass per task in "
                                "batches of 16, 500 tasks, MLP 2x100, Adam (lr swept; 1e-3 here)")
 
-    def __init__(self, num_tasks: int = 500, num_inputs: int = NUM_DIGITS, seed: int = 0) -> None:
+    def __init__(self, num_tasks: int = 500, num_inputs: int = NUM_DIGITS, scaling: str = "standardize",
+                 seed: int = 0) -> None:
         self.num_tasks = check_count("num_tasks", num_tasks)
         self.num_inputs = check_count("num_inputs", num_inputs)
         self.seed = int(seed)
-        self.x, self.y = standardized_digits(num_inputs, seed)
+        self.scaling = scaling
+        self.x, self.y = standardized_digits(num_inputs, seed, scaling)
         self.in_dim, self.out_dim = self.x.shape[1], 10
 
     def permutation(self, t: int) -> torch.Tensor:
@@ -64,4 +67,4 @@ class PermutedDigits(ContinualProblem):
         return self.num_inputs
 
     def config(self) -> dict:
-        return {"num_tasks": self.num_tasks, "num_inputs": self.num_inputs, "seed": self.seed}
+        return {"num_tasks": self.num_tasks, "num_inputs": self.num_inputs, "scaling": self.scaling, "seed": self.seed}

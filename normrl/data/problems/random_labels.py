@@ -35,6 +35,7 @@ class RandomLabelDigits(ContinualProblem):
         num_tasks: number of labellings [50, Kumar et al.].
         num_inputs: fixed images [1200, Kumar et al.; at most 1797].
         num_classes: labels drawn uniformly from ``0..num_classes-1`` [10].
+        scaling: ``"standardize"`` [per-pixel z-score] or ``"unit"`` (intensities / 16).
         seed: seed of the image subset and of every task's labels [0].
     """
 
@@ -45,12 +46,14 @@ class RandomLabelDigits(ContinualProblem):
                         source="Kumar et al. 2023 Random-Label MNIST (L2_Init random_label_mnist.yaml): 1,200 images, "
                                "50 tasks x 30,000 updates of batch 16, MLP 2x100, Adam (lr swept; 1e-3 here)")
 
-    def __init__(self, num_tasks: int = 50, num_inputs: int = 1200, num_classes: int = 10, seed: int = 0) -> None:
+    def __init__(self, num_tasks: int = 50, num_inputs: int = 1200, num_classes: int = 10, scaling: str = "standardize",
+                 seed: int = 0) -> None:
         self.num_tasks = check_count("num_tasks", num_tasks)
         self.num_inputs = check_count("num_inputs", num_inputs)
         self.num_classes = check_count("num_classes", num_classes, 2)
         self.seed = int(seed)
-        self.x, _ = standardized_digits(num_inputs, seed)
+        self.scaling = scaling
+        self.x, _ = standardized_digits(num_inputs, seed, scaling)
         self.in_dim, self.out_dim = self.x.shape[1], self.num_classes
 
     def labels(self, t: int) -> torch.Tensor:
@@ -66,4 +69,5 @@ class RandomLabelDigits(ContinualProblem):
         return self.num_inputs
 
     def config(self) -> dict:
-        return {"num_tasks": self.num_tasks, "num_inputs": self.num_inputs, "num_classes": self.num_classes, "seed": self.seed}
+        return {"num_tasks": self.num_tasks, "num_inputs": self.num_inputs, "num_classes": self.num_classes,
+                "scaling": self.scaling, "seed": self.seed}
