@@ -54,6 +54,8 @@ __all__ = [
 ORACLE = "fresh"
 PLAIN = "none"
 WINDOW = 5
+#: report order of the built-in problems (others follow alphabetically)
+PROBLEM_ORDER = ("random-labels", "permuted-inputs", "bit-flipping")
 
 
 @dataclass
@@ -93,7 +95,8 @@ def load_suite(root: str | Path) -> dict[str, dict[str, list[RunData]]]:
     for arms in out.values():
         for runs in arms.values():
             runs.sort(key=lambda r: r.seed)
-    return out
+    order = {name: i for i, name in enumerate(PROBLEM_ORDER)}
+    return dict(sorted(out.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
 
 
 def headline_key(kind: str) -> tuple[str, bool]:

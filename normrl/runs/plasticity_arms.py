@@ -8,7 +8,9 @@ Grammar of an arm string (what ``--arms`` takes, comma-separated)::
 * ``BASE``: a registered norm (``none``, ``layernorm``, ``nap``, ...), ``crelu`` (no
   norm, CReLU activation) or ``fresh`` (the oracle: a fresh initialization per task);
 * ``PART``: an intervention spec (``redo``, ``redo:tau=0.1,every=500``; see
-  ``normrl interventions``) or ``crelu`` (CReLU activation with this norm);
+  ``normrl interventions``), ``crelu`` (CReLU activation with this norm) or ``fresh``
+  (this arm re-initialized at every task: ``layernorm+fresh`` is a LayerNorm oracle,
+  to tell an architecture's capacity from its plasticity);
 * ``KEY=VALUE`` after ``@``: optimizer settings (``optimizer``, ``lr``, ``momentum``,
   ``weight_decay``), ``nap_every``, ``crelu_rule``, or a
   :class:`~normrl.normalization.NaPProjector` keyword (``per_row=true``) for a NaP
@@ -130,6 +132,9 @@ def parse_arm(text: str) -> Arm:
     for part in rest:
         if part.lower() == "crelu":
             activation = "crelu"
+            continue
+        if part.lower() == ORACLE:
+            fresh = True
             continue
         iv_name, iv_kwargs = parse_intervention_spec(part)  # validates name and keywords
         interventions.append(part)

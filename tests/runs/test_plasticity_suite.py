@@ -18,6 +18,8 @@ def test_arm_grammar():
     assert a.config_overrides() == {"norm": "nap", "interventions": ["redo:tau=0.1,every=500"], "fresh_per_task": False,
                                     "activation": "crelu", "nap_options": {"per_row": True}, "lr": 1e-4}
     assert parse_arm("crelu").activation == "crelu" and parse_arm("fresh").fresh
+    ln_oracle = parse_arm("layernorm+fresh")
+    assert (ln_oracle.norm, ln_oracle.fresh, ln_oracle.interventions) == ("layernorm", True, ())
     assert parse_arm("none@optimizer=sgd,lr=0.01").options == {"optimizer": "sgd", "lr": 0.01}
     arms = parse_arm_list("none,none+redo:tau=0.1,every=500,layernorm,nap@per_row=true,lr=1e-4")
     assert [x.name for x in arms] == ["none", "none+redo:tau=0.1,every=500", "layernorm", "nap@per_row=true,lr=1e-4"]
