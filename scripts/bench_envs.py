@@ -53,7 +53,7 @@ MINATAR_GAMES = {
     "SpaceInvaders": "space_invaders",
 }
 ALL_GAMES = ["CartPole", *MINATAR_GAMES]
-WARMUP_STEPS = 3
+WARMUP_STEPS = 3  # default of --warmup-steps
 CALIBRATION_SECONDS = 0.1
 
 
@@ -68,6 +68,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's default)")
     parser.add_argument("--skip-reference", action="store_true", help="time only the normrl envs")
     parser.add_argument("--seed", type=int, default=0, help="seed of envs and actions (default 0)")
+    parser.add_argument("--warmup-steps", type=int, default=WARMUP_STEPS,
+                        help=f"untimed steps before timing, on both sides (default {WARMUP_STEPS}); MinAtar games "
+                             "reach their steady mix of entities after ~100 random-policy steps (Seaquest's first "
+                             "enemy spawns at step 20), the reference package is faster before that")
     parser.add_argument("--obs-dtype", default="uint8", choices=["float32", "uint8", "bool"],
                         help="observation dtype of the MinAtar envs (default uint8, the envs' default; the reference's "
                              "state() is bool)")
@@ -84,6 +88,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(f"unknown games {unknown}; valid: {', '.join(ALL_GAMES)}")
     if args.seconds <= 0:
         parser.error("--seconds must be positive")
+    if args.warmup_steps < 0:
+        parser.error("--warmup-steps must be >= 0")
     from normrl.runs.device import resolve_device
     from normrl.utils.errors import UserError
 
@@ -94,9 +100,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def time_steps(step: Callable[[], None], seconds: float, sync: Callable[[], None]) -> tuple[int, float]:
-    """Run ``step`` repeatedly for about ``seconds``; returns ``(steps, elapsed)``."""
-    for _ in range(WARMUP_STEPS):
+def time_steps(step: Callable[[], None], seconds: float, sync: Callable[[], None],
+               warmup: int = WARMUP_STEPS) -> tuple[int, float]:
+    """Run ``step`` ``warmup`` times, then repeatedly for about ``seconds``; returns ``(steps, elapsed)``."""
+    for _ in range(warmup):
         step()
     sync()
     steps, start = 0, time.perf_counter()
@@ -129,7 +136,7 @@ def bench_ours(env_id: str, num_envs: int, args, compile_step: bool) -> float:
         env.step(torch.randint(0, n_actions, (num_envs,), generator=gen, device=device))
 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    steps, elapsed = time_steps(step, args.seconds, sync)
+    steps, elapsed = time_steps(step, args.seconds, sync, args.warmup_steps)
     env.close()
     return steps * num_envs / elapsed
 
@@ -144,7 +151,7 @@ def bench_gym_cartpole(num_envs: int, mode: str, args) -> float:
     def step():
         env.step(rng.integers(0, 2, size=num_envs))
 
-    steps, elapsed = time_steps(step, args.seconds, lambda: None)
+    steps, elapsed = time_steps(step, args.seconds, lambda: None, args.warmup_steps)
     env.close()
     return steps * num_envs / elapsed
 
@@ -166,7 +173,7 @@ def bench_minatar_reference(game: str, num_envs: int, args) -> float:
                 env.reset()
             env.state()
 
-    steps, elapsed = time_steps(step, args.seconds, lambda: None)
+    steps, elapsed = time_steps(step, args.seconds, lambda: None, args.warmup_steps)
     return steps * num_envs / elapsed
 
 

@@ -74,6 +74,7 @@ def compare(args) -> int:
     from normrl.analysis.results import write_report
     from normrl.continual import stream_tasks
     from normrl.runs.comparison import ComparisonPlan, run_comparison
+    from normrl.runs.stream import EVAL_EPSILON
 
     quick = args.quick
     plan = ComparisonPlan(
@@ -93,7 +94,7 @@ def compare(args) -> int:
     setup = (f"Setup: `{plan.algo}` on stream `{plan.stream}` ({', '.join(t.name for t in tasks)}), "
              f"{plan.cycles} cycles, {plan.steps_per_task:,} env steps per task visit, {plan.num_envs} envs, "
              f"norms {', '.join(plan.norms)}, seeds {', '.join(map(str, plan.seeds))}; "
-             f"{plan.eval_episodes} greedy evaluation episodes per task after every visit; task env options "
+             f"{plan.eval_episodes} evaluation episodes (ε-greedy, ε = {EVAL_EPSILON}) per task after every visit; task env options "
              f"{plan.env_kwargs}; agent config "
              f"= the library preset with {plan.overrides} (full config in each run's config.json). "
              f"Runs under `{plan.root}`; regenerate with `python scripts/sequential_minatar.py --compare "

@@ -32,7 +32,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of networks, envs and permutations (default: 0)")
     parser.add_argument("--device", default="auto", help="torch device, or 'auto' for cuda when available (default: auto)")
     parser.add_argument("--num-envs", type=int, default=None, help="parallel envs (default: the algorithm config's num_envs)")
-    parser.add_argument("--eval-episodes", type=int, default=10, help="episodes per task evaluation (default: 10)")
+    parser.add_argument("--eval-episodes", type=int, default=10, help="episodes per task evaluation, run at once (default: 10)")
+    parser.add_argument("--eval-epsilon", type=float, default=None,
+                        help="epsilon-greedy evaluation: probability of a random action per evaluation step; 0 is greedy "
+                             "(default: 0.05 as in Nature DQN; on --resume the saved run's value)")
     parser.add_argument("--reset-optimizer", action="store_true", help="reset the optimizer state at every task switch")
     parser.add_argument("--restart-lr", choices=("auto", "yes", "no"), default="auto",
                         help="restart the LR schedule at task switches: yes, no, or auto (the schedule decides; default)")
@@ -53,8 +56,10 @@ def run(args) -> int:
     overrides = {**config_flag_values(args), "seed": args.seed, "norm": args.norm}
     if args.num_envs is not None:
         overrides["num_envs"] = args.num_envs
+    eval_kwargs = {} if args.eval_epsilon is None else {"eval_epsilon": args.eval_epsilon}
     summary = train_stream(args.stream, args.algo, args.steps_per_task, args.logdir, cycles=args.cycles,
                            overrides=overrides, device=args.device, resume=args.resume, eval_episodes=args.eval_episodes,
+                           **eval_kwargs,
                            reset_optimizer=args.reset_optimizer, restart_lr=args.restart_lr,
                            flush_replay=args.flush_replay, checkpoint_every=args.checkpoint_every,
                            progress=not args.no_progress)

@@ -130,7 +130,12 @@ class TaskScheduler:
         flush_replay: clear ``agent.replay_buffer`` at each switch (default ``False``).
         tag_task_id: set ``agent.task_id`` to the current task id (default ``True``).
         eval_episodes: episodes per evaluation (default 10); 0 disables evaluation.
-        eval_num_envs: envs of each evaluation env (default ``min(eval_episodes, 8)``).
+        eval_num_envs: envs of each evaluation env (default ``eval_episodes``: every
+            episode runs at once, one per sub-env, so an evaluation lasts as long as its
+            longest episode rather than the sum of the episodes a sub-env runs).
+        eval_epsilon: ε of ε-greedy evaluation (default 0.0: greedy); passed to
+            ``agent.evaluate(..., epsilon=, epsilon_seed=)`` with the task's evaluation
+            seed, when the agent's ``evaluate`` takes them (ValueError otherwise).
         chunk_steps: train in chunks of at most this many steps, calling ``callback``
             after each (e.g. to checkpoint); default ``None``: one chunk per visit.
         logdir: if set, ``summary.json`` there is rewritten after every visit.
@@ -141,7 +146,8 @@ class TaskScheduler:
     def __init__(self, tasks: list[Task], cycles: int = 1, *, name: str = "custom", num_envs: int = 8,
                  device: str | torch.device | None = None, seed: int = 0, reset_optimizer: bool = False,
                  restart_lr: bool | None = None, flush_replay: bool = False, tag_task_id: bool = True,
-                 eval_episodes: int = 10, eval_num_envs: int | None = None, chunk_steps: int | None = None,
+                 eval_episodes: int = 10, eval_num_envs: int | None = None, eval_epsilon: float = 0.0,
+                 chunk_steps: int | None = None,
                  logdir: str | None = None, learn_kwargs: dict[str, Any] | None = None):
         tasks = list(tasks)
         if not tasks or not all(isinstance(t, Task) for t in tasks):
@@ -165,7 +171,10 @@ class TaskScheduler:
         self.flush_replay = flush_replay
         self.tag_task_id = tag_task_id
         self.eval_episodes = eval_episodes
-        self.eval_num_envs = eval_num_envs if eval_num_envs is not None else max(1, min(eval_episodes, 8))
+        if not isinstance(eval_epsilon, (int, float)) or isinstance(eval_epsilon, bool) or not 0.0 <= eval_epsilon <= 1.0:
+            raise ValueError(f"eval_epsilon must be a float in [0, 1], got {eval_epsilon!r}")
+        self.eval_num_envs = eval_num_envs if eval_num_envs is not None else max(1, eval_episodes)
+        self.eval_epsilon = float(eval_epsilon)
         self.chunk_steps = chunk_steps
         self.logdir = logdir
         self.learn_kwargs = dict(learn_kwargs or {})
@@ -246,6 +255,8 @@ class TaskScheduler:
         row = [math.nan] * len(self.tasks)
         if self.eval_episodes > 0:
             stop_kwargs = {"should_stop": lambda: self._stop} if _accepts(agent.evaluate, "should_stop") else {}
+            if self.eval_epsilon > 0 and not _accepts(agent.evaluate, "epsilon"):
+                raise ValueError(f"eval_epsilon={self.eval_epsilon} needs agent.evaluate(..., epsilon=, epsilon_seed=)")
             saved_task_id = getattr(agent, "task_id", None)
             try:
                 for k in self._seen_tasks():
@@ -255,7 +266,8 @@ class TaskScheduler:
                     try:
                         if self.tag_task_id:
                             agent.task_id = k
-                        row[k] = float(agent.evaluate(env, self.eval_episodes, **stop_kwargs))
+                        eps_kwargs = {"epsilon": self.eval_epsilon, "epsilon_seed": self._eval_seed(k)} if self.eval_epsilon > 0 else {}
+                        row[k] = float(agent.evaluate(env, self.eval_episodes, **stop_kwargs, **eps_kwargs))
                     finally:
                         env.close()
             finally:

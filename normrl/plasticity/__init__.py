@@ -26,6 +26,10 @@ _EXPORTS = {
     "CReLU": "crelu",
     "crelu_hidden_widths": "crelu",
     "InjectedHead": "injection",
+    "ReDo": "redo",
+    "ContinualBackprop": "cbp",
+    "trace_hidden_units": "units",
+    "zero_state_slices": "optim_state",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = list(_EXPORTS)

@@ -49,7 +49,8 @@ projector itself (:func:`~normrl.plasticity.rebind.rebind_optimizer`), and
 on every other intervention so they can refresh their own bookkeeping (parameter
 lists, unit graphs). A module that kept a direct reference to a replaced submodule
 (e.g. the old output layer) must look it up again; a target network that is a
-``deepcopy`` of the online one must be re-copied after a structural change.
+``deepcopy`` of the online one must be re-copied after a structural change
+(``Compose.structure_version`` changes exactly then).
 
 Writing a subclass (the interface below is stable; changes will be announced here):
 

@@ -82,6 +82,13 @@ class Compose:
         return bool(self.interventions)
 
     @property
+    def structure_version(self) -> int:
+        """Sum of the interventions' ``structure_version``: changes exactly when one of
+        them changed the parameter set (a training loop compares it to re-copy a target
+        network or rebuild per-group LR schedulers)."""
+        return sum(getattr(iv, "structure_version", 0) for iv in self.interventions)
+
+    @property
     def per_step(self) -> bool:
         """Whether any intervention may act on every update."""
         return any(iv.per_step for iv in self.interventions)

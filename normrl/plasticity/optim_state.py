@@ -21,8 +21,9 @@ count per tensor, used for the bias correction of every entry; zeroing it would 
 the bias correction of all the other, trained entries of the tensor (timoklein/redo does
 this). So the reset entries continue with the tensor's step count ``t``: their first
 update after a reset is ``lr·m/(√v + ε)`` with ``m = (1−β₁)g``, ``v = (1−β₂)g²``, i.e. about
-``(1−β₁)/√(1−β₂) ≈ 3.2×`` Adam's first step for the default betas, and up to about 6.5×
-over the next ~10 steps of a constant gradient, decaying to 1× after a few thousand steps.
+``(1−β₁)/√(1−β₂) ≈ 3.2×`` Adam's first step for the default betas; with a constant
+gradient the ratio ``(1−β₁ᵏ)/√(1−β₂ᵏ)`` peaks at about 6.6× at the 12th step and is back
+to 1.26× after 1000 steps.
 This is exactly what ReDo's reference implementation does (Dopamine
 ``labs/redo/weight_recyclers.py`` zeroes ``mu``/``nu`` and keeps optax's ``count``).
 Continual backprop's code (``AdamGnT`` in shibhansh/loss-of-plasticity) instead keeps a

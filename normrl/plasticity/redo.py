@@ -52,20 +52,23 @@ recycles exactly the units the monitor reports as dormant on the same batch. For
 networks without batch-dependent norms or dropout, train and eval mode give the same
 scores.
 
-Defaults: ``every=1000`` updates (the recycling period of the paper's reimplementation
-``timoklein/redo``, ``redo_check_interval=1000``; Dopamine's ``labs/redo`` code uses
-``reset_period`` as a gin setting), ``tau=0.025`` (the dormancy threshold of the paper's
-figures and of ``timoklein/redo``'s default; 0.1 for its high-replay-ratio setting; 0
-recycles only dead units), ``probe_size=256`` (Dopamine's ``batch_size_statistics``).
+Defaults: ``every=1000`` updates and ``tau=0.025``, the settings of the reimplementation
+``timoklein/redo`` (``redo_check_interval=1000``; ``redo_tau=0.025``, noted there as the
+value for the default replay ratio and 0.1 otherwise; Plasticine also uses 0.025), and
+``probe_size=256`` (Dopamine ``labs/redo``'s ``batch_size_statistics``). The paper's own
+hyperparameter table could not be read for this implementation; Dopamine's code leaves
+the period to its gin configurations (``reset_period``) and defaults to ``τ = 0`` (dead
+units only). For a high replay ratio use ``redo:tau=0.1``.
 
 Plasticine (``RLE-Foundation/Plasticine``, ``plasticine/c51_atari_base.py``,
 ``ppo_continual_procgen_base.py``, ``ppo_continual_dmc_base.py``, ``plasticine_redo``)
 differs: it passes no optimizer, so Adam's moments of recycled units are never cleared;
 it *redraws* the recycled units' biases (``uniform(±1/√fan_in)``) instead of zeroing
-them; it scores ``F.relu`` of each weight layer's *output* (before any norm layer, so a
-LayerNorm network is scored on the wrong quantity); and in the Procgen agent the last
-encoder layer's outgoing weights are zeroed only in the actor head (the link list names
-``actor``), although the critic reads the same units.
+them; the C51 and DMC agents score ``F.relu`` of each Linear/Conv *output*, i.e. before
+the LayerNorm that the C51 encoder's LayerNorm variant puts there, so a LayerNorm network
+is scored on the wrong quantity; and in the Procgen agent the last encoder layer's
+outgoing weights are zeroed only in the actor head (its link list names ``actor``),
+although the critic reads the same units (``self.critic(hidden)``).
 """
 from __future__ import annotations
 
@@ -78,7 +81,7 @@ import torch.nn as nn
 from normrl.metrics.functional import unit_scores
 from normrl.plasticity.base import STAGE_RESET, make_generator
 from normrl.plasticity.registry import register_intervention
-from normrl.plasticity.trigger import Trigger
+from normrl.plasticity.trigger import Trigger, TriggeredHooks
 from normrl.plasticity.unit_reset import UnitResetIntervention, rows
 from normrl.plasticity.units import quiet_eval
 
@@ -86,7 +89,7 @@ __all__ = ["ReDo"]
 
 
 @register_intervention("redo", paper="Sokar et al. 2023, arXiv 2302.12902", description="recycle τ-dormant units every k updates: fresh incoming weights, zero bias and outgoing weights, zero their optimizer state")
-class ReDo(UnitResetIntervention):
+class ReDo(TriggeredHooks, UnitResetIntervention):
     """Recycling dormant units (see the module docstring for the exact variant).
 
     Args:
@@ -128,18 +131,6 @@ class ReDo(UnitResetIntervention):
         self.probe_size = probe_size
         self.generator = make_generator(seed)
         self._warned_no_input = False
-
-    # -- hooks ----------------------------------------------------------------------------
-
-    def after_step(self, step: int) -> None:
-        self.last_event = {}
-        if self.trigger.after_step(step):
-            self.apply()
-
-    def on_task_end(self, task_id: int) -> None:
-        self.last_event = {}
-        if self.trigger.task_end:
-            self.apply()
 
     # -- the method ------------------------------------------------------------------------
 

@@ -37,13 +37,13 @@ from normrl.plasticity.fresh import FreshInit
 from normrl.plasticity.layers import head_slots, owns_parameters
 from normrl.plasticity.rebind import optimizer_params
 from normrl.plasticity.registry import register_intervention
-from normrl.plasticity.trigger import Trigger
+from normrl.plasticity.trigger import Trigger, TriggeredHooks
 
 __all__ = ["ResetLayers"]
 
 
 @register_intervention("reset_layers", paper="Nikishin et al. 2022, arXiv 2205.07802", description="re-initialize the last k layers of each head and clear their optimizer state (periodically or at task end)")
-class ResetLayers(Intervention):
+class ResetLayers(TriggeredHooks, Intervention):
     """Reset the head of depth ``k`` and its optimizer state (module docstring).
 
     Args:
@@ -99,16 +99,6 @@ class ResetLayers(Intervention):
             owned = {id(p) for p in optimizer_params(self.optimizer)}
             reset_optimizer_state(self.optimizer, [p for p in params if id(p) in owned])
         self.last_event = {f"reset/{name}": 1.0 for name, _ in modules}
-
-    def after_step(self, step: int) -> None:
-        self.last_event = {}
-        if self.trigger.after_step(step):
-            self.apply()
-
-    def on_task_end(self, task_id: int) -> None:
-        self.last_event = {}
-        if self.trigger.task_end:
-            self.apply()
 
     def extra_repr(self) -> str:
         return f"k={self.k}, {self.trigger!r}, chains={self.chains!r}"

@@ -38,13 +38,13 @@ from normrl.normalization.nap import is_normalization
 from normrl.plasticity.base import STAGE_SHRINK_PERTURB, Intervention, make_generator
 from normrl.plasticity.layers import owns_parameters
 from normrl.plasticity.registry import register_intervention
-from normrl.plasticity.trigger import Trigger
+from normrl.plasticity.trigger import Trigger, TriggeredHooks
 
 __all__ = ["ShrinkPerturb"]
 
 
 @register_intervention("shrink_perturb", paper="Ash & Adams 2020, arXiv 1910.08475", description="θ ← shrink·θ + perturb·θ_fresh, a new draw from each layer's initializer (per step or at task end)")
-class ShrinkPerturb(Intervention):
+class ShrinkPerturb(TriggeredHooks, Intervention):
     """Shrink & perturb with a fresh initialization draw each time (module docstring).
 
     Args:
@@ -123,16 +123,6 @@ class ShrinkPerturb(Intervention):
         torch._foreach_mul_(self._params, self.shrink)
         torch._foreach_add_(self._params, self._fresh, alpha=self.perturb)
         self.last_event = {"perturbed/params": float(len(self._params))}
-
-    def after_step(self, step: int) -> None:
-        self.last_event = {}
-        if self.trigger.after_step(step):
-            self.apply()
-
-    def on_task_end(self, task_id: int) -> None:
-        self.last_event = {}
-        if self.trigger.task_end:
-            self.apply()
 
     def extra_repr(self) -> str:
         return f"shrink={self.shrink}, perturb={self.perturb}, {self.trigger!r}, include_norm={self.include_norm}"

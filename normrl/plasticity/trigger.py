@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-__all__ = ["Trigger", "TRIGGER_POINTS"]
+__all__ = ["Trigger", "TriggeredHooks", "TRIGGER_POINTS"]
 
 #: Valid values of ``at``.
 TRIGGER_POINTS = ("task_end",)
@@ -38,3 +38,20 @@ class Trigger:
 
     def __repr__(self) -> str:
         return f"every={self.every}" if self.every is not None else f"at={self.at!r}"
+
+
+class TriggeredHooks:
+    """Mixin for interventions that act through a :class:`Trigger` (``self.trigger``)
+    by calling ``self.apply()``: ``after_step`` and ``on_task_end`` clear
+    ``last_event``, then apply when the trigger fires. List it before the
+    :class:`~normrl.plasticity.Intervention` base so its hooks are the ones used."""
+
+    def after_step(self, step: int) -> None:
+        self.last_event = {}
+        if self.trigger.after_step(step):
+            self.apply()
+
+    def on_task_end(self, task_id: int) -> None:
+        self.last_event = {}
+        if self.trigger.task_end:
+            self.apply()

@@ -22,6 +22,12 @@ network, capturing its training input, and replacing a set of units.
   (:func:`~normrl.plasticity.optim_state.zero_state_slices`; Adam's per-tensor ``step``
   is kept, see there).
 
+Frozen units (an incoming layer with ``requires_grad=False``, e.g. a head frozen by
+plasticity injection) are never replaced. The layers *reading* a replaced unit are edited
+whether they train or not (zeroed columns; continual backprop's bias transfer), because
+otherwise the replacement would change the network's function; optimizer state is only
+touched for parameters the optimizer updates.
+
 Hooks survive ``copy.deepcopy(model)`` as no-ops (a DQN target network copied after
 ``attach`` does not feed the intervention) and pickle as no-ops.
 
@@ -80,6 +86,14 @@ def rows(x: Any, n: int) -> Any:
     return x
 
 
+def _detached_copy(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.detach().clone()
+    if isinstance(x, tuple):
+        return tuple(_detached_copy(t) for t in x)
+    return x
+
+
 def _training_forward(module: nn.Module) -> bool:
     return module.training and torch.is_grad_enabled()
 
@@ -106,6 +120,7 @@ class UnitResetIntervention(Intervention):
         self.trace: Optional[UnitTrace] = None
         self._last_input: Any = None
         self._probe: Any = None
+        self._trace_input: Any = None  # a few rows of the batch traced last (to trace again)
         self._handles: list = []
         self._busy = False  # our own forwards (tracing, scoring) are not training forwards
 
@@ -129,7 +144,9 @@ class UnitResetIntervention(Intervention):
         self._probe = x
 
     def _input(self) -> Any:
-        return self._probe if self._probe is not None else self._last_input
+        if self._probe is not None:
+            return self._probe
+        return self._last_input if self._last_input is not None else self._trace_input
 
     def _remove_hooks(self) -> None:
         for h in self._handles:
@@ -149,20 +166,24 @@ class UnitResetIntervention(Intervention):
         x = self._input()
         if x is None:
             return False
+        self._trace_input = _detached_copy(rows(x, 8))
         self._busy = True
         try:
-            self.trace = trace_hidden_units(self._require_attached(), rows(x, 8), forward=self.forward)
+            self.trace = trace_hidden_units(self._require_attached(), self._trace_input, forward=self.forward)
         finally:
             self._busy = False
         layers = []
         skipped = dict(self.trace.skipped)
         for layer in self.trace.layers:
+            if not layer.incoming.weight.requires_grad:
+                skipped[layer.activation_name] = f"its weight layer {layer.name} is frozen"
+                continue
             if self.init is None and not callable(getattr(layer.incoming, "reset_parameters", None)):
                 skipped[layer.activation_name] = f"{type(layer.incoming).__name__} {layer.name} has no reset_parameters() (pass init=)"
                 continue
             layers.append(layer)
         self.trace.skipped = skipped
-        if skipped:
+        if any("frozen" not in why for why in skipped.values()):  # frozen layers are left alone by design
             warnings.warn(self.trace.skipped_message(self.name), stacklevel=3)
         if not layers:
             warnings.warn(f"{self.name}: no hidden units of {type(self.model).__name__} can be traced (no activation "

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -49,15 +51,27 @@ def _child(fn, kwargs: dict, log: str | None, threads: int) -> None:
 
 
 def run_local_jobs(jobs: list[Job], max_parallel: int = 2, *, threads_per_job: int = 1,
-                   echo: Callable[[str], Any] = print) -> dict[str, int]:
+                   echo: Callable[[str], Any] = print, stop_event: threading.Event | None = None,
+                   on_end: Callable[[Job, int, float], Any] | None = None) -> dict[str, int]:
     """Run ``jobs``, at most ``max_parallel`` at a time; return ``{name: exit status}``
     (0 finished, 1 raised, another value: killed or exited with it). ``echo`` receives
-    one line per job start and end."""
+    one line per job start and end; ``on_end(job, exit status, seconds)`` is called as
+    each job ends. Setting ``stop_event`` starts no more jobs (they are left out of the
+    result) and sends SIGINT to the running ones once (normrl's training loops then
+    checkpoint and return); the call returns when they have exited."""
     if isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1:
         raise ValueError(f"max_parallel must be a positive int, got {max_parallel!r}")
     ctx = multiprocessing.get_context("spawn")
     pending, running, status = list(jobs), [], {}
+    interrupted = False
     while pending or running:
+        if stop_event is not None and stop_event.is_set():
+            pending.clear()
+            if not interrupted:
+                interrupted = True
+                for _, proc, _ in running:
+                    if proc.exitcode is None:
+                        os.kill(proc.pid, signal.SIGINT)
         while pending and len(running) < max_parallel:
             job = pending.pop(0)
             if job.log is not None:
@@ -74,4 +88,6 @@ def run_local_jobs(jobs: list[Job], max_parallel: int = 2, *, threads_per_job: i
                 running.remove(item)
                 status[job.name] = proc.exitcode
                 echo(f"end {job.name}: exit {proc.exitcode} after {time.time() - t0:.0f}s")
+                if on_end is not None:
+                    on_end(job, proc.exitcode, time.time() - t0)
     return status

@@ -4,7 +4,7 @@ existing cluster (``address="auto"`` or ``"HOST:PORT"``).
 Why Ray core tasks and not Ray Tune
 -----------------------------------
 A normrl trial is an ordinary run directory (config.json, summary.json, TensorBoard
-events, ``checkpoint.pt``) written by the same function as ``normrl train``; finished
+events, ``checkpoints/``) written by the same function as ``normrl train``; finished
 and resumable trials are recognised from those files. Ray Tune would fight that layout:
 it creates its own experiment directory (``storage_path/<experiment>/<trial>_<id>/``
 with ``params.json``, ``result.json``, ``progress.csv`` and ``experiment_state.json``),

@@ -19,10 +19,11 @@ def saved_section(logdir: str | Path, key: str, what: str) -> Any:
         raise CheckpointError(f"--resume: cannot read the run's {what} from {path}: {exc}") from exc
 
 
-def check_same_options(logdir: str | Path, key: str, options: dict, keys: Iterable[str]) -> None:
+def check_same_options(logdir: str | Path, key: str, options: dict, keys: Iterable[str], missing: dict | None = None) -> None:
     """``options[k]`` must equal the saved ``config.json[key][k]`` for every ``k`` in
-    ``keys`` (CheckpointError listing every difference)."""
-    saved = saved_section(logdir, key, "options")
+    ``keys`` (CheckpointError listing every difference). ``missing``: the values of
+    options that runs saved before the option existed ran with."""
+    saved = {**(missing or {}), **saved_section(logdir, key, "options")}
     diff = [f"{k}: saved {saved.get(k)!r}, now {options[k]!r}" for k in keys if saved.get(k) != to_jsonable(options[k])]
     if diff:
         raise CheckpointError("--resume: options differ from the saved run (" + "; ".join(diff) + ")")

@@ -32,11 +32,15 @@ from normrl.utils.errors import CheckpointError, UserError
 PROGRESS_EVERY = 8192
 #: Options that must match between a run and its resumption.
 RESUME_KEYS = ("stream", "algo", "norm", "steps_per_task", "cycles", "seed", "num_envs", "reset_optimizer",
-               "restart_lr", "flush_replay", "eval_episodes", "chunk_steps", "env_kwargs")
+               "restart_lr", "flush_replay", "eval_episodes", "eval_epsilon", "chunk_steps", "env_kwargs")
+#: ε-greedy evaluation of a new ``train_stream`` run unless told otherwise (see its docstring)
+EVAL_EPSILON = 0.05
 _RESTART_LR = {"auto": None, "yes": True, "no": False}
 
 
-def _validate(steps_per_task, cycles, eval_episodes, checkpoint_every, restart_lr) -> None:
+def _validate(steps_per_task, cycles, eval_episodes, checkpoint_every, restart_lr, eval_epsilon) -> None:
+    if isinstance(eval_epsilon, bool) or not isinstance(eval_epsilon, (int, float)) or not 0.0 <= eval_epsilon <= 1.0:
+        raise UserError(f"--eval-epsilon must be in [0, 1], got {eval_epsilon!r}")
     for flag, value, low in (("steps-per-task", steps_per_task, 1), ("cycles", cycles, 1),
                              ("eval-episodes", eval_episodes, 0), ("checkpoint-every", checkpoint_every, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -47,7 +51,8 @@ def _validate(steps_per_task, cycles, eval_episodes, checkpoint_every, restart_l
 
 def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path, *, cycles: int = 1,
                  config: Any = None, overrides: dict | None = None, env_kwargs: dict | None = None,
-                 device: str = "auto", resume: bool = False, eval_episodes: int = 10, reset_optimizer: bool = False,
+                 device: str = "auto", resume: bool = False, eval_episodes: int = 10,
+                 eval_epsilon: float | None = None, reset_optimizer: bool = False,
                  restart_lr: str = "auto", flush_replay: bool = False, checkpoint_every: int = 50_000,
                  progress: bool = True) -> dict[str, Any]:
     """Train ``algo`` on the built-in stream ``stream`` (:func:`normrl.continual.stream_tasks`)
@@ -60,14 +65,26 @@ def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path
             config's ``seed`` also seeds the envs and the stream's permutations.
         env_kwargs: ``make_env`` keywords added to every task (e.g.
             ``{"max_episode_steps": 1000}``) [none].
-        eval_episodes: greedy episodes per task evaluation after every visit [10].
+        eval_episodes: episodes per task evaluation after every visit, all at once (one
+            per sub-env of the evaluation env) [10].
+        eval_epsilon: ε-greedy evaluation: the probability of a uniformly random action
+            at each evaluation step, from a generator seeded per task evaluation
+            (training's RNG is untouched); 0 is greedy [None: the saved run's value on
+            resume (0.0 for runs saved before the option existed), else
+            :data:`EVAL_EPSILON` = 0.05, the evaluation ε of Mnih et al. 2015 (Nature
+            DQN): a greedy policy that stalls (a Seaquest sub that never leaves the
+            surface) otherwise runs every evaluation to the stream's 10,000-step
+            truncation, which made evaluation most of a MinAtar stream's wall time
+            (docs/continual.md)].
         reset_optimizer, restart_lr (``"auto"``/``"yes"``/``"no"``), flush_replay:
             what happens at task switches (:func:`normrl.continual.apply_task_switch`).
         checkpoint_every: env steps between checkpoints [50,000].
     """
     from normrl.continual import TaskScheduler, stream_tasks
 
-    _validate(steps_per_task, cycles, eval_episodes, checkpoint_every, restart_lr)
+    if eval_epsilon is None:
+        eval_epsilon = _saved_eval_epsilon(logdir) if resume else EVAL_EPSILON
+    _validate(steps_per_task, cycles, eval_episodes, checkpoint_every, restart_lr, eval_epsilon)
     dev, logdir = resolve_device(device), Path(logdir)
     if has_checkpoint(logdir) and not resume:
         raise UserError(f"{logdir} already holds a run's checkpoints; pass --resume to continue it or choose another --logdir")
@@ -80,12 +97,13 @@ def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path
     options = {"stream": stream, "algo": algo, "norm": config.norm, "steps_per_task": steps_per_task, "cycles": cycles,
                "seed": config.seed, "num_envs": config.num_envs, "reset_optimizer": reset_optimizer,
                "restart_lr": restart_lr, "flush_replay": flush_replay, "eval_episodes": eval_episodes,
+               "eval_epsilon": float(eval_epsilon),
                # where PPO rollouts and checkpoints fall: a resumed run must keep it
                "chunk_steps": min(checkpoint_every, PROGRESS_EVERY), "env_kwargs": dict(env_kwargs or {})}
     scheduler = TaskScheduler(
         tasks, cycles, name=stream, num_envs=config.num_envs, device=dev, seed=config.seed,
         reset_optimizer=reset_optimizer, restart_lr=_RESTART_LR[restart_lr], flush_replay=flush_replay,
-        eval_episodes=eval_episodes, chunk_steps=options["chunk_steps"], logdir=str(logdir),
+        eval_episodes=eval_episodes, eval_epsilon=float(eval_epsilon), chunk_steps=options["chunk_steps"], logdir=str(logdir),
         learn_kwargs={"progress": False})
     if config.schedule_horizon == 0:
         # The agents' default LR horizon is their first learn() call, which here is one
@@ -103,10 +121,17 @@ def train_stream(stream: str, algo: str, steps_per_task: int, logdir: str | Path
     return _run(logdir, scheduler, algo, config, dev, saved, checkpoint_every, progress)
 
 
+def _saved_eval_epsilon(logdir) -> float:
+    """The ε the run in ``logdir`` evaluated with (0.0 if it predates the option)."""
+    from normrl.runs.resume import saved_section
+
+    return float(saved_section(logdir, "continual", "options").get("eval_epsilon", 0.0))
+
+
 def _prepare_resume(logdir: Path, scheduler, options: dict, config) -> tuple[Path, dict]:
     """Check a resumed run against the saved one and restore the scheduler's position."""
     folder, state = load_latest(logdir)
-    check_same_options(logdir, "continual", options, RESUME_KEYS)
+    check_same_options(logdir, "continual", options, RESUME_KEYS, missing={"eval_epsilon": 0.0})
     check_same_config(logdir, config)
     try:
         scheduler.load_state_dict(state["scheduler"])

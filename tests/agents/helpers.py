@@ -87,3 +87,30 @@ class SmallActorCritic(nn.Module):
 
     def value(self, obs):
         return self.critic(obs.float()).squeeze(-1)
+
+
+class StopOnActionEnv(TensorEnv):
+    """Observation ``[0, 1]``; reward 1 per step; the episode terminates on the first
+    step whose action is 1. A policy that always picks 0 (e.g. :class:`PositionValueNet`'s
+    greedy action) never ends an episode; under ε-greedy evaluation each step ends it
+    with probability ε/2, so the mean return is 2/ε."""
+
+    def __init__(self, num_envs: int = 2, device="cpu"):
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+        self.single_action_space = gym.spaces.Discrete(2)
+        self.stats = EpisodeStats(num_envs, self.device)
+
+    def _obs(self):
+        return torch.tensor([[0.0, 1.0]], device=self.device).expand(self.num_envs, 2)
+
+    def reset(self, seed=None):
+        self.stats.reset()
+        return self._obs()
+
+    def step(self, actions):
+        terminated = actions == 1
+        reward = torch.ones(self.num_envs, device=self.device)
+        info = self.stats.update(reward, terminated, torch.zeros_like(terminated))
+        return self._obs(), reward, terminated, torch.zeros_like(terminated), info

@@ -3,6 +3,7 @@ set_env keeps training going, evaluation fills the return matrix."""
 import math
 
 import pytest
+import torch
 
 from normrl.agents import DQN, PPO, DQNConfig, PPOConfig
 from normrl.envs import make_env
@@ -70,3 +71,41 @@ def test_evaluate_polls_should_stop_every_16_steps_and_restores_train_mode():
     chain = PPO(ChainEnv(num_envs=2), PPOConfig(num_steps=4, num_minibatches=1, update_epochs=1, monitor_every=0),
                 network=PositionValueNet())
     assert chain.evaluate(ChainEnv(num_envs=4, length=[1, 2, 3, 4]), episodes=8, should_stop=lambda: True) == 2.5
+
+
+def test_epsilon_evaluation_has_the_closed_form_mean_and_its_own_generator():
+    from .helpers import StopOnActionEnv
+
+    cfg = PPOConfig(num_steps=4, num_minibatches=1, update_epochs=1, monitor_every=0)
+    agent = PPO(ChainEnv(num_envs=2), cfg, network=PositionValueNet())
+    gen_state, global_state = agent.generator.get_state(), torch.get_rng_state()
+    # greedy action 0 never ends an episode; ε = 0.5 ends each step with probability 1/4: mean 4
+    ret = agent.evaluate(StopOnActionEnv(num_envs=1000), episodes=1000, epsilon=0.5, epsilon_seed=1)
+    assert abs(ret - 4.0) < 0.5  # the mean of 1000 geometric(1/4) returns has std 0.11
+    assert agent.evaluate(StopOnActionEnv(num_envs=1000), episodes=1000, epsilon=0.5, epsilon_seed=1) == ret
+    assert agent.evaluate(StopOnActionEnv(num_envs=1000), episodes=1000, epsilon=0.5, epsilon_seed=2) != ret
+    assert agent.evaluate(StopOnActionEnv(num_envs=8), episodes=8, epsilon=1.0, seed=3) == pytest.approx(
+        agent.evaluate(StopOnActionEnv(num_envs=8), episodes=8, epsilon=1.0, epsilon_seed=3))  # seed is the default
+    assert torch.equal(agent.generator.get_state(), gen_state) and torch.equal(torch.get_rng_state(), global_state)
+    with pytest.raises(ValueError, match="did not finish"):  # greedy: the episodes never end
+        agent.evaluate(StopOnActionEnv(num_envs=2), episodes=2, max_steps=100)
+    for bad in (-0.1, 1.1):
+        with pytest.raises(ValueError, match="epsilon"):
+            agent.evaluate(StopOnActionEnv(num_envs=2), episodes=2, epsilon=bad)
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.3])
+def test_evaluation_in_blocks_equals_step_by_step(epsilon):
+    """CartPole runs evaluation blocks through its functional view; an opaque wrapper
+    forces one env.step call per step: the same episodes, the same mean."""
+    from normrl.envs.wrappers import TensorEnvWrapper
+
+    class Opaque(TensorEnvWrapper):
+        def step(self, actions):
+            return self.env.step(actions)
+
+    cfg = PPOConfig(num_steps=8, num_minibatches=2, update_epochs=1, hidden=(16,), monitor_every=0)
+    agent = PPO(make_env("CartPole-v1", 4, "cpu", seed=0), cfg).learn(64, progress=False)
+    blocked = agent.evaluate(make_env("CartPole-v1", 6, "cpu", seed=5), episodes=9, epsilon=epsilon)
+    stepped = agent.evaluate(Opaque(make_env("CartPole-v1", 6, "cpu", seed=5)), episodes=9, epsilon=epsilon)
+    assert blocked == stepped > 0

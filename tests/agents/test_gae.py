@@ -37,3 +37,23 @@ def test_gae_shape_errors():
         compute_gae(torch.zeros(3, 2), torch.zeros(3, 1), torch.zeros(3, 2), torch.zeros(2), 0.9, 0.9)
     with pytest.raises(ValueError, match="next_value"):
         compute_gae(torch.zeros(3, 2), torch.zeros(3, 2), torch.zeros(3, 2), torch.zeros(3), 0.9, 0.9)
+
+
+@pytest.mark.parametrize("num_steps", [1, 2, 5, 128])
+def test_gae_equals_the_step_by_step_recursion(num_steps):
+    # compute_gae solves the recursion by recursive doubling; compare with the recursion
+    g = torch.Generator().manual_seed(num_steps)
+    n, gamma, lam = 7, 0.99, 0.95
+    rewards, values = torch.randn(num_steps, n, generator=g), torch.randn(num_steps, n, generator=g)
+    dones = (torch.rand(num_steps, n, generator=g) < 0.1).float()
+    next_value = torch.randn(n, generator=g)
+    expected = torch.empty_like(values)
+    last = torch.zeros(n)
+    for t in reversed(range(num_steps)):
+        next_v = next_value if t == num_steps - 1 else values[t + 1]
+        delta = rewards[t] + gamma * next_v * (1 - dones[t]) - values[t]
+        last = delta + gamma * lam * (1 - dones[t]) * last
+        expected[t] = last
+    adv, ret = compute_gae(rewards, values, dones, next_value, gamma, lam)
+    torch.testing.assert_close(adv, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ret, expected + values, rtol=1e-5, atol=1e-5)

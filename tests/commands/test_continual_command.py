@@ -88,22 +88,23 @@ def test_sigterm_then_resume_matches_uninterrupted_run(uninterrupted, tmp_path):
 def test_sigint_at_each_kind_of_checkpoint_then_resume_is_exact(uninterrupted, tmp_path, monkeypatch, stop_at):
     """SIGINT delivered right after the checkpoint at (visit, steps_done): mid-visit, after
     a visit's training but before its evaluation, and between visits."""
-    import normrl.commands.continual as cmd
+    import normrl.runs.stream as stream_module
 
-    real_save = cmd.save_checkpoint
+    real_save = stream_module.save_checkpoint
     fired = []
 
-    def save_then_interrupt(logdir, agent, sched):
-        path = real_save(logdir, agent, sched)
-        if not fired and (sched.visit, sched.steps_done) == stop_at:
+    def save_then_interrupt(logdir, agent, state):
+        path = real_save(logdir, agent, state)
+        sched = state["scheduler"]
+        if not fired and (sched["visit"], sched["steps_done"]) == stop_at:
             fired.append(True)
             os.kill(os.getpid(), signal.SIGINT)
         return path
 
-    monkeypatch.setattr(cmd, "save_checkpoint", save_then_interrupt)
+    monkeypatch.setattr(stream_module, "save_checkpoint", save_then_interrupt)
     logdir = tmp_path / "run"
     assert main(_argv(logdir)) == 130 and fired
-    monkeypatch.setattr(cmd, "save_checkpoint", real_save)
+    monkeypatch.setattr(stream_module, "save_checkpoint", real_save)
     assert main(_argv(logdir, "--resume")) == 0
     assert _summary(logdir)["continual"] == _summary(uninterrupted)["continual"]
     _assert_same_tensorboard_steps(logdir, uninterrupted)
@@ -202,6 +203,9 @@ def test_argument_errors_are_one_line(tmp_path, capsys):
         main([*_argv(tmp_path / "v"), "--buffer-size", "100"])
     assert "--buffer-size is not a ppo option" in capsys.readouterr().err
     with pytest.raises(SystemExit):
+        main(_argv(tmp_path / "w", "--eval-epsilon", "2"))
+    assert "--eval-epsilon must be in [0, 1]" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
         main(["continual", "--stream", "nope", "--algo", "ppo", "--steps-per-task", "10", "--logdir", str(tmp_path / "z")])
     assert "valid streams" in capsys.readouterr().err
 
@@ -211,8 +215,11 @@ def test_agent_config_flags_reach_the_agent_and_config_json(tmp_path):
     argv = ["continual", "--stream", STREAM, "--algo", "dqn", "--steps-per-task", "256", "--logdir", str(logdir),
             "--eval-episodes", "1", "--device", "cpu", "--no-progress", "--num-envs", "4",
             "--learning-rate", "0.0007", "--buffer-size", "512", "--learning-starts", "64", "--hidden", "32", "16",
-            "--no-double-dqn"]
+            "--no-double-dqn", "--eval-epsilon", "0.25"]
     assert main(argv) == 0
+    assert json.loads((logdir / "config.json").read_text())["continual"]["eval_epsilon"] == 0.25
+    summary = _summary(logdir)
+    assert summary["train_seconds"] > 0 and summary["eval_seconds"] > 0
     config = json.loads((logdir / "config.json").read_text())["config"]
     assert (config["learning_rate"], config["buffer_size"], config["learning_starts"]) == (0.0007, 512, 64)
     assert config["hidden"] == [32, 16] and config["double_dqn"] is False and config["num_envs"] == 4

@@ -15,6 +15,9 @@ from normrl.cli import main
         (["--algo", "dqn", "--env", "CartPole-v1", "--steps", "0"], "--steps must be >= 1"),
         (["--algo", "dqn", "--env", "CartPole-v1", "--steps", "10", "--loss", "l1"], "loss must be one of mse, huber"),
         (["--algo", "ppo", "--env", "CartPole-v1", "--steps", "10", "--norm", "no-such-norm"], "unknown norm 'no-such-norm'"),
+        # --compile is a generated config flag; what compile=True cannot reproduce is refused before training
+        (["--algo", "ppo", "--env", "CartPole-v1", "--steps", "10", "--compile", "--norm", "batchnorm"],
+         "compile=True needs a network without buffers"),
     ],
 )
 def test_bad_values_are_one_line_errors(argv, message, capsys, tmp_path):

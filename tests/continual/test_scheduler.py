@@ -371,3 +371,25 @@ def test_make_visit_env_is_used_without_set_env_when_the_agent_already_has_it():
     done.run(FakeAgent())
     with pytest.raises(ValueError, match="finished"):
         done.make_visit_env()
+
+
+def test_evaluation_runs_every_episode_at_once_and_passes_eval_epsilon():
+    made = []
+
+    class EpsilonAgent(FakeAgent):
+        def evaluate(self, env, episodes, epsilon=0.0, epsilon_seed=None):
+            made.append((env.num_envs, episodes, epsilon, epsilon_seed))
+            return 0.0
+
+    tasks = [Task(TinySource(label), 2, seed=s) for label, s in zip("ab", (5, None))]
+    TaskScheduler(tasks, seed=100, eval_episodes=12).run(EpsilonAgent())
+    assert made == [(12, 12, 0.0, None), (12, 12, 0.0, None), (12, 12, 0.0, None)]  # one sub-env per episode, greedy
+    made.clear()
+    TaskScheduler(tasks, seed=100, eval_episodes=3, eval_num_envs=2, eval_epsilon=0.05).run(EpsilonAgent())
+    # the generator seed of a task's evaluation is its evaluation seed: the same draws after every visit
+    assert made == [(2, 3, 0.05, 5 + 1_000_003), (2, 3, 0.05, 5 + 1_000_003), (2, 3, 0.05, 100 + 1_000_003 + 1)]
+    with pytest.raises(ValueError, match="needs agent.evaluate"):
+        TaskScheduler(tasks, eval_episodes=1, eval_epsilon=0.1).run(FakeAgent())
+    for bad in (-0.1, 1.5, True, "0.1"):
+        with pytest.raises(ValueError, match="eval_epsilon"):
+            TaskScheduler(tasks, eval_epsilon=bad)

@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from normrl.agents.dqn.networks import build_q_network
 from normrl.agents.ppo.networks import ActorCritic
-from normrl.networks import MLP, MinAtarCNN
+from normrl.networks import MLP
 from normrl.plasticity import build_interventions
 from normrl.plasticity.cbp import ContinualBackprop
 
@@ -328,3 +328,88 @@ def test_bad_options():
         ContinualBackprop(decay_rate=1.0)
     with pytest.raises(ValueError, match="utility must be one of"):
         ContinualBackprop(utility="weight")
+
+
+def test_channels_last_network_has_the_same_utilities():
+    from normrl.networks import NatureCNN
+
+    results = []
+    for channels_last in (False, True):
+        torch.manual_seed(8)
+        net = NatureCNN(1, 2, input_size=(36, 36), channels_last=channels_last)
+        opt = torch.optim.SGD(net.parameters(), lr=0.0)
+        cbp = ContinualBackprop(replacement_rate=0.0)
+        cbp.attach(net, opt)
+        for t in range(1, 4):
+            step_once(net, opt, torch.rand(6, 1, 36, 36, generator=torch.Generator().manual_seed(t)), cbp, t)
+        results.append(cbp.utilities())
+    assert list(results[0]) == ["1", "3", "5", "8"]
+    for name in results[0]:
+        torch.testing.assert_close(results[1][name], results[0][name], rtol=1e-4, atol=1e-7)
+
+
+def test_instantaneous_utility_with_zero_decay_replaces_the_lowest_current_contribution():
+    torch.manual_seed(9)
+    net = MLP(4, 3, hidden=(8,), activation="tanh")
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    cbp = ContinualBackprop(replacement_rate=1 / 8, maturity_threshold=3, decay_rate=0.0)
+    cbp.attach(net, opt)
+    for t in range(1, 4):
+        step_once(net, opt, data(t), cbp, t)
+        assert cbp.last_event == {}
+    x = data(4)
+    contribution = torch.tanh(net[0](x)).detach().abs().mean(0) * net[2].weight.detach().abs().sum(0)
+    before = net[0].weight.detach().clone()
+    step_once(net, opt, x, cbp, 4)
+    assert replaced_rows(before, net[0].weight) == [int(contribution.argmin())]
+
+
+@pytest.mark.parametrize("batch", [8, 64])  # 64 x 16 x 8 x 8 activations are reduced in the hook
+def test_conv_channel_utility_sums_each_flattened_position(batch):
+    torch.manual_seed(10)
+    net = nn.Sequential(nn.Conv2d(2, 16, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 64, 3))
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    eta = 0.9
+    cbp = ContinualBackprop(replacement_rate=0.0, decay_rate=eta)
+    cbp.attach(net, opt)
+    u = torch.zeros(16)
+    for t in range(1, 6):
+        x = torch.rand(batch, 2, 10, 10, generator=torch.Generator().manual_seed(t))
+        step_once(net, opt, x, cbp, t)
+        h = torch.relu(net[0](x)).detach()  # (N, 16, 8, 8)
+        w = net[3].weight.detach().abs().sum(0).reshape(16, 64)
+        u = eta * u + (1 - eta) * (h.abs().mean(0).reshape(16, 64) * w).sum(1)
+    torch.testing.assert_close(cbp.utilities(bias_corrected=False)["0"], u, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("method", ["cbp:replacement_rate=0.2,maturity_threshold=1", "redo:tau=0.5,every=1"])
+def test_after_a_plasticity_injection_frozen_units_are_left_alone(method):
+    torch.manual_seed(11)
+    net = MLP(4, 3, hidden=(8, 8))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    compose = build_interventions(["plasticity_injection:k=2,task=1", method], seed=0)
+    compose.attach(net, opt)
+    compose.on_task_start(0)
+    for t in range(1, 4):
+        opt.zero_grad()
+        (net(data(t)) - 1).square().mean().backward()
+        opt.step()
+        compose.after_step(t)
+    compose.on_task_start(1)  # injects a fresh copy of the head 2.. on top of a frozen one
+    frozen = {n: p.detach().clone() for n, p in net.named_parameters() if not p.requires_grad}
+    events = {}
+    for t in range(4, 12):
+        opt.zero_grad()
+        (net(data(t)) - 1).square().mean().backward()
+        opt.step()
+        compose.after_step(t)
+        events.update(compose.last_event)
+    name = method.split(":")[0]
+    iv = next(iv for iv in compose if iv.name == name)
+    assert [layer.name for layer in iv.layers] == ["0", "2.new.0"]  # the trainable hidden layers
+    assert any(k.startswith(f"{name}/reset_units/") for k in events)
+    now = dict(net.named_parameters())
+    for n, p in frozen.items():  # frozen weights change only where a recycled unit's column is zeroed
+        if n.endswith("weight"):
+            changed = now[n].detach() != p
+            assert torch.all(now[n].detach()[changed] == 0), n

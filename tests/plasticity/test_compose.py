@@ -105,7 +105,9 @@ def test_structure_change_reaches_the_other_interventions():
     model, opt = ln_mlp()
     comp = build_interventions(["l2_init:lam=1.0", "plasticity_injection", "parseval"], seed=0)
     comp.attach(model, opt)
+    assert comp.structure_version == 0
     comp.on_task_start(1)
+    assert comp.structure_version == 1
     l2_init = comp.interventions[0]
     names = set(l2_init.initial_values)
     assert {"6.new.weight", "6.new.bias"} <= {n.replace(".0.", ".") for n in names}

@@ -227,36 +227,33 @@ class AgentBase:
     # -- evaluation ----------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, env, episodes: int = 10, deterministic: bool = True, seed: int | None = None, max_steps: int = 1_000_000,
-                 should_stop: Callable[[], bool] | None = None) -> float:
+                 should_stop: Callable[[], bool] | None = None, epsilon: float = 0.0, epsilon_seed: int | None = None) -> float:
         """Mean undiscounted return of ``episodes`` episodes on ``env`` (its own
         instance, not the training env), with the greedy / most likely action by
         default. Episodes are spread evenly over the sub-envs (each sub-env
-        contributes its first episodes), so short episodes are not over-counted.
-        ``max_steps`` bounds the batched steps (ValueError if reached).
-        ``should_stop`` is polled every 16 batched steps; when it returns True the
-        evaluation raises :class:`~normrl.utils.errors.EvaluationInterrupted`."""
+        contributes its first episodes), so short episodes are not over-counted; give
+        ``env`` ``episodes`` sub-envs to run every episode at once.
+        ``epsilon``: probability of a uniformly random action instead (ε-greedy
+        evaluation, the Atari convention), drawn from a generator made for this
+        evaluation and seeded with ``epsilon_seed`` (default ``seed``, else 0), so
+        evaluating never moves the training RNG. ``max_steps`` bounds the batched
+        steps (ValueError if reached). ``should_stop`` is polled every 16 batched
+        steps (where the evaluation also checks whether it is done); when it returns
+        True the evaluation raises :class:`~normrl.utils.errors.EvaluationInterrupted`.
+
+        CartPole and MinAtar envs (not Seaquest while it resizes its lists) are
+        stepped 16 steps per call of one function of tensors
+        (:mod:`normrl.agents.common.functional_env`; bit for bit the same episodes
+        on CPU), compiled when the agent's config has ``compile=True`` and
+        ``deterministic`` is true."""
+        from normrl.agents.common.evaluation import run_evaluation
+
         if episodes < 1:
             raise ValueError(f"episodes must be >= 1, got {episodes}")
-        n = env.num_envs
-        quota = torch.tensor([episodes // n + (i < episodes % n) for i in range(n)], device=env.device)
-        counted = torch.zeros(n, dtype=torch.long, device=env.device)
-        total = torch.zeros((), dtype=torch.float64, device=env.device)
-        obs = env.reset(seed=seed)
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"epsilon must be in [0, 1], got {epsilon!r}")
         with self._eval_mode():
-            for step in range(max_steps):
-                obs, _, _, _, info = env.step(self._act(obs, deterministic))
-                take = info["done"] & (counted < quota)
-                total += torch.where(take, info["episode_return"].double(), 0.0).sum()
-                counted += take.long()
-                if step % 16 == 15:
-                    if bool((counted >= quota).all()):
-                        break
-                    if should_stop is not None and should_stop():
-                        raise EvaluationInterrupted(f"evaluation stopped after {step + 1} steps")
-            else:
-                if not bool((counted >= quota).all()):
-                    raise ValueError(f"evaluate: {episodes} episodes did not finish within {max_steps} steps")
-        return float(total) / episodes
+            return run_evaluation(self, env, episodes, deterministic, seed, max_steps, should_stop, epsilon, epsilon_seed)
 
     def predict(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
         """Actions for a batch of observations, with the networks in eval mode (restored

@@ -38,18 +38,32 @@ def compute_gae(
 
     Returns:
         ``(advantages, returns)``, both ``(T, N)`` with ``returns = advantages + values``.
+
+    Equal to the step-by-step recursion above up to float rounding (the sums are
+    associated differently); no host sync, no data-dependent control flow.
     """
     if rewards.shape != values.shape or rewards.shape != dones.shape or rewards.dim() != 2:
         raise ValueError(f"rewards, values, dones must share a (T, N) shape, got {tuple(rewards.shape)}, {tuple(values.shape)}, {tuple(dones.shape)}")
     if next_value.shape != rewards.shape[1:]:
         raise ValueError(f"next_value must have shape {tuple(rewards.shape[1:])}, got {tuple(next_value.shape)}")
     not_done = 1.0 - dones.to(values.dtype)
-    advantages = torch.empty_like(values)
-    last = torch.zeros_like(next_value)
-    num_steps = rewards.shape[0]
-    for t in reversed(range(num_steps)):
-        next_v = next_value if t == num_steps - 1 else values[t + 1]
-        delta = rewards[t] + gamma * next_v * not_done[t] - values[t]
-        last = delta + gamma * gae_lambda * not_done[t] * last
-        advantages[t] = last
+    next_values = torch.cat([values[1:], next_value.unsqueeze(0)])
+    # A_t = delta_t + c_t * A_{t+1} with c_t = gamma * lambda * (1 - done_t), solved by
+    # recursive doubling (Hillis & Steele 1986): after the pass with offset s, (C_t, D_t)
+    # describe A_t = D_t + C_t * A_{t+s'} for s' = 2s, so log2(T) passes of a few whole-
+    # rollout ops replace T sequential steps (about 100x fewer eager ops at T = 128).
+    # Positions past the end contribute 0 (next_value is already inside delta).
+    advantages = rewards + gamma * next_values * not_done - values
+    carry = (gamma * gae_lambda) * not_done
+    num_steps, shift = rewards.shape[0], 1
+    while shift < num_steps:
+        advantages = torch.addcmul(advantages, carry, _shift_up(advantages, shift))
+        if 2 * shift < num_steps:
+            carry = carry * _shift_up(carry, shift)
+        shift *= 2
     return advantages, advantages + values
+
+
+def _shift_up(x: torch.Tensor, shift: int) -> torch.Tensor:
+    """``y[t] = x[t + shift]``, zero where ``t + shift`` is past the end (dim 0)."""
+    return torch.cat([x[shift:], x.new_zeros((shift,) + x.shape[1:])])

@@ -17,6 +17,7 @@ import torch.nn as nn
 
 from normrl.agents.common.base import AgentBase
 from normrl.agents.common.build import adab2n_aux_loss, discrete_actions, prefers_channels_last, seeded
+from normrl.agents.common.compiled_training import check_compile_support
 from normrl.agents.common.replay_buffer import ReplayBuffer
 from normrl.agents.dqn.config import DQNConfig
 from normrl.agents.dqn.loss import td_loss, td_targets, update_target
@@ -81,6 +82,9 @@ class DQN(AgentBase):
         self._init_training(self.q_network, optimizer_class, optimizer_kwargs, lr_schedule,
                             schedule_now=config.schedule_horizon > 0 or config.lr_schedule == "constant")
         obs_shape = env.single_observation_space.shape
+        self._compiled = None
+        if config.compile:  # fail before any training (again at every learn: interventions may come later)
+            check_compile_support(self, self.q_network)
         self.replay_buffer = ReplayBuffer(config.buffer_size, env.num_envs, obs_shape, self._storage_dtype(), self.device,
                                           channels_last=len(obs_shape) == 3 and prefers_channels_last(self.q_network))
 
@@ -124,6 +128,8 @@ class DQN(AgentBase):
         of ``num_envs``; counters, epsilon, schedule, buffer and RNG continue."""
         self._check_learn_steps(total_steps)
         c = self.config
+        if c.compile:
+            check_compile_support(self, self.q_network)
         if self.lr_schedule is None:
             self.lr_schedule = self._default_schedule(self.num_steps + total_steps)
         env, q_net, rb, gen = self.env, self.q_network, self.replay_buffer, self.generator
@@ -174,6 +180,14 @@ class DQN(AgentBase):
     def _update(self) -> dict[str, torch.Tensor]:
         c = self.config
         batch = self.replay_buffer.sample(c.batch_size, c.n_step, c.gamma, self.generator)
+        if c.compile:
+            stats = self._compiled_update(batch)
+            if self.monitor is not None:
+                if not self._probe_set:
+                    self.monitor.set_probe(batch.obs.clone())
+                    self._probe_set = True
+                self.monitor.after_update(self.num_steps)
+            return stats
         with torch.no_grad():
             q_next_target = self.target_network(batch.next_obs)
             q_next_online = None
@@ -195,6 +209,15 @@ class DQN(AgentBase):
                 self._probe_set = True
             self.monitor.after_update(self.num_steps)
         return {"td_loss": loss.detach(), "q_values": q.detach().mean()}
+
+    def _compiled_update(self, batch) -> dict[str, torch.Tensor]:
+        """One compiled update (built at first use; the support check runs once per
+        ``learn``, see :meth:`learn`)."""
+        if self._compiled is None:
+            from normrl.agents.dqn.compiled_update import CompiledDQNUpdate
+
+            self._compiled = CompiledDQNUpdate(self)
+        return self._compiled(batch)
 
     def _log(self, stats: dict[str, torch.Tensor], count: int) -> None:
         self.episode_log.flush(self.num_steps, self.writer)

@@ -15,11 +15,14 @@ import torch.nn as nn
 
 from normrl.agents.common.base import AgentBase
 from normrl.agents.common.build import adab2n_aux_loss, discrete_actions, seeded
+from normrl.agents.common.compiled_training import check_compile_support
 from normrl.agents.common.gae import compute_gae
 from normrl.agents.common.rollout_buffer import RolloutBuffer
 from normrl.agents.ppo.config import PPOConfig
 from normrl.agents.ppo.loss import ppo_loss
+from normrl.agents.ppo.compiled_update import CompiledPPOUpdate
 from normrl.agents.ppo.networks import ActorCritic, sample_actions
+from normrl.agents.ppo.rollout import ChunkedRollout
 
 
 class PPO(AgentBase):
@@ -73,6 +76,11 @@ class PPO(AgentBase):
         self._init_training(self.network, optimizer_class, optimizer_kwargs, lr_schedule,
                             schedule_now=config.schedule_horizon > 0)
         self.buffer = RolloutBuffer(config.num_steps, env.num_envs, env.single_observation_space.shape, self._obs_dtype(), self.device)
+        if config.compile:  # fail before any training (again at every learn: interventions may come later)
+            check_compile_support(self, self.network)
+        self._rollout: ChunkedRollout | None = None
+        self._compiled: CompiledPPOUpdate | None = None
+        self._final_obs_buf = self._trunc_buf = None
 
     @classmethod
     def _config_class(cls):
@@ -116,47 +124,40 @@ class PPO(AgentBase):
         c = self.config
         if self.lr_schedule is None:
             self.lr_schedule = self._default_schedule(total_steps)
-        env, net, buf, gen = self.env, self.network, self.buffer, self.generator
+        net, buf = self.network, self.buffer
+        update = self._compiled_update() if c.compile else None
+        if self._rollout is None:
+            self._rollout = ChunkedRollout(self, min(c.rollout_chunk, c.num_steps), compiled=c.compile)
         iterations = math.ceil(total_steps / self.batch_size)
         bar = self._progress_bar(iterations * self.batch_size, progress)
         self.episode_log.restart_clock(self.num_steps)
         obs = self._current_obs()
-        final_obs_buf = trunc_buf = None
         start = self.num_steps
         try:
             for _ in range(iterations):
                 # ---- rollout: num_steps batched env steps, no host sync -------------------
                 net.train(False)
-                any_final = False
                 with torch.no_grad():
-                    for t in range(c.num_steps):
-                        logits, value = net(obs)
-                        action, log_prob = sample_actions(logits, gen)
-                        next_obs, reward, terminated, truncated, info = env.step(action)
-                        done = info["done"] if "done" in info else (terminated | truncated)
-                        buf.store(t, obs, action, log_prob, value, reward, done, self.task_id)
-                        if "final_obs" in info:
-                            if final_obs_buf is None:
-                                final_obs_buf = torch.zeros_like(buf.obs)
-                                trunc_buf = torch.zeros(buf.rewards.shape, dtype=torch.bool, device=self.device)
-                            if not any_final:
-                                trunc_buf.zero_()
-                                any_final = True
-                            final_obs_buf[t].copy_(info["final_obs"])
-                            torch.logical_and(truncated, ~terminated, out=trunc_buf[t])
-                        self.episode_log.record(info)
-                        obs = next_obs
+                    obs, any_final, self._final_obs_buf, self._trunc_buf = self._rollout.collect(
+                        obs, self._final_obs_buf, self._trunc_buf)
                     self.num_steps += self.batch_size
                     # ---- bootstrap truncated episodes from V(final_obs), one sync -------
                     if any_final:
-                        idx = trunc_buf.nonzero(as_tuple=True)
+                        idx = self._trunc_buf.nonzero(as_tuple=True)
                         if idx[0].numel():
-                            buf.rewards[idx] += c.gamma * net.value(final_obs_buf[idx])
+                            buf.rewards[idx] += c.gamma * net.value(self._final_obs_buf[idx])
                     next_value = net.value(obs)
-                    advantages, returns = compute_gae(buf.rewards, buf.values, buf.dones, next_value, c.gamma, c.gae_lambda)
                 # ---- update: update_epochs passes of num_minibatches minibatches ---------
                 net.train(True)
-                stats = self._update(advantages, returns)
+                if update is not None:  # GAE and every minibatch step in one compiled call
+                    stats = update(buf.rewards, buf.values, buf.dones, next_value)
+                    if self.monitor is not None:
+                        for _ in range(self._updates_per_rollout()):
+                            self._monitor_update(buf.obs.reshape((-1,) + buf.obs.shape[2:]), stats["entropy"])
+                else:
+                    with torch.no_grad():
+                        advantages, returns = compute_gae(buf.rewards, buf.values, buf.dones, next_value, c.gamma, c.gae_lambda)
+                    stats = self._update(advantages, returns)
                 # ---- logging: one host sync per rollout ----------------------------------
                 self.episode_log.flush(self.num_steps, self.writer)
                 self._log_interventions()
@@ -170,6 +171,15 @@ class PPO(AgentBase):
             if bar is not None:
                 bar.close()
         return self
+
+    def _compiled_update(self) -> CompiledPPOUpdate:
+        """The compiled update (built at the first ``learn`` with ``compile=True``);
+        the support check runs at every ``learn``, since interventions may be attached
+        after construction."""
+        check_compile_support(self, self.network)
+        if self._compiled is None:
+            self._compiled = CompiledPPOUpdate(self)
+        return self._compiled
 
     def _update(self, advantages: torch.Tensor, returns: torch.Tensor) -> dict[str, torch.Tensor]:
         c, buf, net = self.config, self.buffer, self.network

@@ -67,6 +67,17 @@ class PPOConfig:
         heavy_tail_every: log the heavy-tail exponent α of every weight layer's spectrum
             (``plasticity/heavy_tail_alpha/<layer>``, FARMS, arXiv 2506.06280) every
             ``heavy_tail_every`` updates; 0 disables [0].
+        compile: run the rollout (chunks of ``rollout_chunk`` steps of policy, sampling,
+            env step and buffer rows, for CartPole and MinAtar envs), GAE and each
+            epoch of the update (its minibatch steps: gradients, clipping, Adam, NaP
+            projection) as ``torch.compile`` graphs; CUDA graphs on CUDA. Same results
+            as eager up to float rounding; the first rollout and update pay the
+            compilation (seconds to minutes on CPU). Refused (ValueError) with
+            optimizers other than Adam/AdamW, norms with running statistics, AdaB²N,
+            plasticity interventions (docs/agents.md) [False].
+        rollout_chunk: env steps per rollout chunk: the random numbers of a chunk are
+            drawn at once (on CPU the same numbers as one draw per step) and, with
+            ``compile``, each chunk is one compiled call [16].
     """
 
     seed: int = 0
@@ -99,10 +110,12 @@ class PPOConfig:
     interventions: tuple[str, ...] = ()
     hessian_every: int = 0
     heavy_tail_every: int = 0
+    compile: bool = False
+    rollout_chunk: int = 16
 
     def validate(self) -> "PPOConfig":
         """Raise ``ValueError`` naming the first invalid field; return self."""
-        positive = ("num_envs", "num_steps", "num_minibatches", "update_epochs", "nap_every")
+        positive = ("num_envs", "num_steps", "num_minibatches", "update_epochs", "nap_every", "rollout_chunk")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -54,8 +54,14 @@ class ActorCritic(nn.Module):
 def sample_actions(logits: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample from ``Categorical(logits)`` with the Gumbel-max trick using
     ``generator``; return ``(actions, log_probs)``."""
-    u = torch.rand(logits.shape, device=logits.device, generator=generator)
-    gumbel = -torch.log(-torch.log(u.clamp_(min=1e-20)))
+    return sample_actions_from_uniforms(logits, torch.rand(logits.shape, device=logits.device, generator=generator))
+
+
+def sample_actions_from_uniforms(logits: torch.Tensor, uniforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`sample_actions` with its uniforms in ``[0, 1)`` given (shape of ``logits``):
+    ``argmax(logits - log(-log u))``; return ``(actions, log_probs)``. Pure, so a
+    compiled rollout can take uniforms drawn for many steps at once."""
+    gumbel = -torch.log(-torch.log(uniforms.clamp(min=1e-20)))
     actions = torch.argmax(logits + gumbel, dim=-1)
     log_probs = torch.log_softmax(logits, dim=-1).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
     return actions, log_probs

@@ -242,6 +242,14 @@ class MinAtarEnv(TensorEnv):
         :func:`paint` builds them in one scatter."""
         raise NotImplementedError
 
+    def merge_reset(self, done: torch.Tensor, next_state: State, reset_draws: dict[str, torch.Tensor]) -> State:
+        """``next_state`` with fresh episodes (from ``reset_draws``) in the sub-envs where ``done``.
+
+        Default: :func:`where_state` over :meth:`initial_state`; a game whose fresh state
+        is cheaper to merge in (e.g. constant) may override it.
+        """
+        return where_state(done, self.initial_state(reset_draws), next_state)
+
     def _compiled_step(self):
         """``torch.compile(self.pure_step)``; on CPU with inductor's scalar C++ loops.
 
@@ -339,7 +347,7 @@ class MinAtarEnv(TensorEnv):
         info = {"done": done, "episode_return": returns, "episode_length": lengths}
         if self.max_episode_steps is not None:
             info["final_obs"] = self.observe(next_state)
-        state = where_state(done, self.initial_state(draws["reset"]), next_state)
+        state = self.merge_reset(done, next_state, draws["reset"])
         return (state, executed, returns.masked_fill(done, 0), lengths.masked_fill(done, 0),
                 self.observe(state), reward, terminated, truncated, info)
 
