@@ -94,6 +94,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from normrl.normalization import NaPProjector, ProjectedOptimizer, apply_nap
+    from normrl.normalization.nap import OUTPUT_DEFAULT
     from normrl.runs.device import resolve_device
     from normrl.utils.errors import UserError
     from normrl.utils.run_dir import write_config, write_summary
@@ -104,7 +105,8 @@ def run(args) -> int:
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     cfg = dict(DEFAULTS, tasks=args.tasks, steps_per_task=args.steps_per_task, seed=args.seed, device=str(device), threads=args.threads,
-               norm="layernorm", projection="whole tensor, every step", norm_params="joint")
+               norm="layernorm", projection="whole tensor, every step", norm_params="joint",
+               output=OUTPUT_DEFAULT)
     write_config(args.logdir, cfg, command=NAME)
 
     gen = torch.Generator().manual_seed(args.seed)

@@ -69,7 +69,8 @@ class AgentBase:
                     optimizer_kwargs["fused"] = True
         from normrl.normalization.projected_optimizer import build_optimizer
 
-        self.optimizer = build_optimizer(model, c.norm, optimizer_class, optimizer_kwargs, c.nap_every)
+        # Value/Q heads stay free under NaP: a projected head would bound their range.
+        self.optimizer = build_optimizer(model, c.norm, optimizer_class, optimizer_kwargs, c.nap_every, nap_output="free")
         self._trained = model
         self.interventions = None
         if c.interventions:

@@ -71,6 +71,11 @@ def check_compile_support(agent, model: nn.Module) -> None:
             "after_step() run around every optimizer step in eager code, and a compiled update does all minibatch "
             "steps of a rollout in one call; use compile=False with interventions")
     adam_settings(agent.optimizer)
+    projector = getattr(agent.optimizer, "projector", None)
+    if getattr(projector, "output_layer_names", None):
+        raise ValueError(
+            f"compile=True supports a NaP projector with free output layers only (output='free', the agents' "
+            f"default), got output={projector.output!r} over {projector.output_layer_names}; use compile=False")
     dtypes = {p.dtype for p in model.parameters()}
     if len(dtypes) != 1 or not next(iter(dtypes)).is_floating_point:
         raise ValueError(f"compile=True needs parameters of one floating dtype, got {sorted(map(str, dtypes))}")

@@ -36,7 +36,7 @@ class DQN(AgentBase):
             default :func:`~normrl.agents.dqn.networks.build_q_network` with
             ``config.norm``, ``hidden``, ``activation``. The target network is a deep copy.
         optimizer_class: optimizer constructor [``torch.optim.Adam``]; with a NaP norm
-            it is wrapped in ``ProjectedOptimizer(opt, NaPProjector(q_network))``.
+            it is wrapped in ``ProjectedOptimizer(opt, NaPProjector(q_network, output="free"))``.
         optimizer_kwargs: extra keyword arguments [``{"lr": learning_rate, "eps":
             adam_eps, "fused": fused_adam}`` for Adam, ``{"lr": learning_rate}`` otherwise].
         lr_schedule: object with ``apply(optimizer)``, ``step()``, ``state_dict()``,

@@ -38,7 +38,7 @@ class PPO(AgentBase):
             ``value(obs)``; default :class:`~normrl.agents.ppo.networks.ActorCritic`
             built with ``config.norm``, ``hidden``, ``activation``.
         optimizer_class: optimizer constructor [``torch.optim.Adam``]; with a NaP norm
-            it is wrapped in ``ProjectedOptimizer(opt, NaPProjector(network))``.
+            it is wrapped in ``ProjectedOptimizer(opt, NaPProjector(network, output="free"))``.
         optimizer_kwargs: extra keyword arguments [``{"lr": learning_rate, "eps":
             adam_eps, "fused": fused_adam}`` for Adam, ``{"lr": learning_rate}`` otherwise].
         lr_schedule: an object with ``apply(optimizer)``, ``step()`` and
