@@ -40,6 +40,9 @@ Exact variant implemented (defaults in brackets):
   price: with a projected head the output range is bounded (about ``‖W₀_row‖·‖h‖``
   around the free bias), so regression or value heads with large targets underfit —
   use ``output="free"`` (or ``exclude=`` that head) for them, or scale the targets;
+  and a single task trained for long loses the implicit learning-rate decay that the
+  head's growth gives it (30x a task's budget at constant Adam LR: worse end point in
+  2 of 3 seeds) — use an LR schedule, or ``output="free"``/``"relax"`` there;
 * the optimizer state (Adam moments) is never touched.
 
 Peer defect avoided (Plasticine): projecting without an inserted normalization (the
@@ -310,7 +313,8 @@ class NaPProjector:
     * ``"project"`` [default]: ``W ← ‖W₀‖·W/‖W‖`` for the whole weight tensor, like a
       hidden layer. Keeps plasticity on continual classification, where a free head
       keeps growing (docs/results/nap_output_layer.md), but bounds the output range:
-      regression/value heads whose targets exceed a few units underfit;
+      regression/value heads whose targets exceed a few units underfit, and a long
+      single task at a constant LR loses the head's implicit LR decay (same page);
     * ``"project_rows"``: each output row (class, action) to its own initial norm;
     * ``"relax"``: when ``‖W‖ > ‖W₀‖``, ``‖W‖ ← ‖W₀‖ + (1 − output_rate)(‖W‖ − ‖W₀‖)``
       (direction kept; at or below ``‖W₀‖`` nothing happens): a soft bound whose
