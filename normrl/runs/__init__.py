@@ -17,6 +17,8 @@ _EXPORTS = {
     "resolve_device": "device",
     "run_status": "status",
     "StopSignals": "signals",
+    "SuitePlan": "plasticity_suite",
+    "run_suite": "plasticity_suite",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = list(_EXPORTS)
