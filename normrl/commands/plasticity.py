@@ -85,6 +85,22 @@ def add_arguments(parser) -> None:
     parser.add_argument("--report-only", action="store_true", help="only rewrite the report from the runs under --logdir")
 
 
+def check_args(args) -> None:
+    """Refuse, before any run starts, numbers no run can use (UserError, one line)."""
+    import math
+
+    from normrl.utils.errors import UserError
+
+    for flag in ("tasks", "epochs", "batch_size", "num_inputs", "flip_after"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UserError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise UserError(f"--lr must be a finite number > 0, got {args.lr}")
+    if args.jobs < 0:
+        raise UserError(f"--jobs must be >= 0, got {args.jobs}")
+
+
 def build_plan(args):
     """The :class:`~normrl.runs.plasticity_suite.SuitePlan` the arguments describe."""
     from normrl.data.problems.registry import problem_class
@@ -94,6 +110,8 @@ def build_plan(args):
     problems = DEFAULT_PROBLEMS if args.problem.strip().lower() == "all" else tuple(
         problem_class(p).name for p in args.problem.split(",") if p.strip())
     arms = load_arms_file(args.arms_file) if args.arms_file else parse_arm_list(args.arms)
+    if not arms:
+        raise ValueError(f"--arms names no arm: {args.arms!r}")
     problem_kwargs, learner = {}, {}
     for p in problems:
         pk, lk = suite_budget(p, args.protocol)
@@ -122,10 +140,14 @@ def run(args) -> int:
     from normrl.analysis.plasticity_report import format_markdown_table, write_plasticity_report
     from normrl.runs.plasticity_suite import run_suite
 
+    from normrl.utils.run_dir import check_logdir
+
     report = Path(args.report) if args.report else Path(args.logdir) / "report.md"
     failed = []
     if not args.report_only:
+        check_args(args)
         plan = build_plan(args)
+        check_logdir(args.logdir)
         print(f"plasticity suite: {', '.join(plan.problems)}; arms: {', '.join(a.name for a in plan.arms)}; "
               f"seeds {', '.join(map(str, plan.seeds))}; {args.jobs} jobs; runs in {plan.root}", flush=True)
         t0 = time.perf_counter()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from typing import Any
 
 from normrl.normalization.nap import NaPProjector
 from normrl.normalization.registry import is_nap, list_norms
-from normrl.plasticity.spec import parse_intervention_spec
+from normrl.plasticity.spec import build_interventions, parse_intervention_spec
 
 __all__ = ["Arm", "parse_arm", "parse_arm_list", "load_arms_file", "ORACLE", "PLAIN", "with_references"]
 
@@ -136,7 +137,11 @@ def parse_arm(text: str) -> Arm:
         if part.lower() == ORACLE:
             fresh = True
             continue
-        iv_name, iv_kwargs = parse_intervention_spec(part)  # validates name and keywords
+        parse_intervention_spec(part)  # validates name and keywords
+        try:
+            build_interventions([part])  # the intervention's own checks of its values
+        except TypeError as exc:
+            raise ValueError(f"arm {name!r}: {exc}") from None
         interventions.append(part)
     options: dict[str, Any] = {}
     nap_options: dict[str, Any] = {}
@@ -157,7 +162,23 @@ def parse_arm(text: str) -> Arm:
                 raise ValueError(f"arm {name!r}: unknown option {key!r}; valid: {', '.join(CONFIG_KEYS + tuple(nap_keys))}")
         if "optimizer" in options and str(options["optimizer"]).lower() not in ("adam", "sgd"):
             raise ValueError(f"arm {name!r}: optimizer must be 'adam' or 'sgd', got {options['optimizer']!r}")
+        _check_numbers(name, options)
     return Arm(name, norm, tuple(interventions), activation, fresh, options, nap_options)
+
+
+#: numeric arm options and the least value each takes (lr must also be above it)
+_NUMERIC_OPTIONS = {"lr": 0.0, "momentum": 0.0, "weight_decay": 0.0, "nap_every": 1}
+
+
+def _check_numbers(name: str, options: dict) -> None:
+    for key, least in _NUMERIC_OPTIONS.items():
+        if key not in options:
+            continue
+        value = options[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"arm {name!r}: {key} must be a finite number, got {value!r}")
+        if value < least or (key == "lr" and value <= 0):
+            raise ValueError(f"arm {name!r}: {key} must be {'>' if key == 'lr' else '>='} {least}, got {value!r}")
 
 
 def parse_arm_list(text: str) -> list[Arm]:

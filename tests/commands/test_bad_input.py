@@ -43,6 +43,8 @@ BASE = {
     "sweep": ["sweep", "--algo", "ppo", "--env", "CartPole-v1", "--steps", "32", "--engine", "local", "--num-cpus", "1",
               "--device", "cpu", "--no-report", "--no-progress", "--logdir", LOGDIR],
     "report": ["report", "{tmp}/runs", "--no-plots", "--reps", "100"],
+    "plasticity": ["plasticity", "--quick", "--problem", "random-labels", "--arms", "none", "--seeds", "0", "--jobs", "0",
+                   "--logdir", LOGDIR],
     "train_minatar.py": ["--game", "breakout", "--algo", "ppo", "--steps", "32", "--num-envs", "2", "--num-steps", "16",
                          "--no-progress", "--logdir", LOGDIR],
     "train_atari.py": ["--game", "Pong", "--algo", "dqn", "--steps", "8", "--learning-starts", "4", "--batch-size", "2",
@@ -132,6 +134,21 @@ def _cases():
     for extra in (["--reset-optimizer"], ["--restart-lr", "yes"], ["--flush-replay"]):
         argv = BASE["continual"] + ["--fresh-agent"] + extra
         cases.append(pytest.param("continual", argv, 2, id=f"continual --fresh-agent {' '.join(extra)}"))
+    add("plasticity", "--problem", ["nope", "", "random-labels,nope"])
+    add("plasticity", "--arms", ["nope", "none+nosuch", "none+redo:tau=x", "none@nope=1", "none@lr=x", ","])
+    add("plasticity", "--arms-file", ["{tmp}/missing.json", "{tmp}/bad.json", "{tmp}/blocker"])
+    add("plasticity", "--seeds", ["x", "-1", "3-1", ""])
+    add("plasticity", "--protocol", ["nope"])
+    add("plasticity", "--tasks", ["0", "-1", "x"])
+    add("plasticity", "--epochs", ["0"])
+    add("plasticity", "--batch-size", ["0", "-4"])
+    add("plasticity", "--hidden", ["x", "0", "-5", ""])
+    add("plasticity", "--optimizer", ["rmsprop"])
+    add("plasticity", "--lr", ["0", "-1", "nan", "x"])
+    add("plasticity", "--num-inputs", ["0"])
+    add("plasticity", "--input-scaling", ["nope"])
+    add("plasticity", "--flip-after", ["0"])
+    add("plasticity", "--jobs", ["-1", "x"])
     add("plasticity_rl.py", "--problem", ["nope"])
     add("plasticity_rl.py", "--arms", ["nope", "none+nosuch", "none+redo:tau=x"])
     add("plasticity_rl.py", "--seeds", ["x", "-1"])
@@ -262,7 +279,7 @@ def test_malformed_values_are_one_line_errors(base, argv, code, tmp_path, capsys
     _assert_one_line(err, _prog(base))
 
 
-LOGDIR_BASES = ["train-ppo", "continual", "split-cifar", "nap-demo", "train_minatar.py", "sequential_minatar.py"]
+LOGDIR_BASES = ["train-ppo", "continual", "split-cifar", "nap-demo", "plasticity", "train_minatar.py", "sequential_minatar.py"]
 
 
 @pytest.mark.parametrize("base", LOGDIR_BASES)
