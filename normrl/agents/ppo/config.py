@@ -19,6 +19,13 @@ class PPOConfig:
 
     Attributes:
         seed: seeds network initialization and the agent's sampling generator [0].
+        num_seeds: train seeds ``seed, seed + 1, ..., seed + num_seeds - 1`` as one
+            stacked run (the seed axis: :class:`~normrl.agents.ppo.stacked.StackedPPO`,
+            ``normrl.runs.train_seeds``, ``normrl train --seeds``); each seed writes its own
+            run directory ``LOGDIR/seed_<k>/``. A :class:`~normrl.agents.PPO` agent is
+            one seed and refuses more. Supported: CartPole and MinAtar envs, norms
+            without running statistics; refused: the others, interventions, AdaB²N,
+            ``hessian_every``, ``target_kl`` [1].
         num_envs: sub-envs the CLI builds; the agent records its env's count here [4].
         num_steps: rollout length per sub-env per update [128].
         learning_rate: (peak) Adam learning rate [2.5e-4].
@@ -81,6 +88,7 @@ class PPOConfig:
     """
 
     seed: int = 0
+    num_seeds: int = 1
     num_envs: int = 4
     num_steps: int = 128
     learning_rate: float = 2.5e-4
@@ -115,7 +123,7 @@ class PPOConfig:
 
     def validate(self) -> "PPOConfig":
         """Raise ``ValueError`` naming the first invalid field; return self."""
-        positive = ("num_envs", "num_steps", "num_minibatches", "update_epochs", "nap_every", "rollout_chunk")
+        positive = ("num_seeds", "num_envs", "num_steps", "num_minibatches", "update_epochs", "nap_every", "rollout_chunk")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
