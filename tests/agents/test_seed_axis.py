@@ -38,6 +38,7 @@ def _max_diff(a, b) -> float:
     ("CartPole-v1", {"max_episode_steps": 20}, "nap"),
     ("MinAtar/Breakout", {}, "none"),
     ("MinAtar/Breakout", {}, "nap"),
+    ("MinAtar/Seaquest", {"dynamic_capacity": False}, "layernorm"),  # entity lists kept env-innermost
 ])
 def test_stacked_seed_equals_single_run(env_id, env_kwargs, norm):
     config = _config(env_id, norm)
