@@ -71,6 +71,10 @@ def test_stacked_agent_checkpoint_loads_into_a_single_run(tmp_path):
     stacked = StackedPPO([_agent("CartPole-v1", {}, config, s) for s in SEEDS[:2]])
     stacked.learn(rollout)
     path = stacked.agents[1].save(tmp_path / "seed1.pt")
+    alone = _agent("CartPole-v1", {}, config, SEEDS[1])
+    alone.learn(rollout, progress=False)
+    # only its own rows are written (torch.save would write the views' whole [S, P] storage)
+    assert path.stat().st_size < 1.1 * alone.save(tmp_path / "alone.pt").stat().st_size
     resumed = PPO.from_checkpoint(path)
     resumed.learn(rollout, progress=False)
     single = _agent("CartPole-v1", {}, config, SEEDS[1])

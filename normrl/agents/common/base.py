@@ -334,7 +334,7 @@ class AgentBase:
             **self._algo_state(),
         }
         tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(state, tmp)
+        torch.save(_own_storage(state), tmp)
         os.replace(tmp, path)
         return path
 
@@ -399,6 +399,17 @@ class AgentBase:
     @classmethod
     def _config_class(cls):
         raise NotImplementedError
+
+
+def _own_storage(state):
+    """``state`` with every tensor that views a larger storage copied out: torch.save
+    writes a view's whole storage (a stacked seed's parameters are rows of all seeds')."""
+    def own(t):
+        if isinstance(t, torch.Tensor) and t.untyped_storage().nbytes() > t.numel() * t.element_size():
+            return t.clone()
+        return t
+
+    return torch.utils._pytree.tree_map(own, state)
 
 
 def _tuples(d: dict) -> dict:
