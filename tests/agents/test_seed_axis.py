@@ -65,6 +65,24 @@ def test_stacked_seed_equals_single_run(env_id, env_kwargs, norm):
     assert _max_diff(first, second) > 1e-2
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("env_id, norm", [("CartPole-v1", "nap"), ("MinAtar/Breakout", "layernorm")])
+def test_compiled_stacked_seed_equals_single_run(env_id, norm):
+    # small graphs (compiling takes minutes on a 2-core CPU); NaP's joint (γ, β) norms
+    # once went wrong only here (torch.compile of vmap over index_add summed over seeds)
+    config = dataclasses.replace(_config(env_id, norm), num_steps=16, num_minibatches=2, update_epochs=2, hidden=(16,))
+    rollout = config.num_envs * config.num_steps
+    stacked = StackedPPO([_agent(env_id, {}, dataclasses.replace(config, compile=True), s) for s in SEEDS[:2]])
+    stacked.learn(2 * rollout)
+    for k, seed in enumerate(SEEDS[:2]):
+        single = _agent(env_id, {}, config, seed)  # eager: the reference
+        single.learn(2 * rollout, progress=False)
+        mine = stacked.agents[k]
+        assert _max_diff(list(mine.network.parameters()), list(single.network.parameters())) < 5e-4
+        assert _max_diff(_adam(mine, "exp_avg"), _adam(single, "exp_avg")) < 1e-4
+        assert mine.episode_log.curve == single.episode_log.curve
+
+
 def test_stacked_agent_checkpoint_loads_into_a_single_run(tmp_path):
     config = _config("CartPole-v1", "layernorm")
     rollout = config.num_envs * config.num_steps

@@ -197,6 +197,13 @@ class _NaPProjection:
         self.projector = projector
         self.weights = [index[id(w)] for w in projector._weights]
         self.norm_params = [index[id(p)] for p in projector._norm_params]
+        # (groups, norm params) 0/1 membership: the joint (γ, β) norms as a matmul, since
+        # under torch.compile, vmap of index_add into a fresh zeros tensor sums over the
+        # vmapped seeds (torch 2.13)
+        self.membership = None
+        if self.norm_params:
+            groups = len(projector._group_sizes)
+            self.membership = torch.nn.functional.one_hot(projector._group_index, groups).T.to(torch.float32)
 
     def targets(self) -> tuple[list, torch.Tensor | None]:
         """``(weight target norms, joint (γ, β) target norms)``: the projector's recorded norms."""
@@ -217,7 +224,7 @@ class _NaPProjection:
             out[i] = torch.where(flag, w * (target.view(norm.shape) / norm) if pr.per_row else w * (target / norm), w)
         if self.norm_params:
             sq = torch.stack([torch.linalg.vector_norm(params[i]).float().square() for i in self.norm_params])
-            joint = torch.zeros(len(pr._group_sizes), device=sq.device).index_add(0, pr._group_index, sq).sqrt()
+            joint = (self.membership @ sq).sqrt()
             scale = (joint_target / joint.clamp_min(_TINY))[pr._group_index]
             for k, i in enumerate(self.norm_params):
                 out[i] = torch.where(flag, params[i] * scale[k].to(params[i].dtype), params[i])

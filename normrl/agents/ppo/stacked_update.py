@@ -37,6 +37,9 @@ class StackedPPOUpdate:
         self.config = self.agent0.config
         self.device = stacked.params.device
         self.compiled = compiled
+        if compiled and self.device.type == "cuda":  # CUDA graphs write these in place
+            for t in (stacked.params, stacked.exp_avgs, stacked.exp_avg_sqs, stacked.step):
+                torch._dynamo.mark_static_address(t)
         self._gae_fn = compile_fn(self._gae, self.device) if compiled else self._gae
         self._epoch_fn = compile_fn(self._epoch, self.device) if compiled else self._epoch
 
