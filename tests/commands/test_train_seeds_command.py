@@ -66,3 +66,15 @@ def test_each_seed_writes_the_run_directory_of_its_single_run(tmp_path, capsys):
     assert max((a - b).abs().max().item() for a, b in zip(*(n.parameters() for n in nets))) < 5e-4
     seed0 = json.loads((tmp_path / "stacked" / "seed_0" / "summary.json").read_text())
     assert seed0["seed"] == 0 and seed0["return_curve"] != summary["return_curve"]
+
+
+def test_num_seeds_in_the_config_trains_consecutive_seeds(tmp_path):
+    from normrl.agents import PPOConfig
+    from normrl.runs import train_single
+
+    config = PPOConfig(seed=4, num_seeds=2, num_envs=2, num_steps=32, monitor_every=0)
+    result = train_single("ppo", "CartPole-v1", 64, tmp_path, config=config, progress=False)
+    assert result["seeds"] == [4, 5] and result["aggregate_steps_per_second"] > 0
+    for seed in (4, 5):
+        summary = json.loads((tmp_path / f"seed_{seed}" / "summary.json").read_text())
+        assert summary["seed"] == seed and summary["steps"] == 64 and summary["finished"]
