@@ -65,6 +65,17 @@ def test_stacked_seed_equals_single_run(env_id, env_kwargs, norm):
     assert _max_diff(first, second) > 1e-2
 
 
+@pytest.mark.parametrize("norm", ["rmsnorm", "crmsnorm", "dyt", "groupnorm", "evonorm_s0"])
+def test_every_norm_without_running_statistics_stacks(norm):
+    config = dataclasses.replace(_config("CartPole-v1", norm), num_steps=16)
+    stacked = StackedPPO([_agent("CartPole-v1", {}, config, s) for s in SEEDS[:2]])
+    stacked.learn(2 * config.num_envs * config.num_steps)
+    single = _agent("CartPole-v1", {}, config, SEEDS[1])
+    single.learn(2 * config.num_envs * config.num_steps, progress=False)
+    assert _max_diff(list(stacked.agents[1].network.parameters()), list(single.network.parameters())) < 5e-4
+    assert stacked.agents[1].episode_log.curve == single.episode_log.curve
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("env_id, norm", [("CartPole-v1", "nap"), ("MinAtar/Breakout", "layernorm")])
 def test_compiled_stacked_seed_equals_single_run(env_id, norm):
