@@ -8,8 +8,9 @@ CartPole PPO; PureJaxRL's MinAtar-Breakout PPO on flattened observations), warms
 up (the compiled mode compiles its graphs there), then times them in alternating rounds
 (single, stacked, single, ...) of ``--round-steps`` env steps per seed and reports the
 median steps/s: the single seed's, the stacked run's aggregate (all seeds' env steps
-per second) and their ratio (the issue's target: >= 4x at 16 seeds x 4 envs). One torch
-thread by default.
+per second) and their ratio (the issue's target: >= 4x at 16 seeds x 4 envs), and the
+GFLOP/s each reaches in the networks' matrix products (:func:`flops_per_env_step`). One
+torch thread by default.
 
     python scripts/bench_seeds.py --out docs/bench_results/seeds.json
     python scripts/bench_seeds.py --envs CartPole-v1 --modes eager --rounds 3
@@ -28,6 +29,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_compile import make_agent  # noqa: E402  (the same agent settings as the compile benchmark)
+
+
+def flops_per_env_step(agent) -> float:
+    """Arithmetic per env step of one seed, from the network's Linear layers (MACs x 2):
+    the rollout's forward, and ``update_epochs`` forward+backward passes (x3) over each
+    transition. Elementwise work (activations, Adam, the env) is left out."""
+    macs = sum(m.in_features * m.out_features for m in agent.network.modules() if isinstance(m, torch.nn.Linear))
+    return 2.0 * macs * (1 + 3 * agent.config.update_epochs)
 
 
 def bench_one(env_id: str, num_envs: int, num_seeds: int, compiled: bool, rounds: int, round_steps: int) -> dict:
@@ -52,7 +61,9 @@ def bench_one(env_id: str, num_envs: int, num_seeds: int, compiled: bool, rounds
         stacked.learn(steps)
         rates["stacked"].append(num_seeds * steps / (time.perf_counter() - t))
     med = {k: statistics.median(v) for k, v in rates.items()}
-    return {"env": env_id, "mode": "compiled" if compiled else "eager", "num_envs": num_envs, "num_seeds": num_seeds,
+    flops = flops_per_env_step(single)
+    return {"flops_per_env_step": flops, "single_gflops": med["single"] * flops / 1e9,
+            "stacked_gflops": med["stacked"] * flops / 1e9, "env": env_id, "mode": "compiled" if compiled else "eager", "num_envs": num_envs, "num_seeds": num_seeds,
             "round_steps_per_seed": steps, "rounds": rounds, "single_sps": med["single"],
             "stacked_aggregate_sps": med["stacked"], "ratio": med["stacked"] / med["single"],
             "single_warmup_s": single_warm, "stacked_warmup_s": stacked_warm,
@@ -72,8 +83,8 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = []
-    print("| env | mode | envs/seed | one seed steps/s | seeds | stacked aggregate steps/s | ratio | warm-up s (single / stacked) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| env | mode | envs/seed | one seed steps/s | seeds | stacked aggregate steps/s | ratio | GFLOP/s (single / stacked) | warm-up s (single / stacked) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for env_id in args.envs.split(","):
         for mode in args.modes.split(","):
             if mode not in ("eager", "compiled"):
@@ -81,7 +92,7 @@ def main(argv=None) -> None:
             r = bench_one(env_id, args.num_envs, args.seeds, mode == "compiled", args.rounds, args.round_steps)
             rows.append(r)
             print(f"| {env_id} | {mode} | {args.num_envs} | {r['single_sps']:,.0f} | {args.seeds} | "
-                  f"{r['stacked_aggregate_sps']:,.0f} | {r['ratio']:.2f}x | "
+                  f"{r['stacked_aggregate_sps']:,.0f} | {r['ratio']:.2f}x | {r['single_gflops']:.1f} / {r['stacked_gflops']:.1f} | "
                   f"{r['single_warmup_s']:.0f} / {r['stacked_warmup_s']:.0f} |", flush=True)
             if args.out:
                 _write(args, rows)
