@@ -1,7 +1,9 @@
 """The ``normrl`` console script: one subcommand per module of :mod:`normrl.commands`.
 
-Errors a user can fix (a bad flag value, a missing file, an unknown name) are printed
-as one line, ``normrl <command>: error: ...``, with exit status 2, never a traceback.
+Errors are printed as one line, ``normrl <command>: error: ...``, never a traceback:
+exit status 2 for what a user can fix on the command line (a bad flag value, a missing
+file, an unknown name), 1 for a run that started and failed (divergence, a full disk);
+the rule is in :mod:`normrl.commands._exit`.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pkgutil
 import sys
 
 from normrl import __version__
-from normrl.utils.errors import UserError
+from normrl.commands._exit import CommandParser, run_command
 
 
 def _command_modules():
@@ -23,7 +25,7 @@ def _command_modules():
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="normrl", description="Normalization and plasticity in continual and reinforcement learning.")
+    parser = CommandParser(prog="normrl", description="Normalization and plasticity in continual and reinforcement learning.")
     parser.add_argument("--version", action="version", version=f"normrl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in _command_modules():
@@ -36,13 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args._run(args) or 0)
-    except KeyboardInterrupt:
-        print(f"normrl {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except (UserError, ValueError, FileNotFoundError) as exc:
-        args._parser.exit(2, f"normrl {args.command}: error: {exc}\n")
+    return int(run_command(f"normrl {args.command}", args._run, args) or 0)
 
 
 if __name__ == "__main__":

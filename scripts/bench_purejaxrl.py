@@ -189,16 +189,24 @@ def run_normrl(spec: dict) -> dict:
         wall = time.perf_counter() - t0
         ret = _final_return(agent.episode_log.curve, steps * len(seeds), flush_every * len(seeds), spec["return_fraction"])
         return {"steps": agent.num_steps, "run_s": wall, "sps": agent.num_steps / wall, "final_return": ret, "torch": torch.__version__}
+    extra = {"compile": True} if spec.get("compile") else None
+    compile_s = 0.0
+    if extra:
+        # compiled graphs are shared by the process: a throwaway agent pays for compilation
+        warm = _normrl_agent(spec, seeds[0], n, extra)
+        t0 = time.perf_counter()
+        warm.learn(2 * flush_every, progress=False)
+        compile_s = time.perf_counter() - t0
     total_steps, wall, returns = 0, 0.0, []
     for seed in seeds:
-        agent = _normrl_agent(spec, seed, n)
+        agent = _normrl_agent(spec, seed, n, extra)
         t0 = time.perf_counter()
         agent.learn(steps, progress=False)
         wall += time.perf_counter() - t0
         total_steps += agent.num_steps
         returns.append(_final_return(agent.episode_log.curve, agent.num_steps, flush_every, spec["return_fraction"]))
     return {"steps": total_steps, "run_s": wall, "sps": total_steps / wall, "final_return": sum(returns) / len(returns),
-            "torch": torch.__version__, "threads": torch.get_num_threads()}
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "compile_s": compile_s}
 
 
 # -- matched settings for one row ------------------------------------------------------------
@@ -217,8 +225,8 @@ def purejaxrl_spec(algo: str, env_id: str, num_envs: int, steps: int, num_seeds:
     return {"algo": algo, "config": config, "num_seeds": num_seeds, "seed": 0, "return_fraction": RETURN_FRACTION}
 
 
-def normrl_spec(algo: str, env_id: str, num_envs: int, steps: int, num_seeds: int, mode: str) -> dict:
-    spec = {"algo": algo, "env": env_id, "env_kwargs": NORMRL_ENV_KWARGS[env_id], "num_envs": num_envs, "steps": steps, "seeds": list(range(num_seeds)),
+def normrl_spec(algo: str, env_id: str, num_envs: int, steps: int, num_seeds: int, mode: str, compile: bool = False) -> dict:
+    spec = {"algo": algo, "compile": compile, "env": env_id, "env_kwargs": NORMRL_ENV_KWARGS[env_id], "num_envs": num_envs, "steps": steps, "seeds": list(range(num_seeds)),
             "mode": mode if num_seeds > 1 else "sequential", "flat_mlp": env_id.startswith("MinAtar/"), "return_fraction": RETURN_FRACTION}
     if algo == "ppo":
         c = {**PPO_COMMON, **PPO_PER_ENV[env_id]}
@@ -312,18 +320,18 @@ def machine_facts(args, jax_versions: dict) -> dict:
 
 # -- the table -------------------------------------------------------------------------------
 HEADER = ("| env | algo | envs | seeds | steps/seed | normrl steps/s | PureJaxRL steps/s | ratio | "
-          "PureJaxRL incl. compile | compile s | normrl return | PureJaxRL return |")
+          "PureJaxRL incl. compile | compile s | normrl compile s | normrl return | PureJaxRL return |")
 
 
 def format_row(r: dict) -> str:
     return (f"| {r['env']} | {r['algo']} | {r['num_envs']} | {r['num_seeds']} | {r['steps_per_seed']:,} | "
             f"{r['normrl_sps']:,.0f} | {r['purejaxrl_sps']:,.0f} | {r['ratio']:.2f}x | {r['purejaxrl_sps_incl_compile']:,.0f} | "
-            f"{r['purejaxrl_compile_s']:.1f} | {r['normrl_return']:.1f} | {r['purejaxrl_return']:.1f} |")
+            f"{r['purejaxrl_compile_s']:.1f} | {r.get('normrl_compile_s', 0.0):.1f} | {r['normrl_return']:.1f} | {r['purejaxrl_return']:.1f} |")
 
 
 def print_table(rows: list[dict]) -> None:
     print(HEADER)
-    print("|" + "---|" * 4 + "---:|" * 8)
+    print("|" + "---|" * 4 + "---:|" * 9)
     for r in rows:
         print(format_row(r))
 
@@ -348,7 +356,7 @@ def _median(xs):
 
 def measure_row(args, algo, env_id, n, seeds, steps) -> dict:
     pjx_spec = purejaxrl_spec(algo, env_id, n, steps, seeds)
-    ours_spec = normrl_spec(algo, env_id, n, steps, seeds, args.normrl_seeds_mode)
+    ours_spec = normrl_spec(algo, env_id, n, steps, seeds, args.normrl_seeds_mode, args.compile)
     pjx, ours = [], []
     for r in range(args.repeats):
         order = (("pjx", "ours") if r % 2 == 0 else ("ours", "pjx"))
@@ -359,7 +367,8 @@ def measure_row(args, algo, env_id, n, seeds, steps) -> dict:
                 ours.append(run_normrl_subprocess(args, ours_spec))
     row = {
         "env": env_id, "algo": algo, "num_envs": n, "num_seeds": seeds, "steps_per_seed": steps,
-        "normrl_seeds_mode": ours_spec["mode"],
+        "normrl_seeds_mode": ours_spec["mode"], "normrl_compile": args.compile,
+        "normrl_compile_s": _median([o.get("compile_s", 0.0) for o in ours]),
         "normrl_sps": _median([o["sps"] for o in ours]),
         "purejaxrl_sps": _median([p["sps"] for p in pjx]),
         "purejaxrl_sps_incl_compile": _median([p["sps_incl_compile"] for p in pjx]),
@@ -407,6 +416,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed-envs", type=int, default=4, help="envs per seed in the seeds rows [4]")
     p.add_argument("--normrl-seeds-mode", choices=["sequential", "stacked"], default="sequential",
                    help="normrl's seeds rows: one run per seed, summed [sequential], or one run with PPOConfig.num_seeds (stacked)")
+    p.add_argument("--compile", action="store_true",
+                   help="normrl side with compile=True (compilation, by a throwaway agent first, reported apart as compile_s)")
     p.add_argument("--dqn-num-envs", type=int, default=10, help="DQN envs (dqn.py's NUM_ENVS) [10]")
     p.add_argument("--repeats", type=int, default=1, help="rounds per row, the sides alternating; medians reported [1]")
     p.add_argument("--core", type=int, default=0, help="CPU core both sides are pinned to, one after the other [0]")

@@ -17,7 +17,9 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sequential_atari.py", description=__doc__.split("\n\n")[0])
+    from normrl.commands._exit import CommandParser
+
+    p = CommandParser(prog="sequential_atari.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--games", default="default", help="comma-separated ALE games, or 'default' (atari-default) [default]")
     p.add_argument("--algo", choices=("ppo", "dqn"), default="ppo",
                    help="agent [ppo] (dqn uses the library ALE preset: a 100k-transition replay buffer, 5.6 GB)")
@@ -30,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="torch device [auto: cuda when available]")
     p.add_argument("--logdir", default=None, help="run directory [runs/seq_atari_<algo>_<norm>_s<seed>]")
     p.add_argument("--resume", action="store_true", help="continue the run in --logdir")
+    p.add_argument("--trust-checkpoint", action="store_true", help="with --resume: load a checkpoint whose pickle holds more than tensors and plain data with full unpickling, which can run code (only for files you trust)")
     p.add_argument("--checkpoint-every", type=int, default=250_000, help="env steps between checkpoints [250000]")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads; 0 keeps torch's default [1]")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -42,27 +45,29 @@ def stream_name(games: str) -> str:
     return "atari-default" if games == "default" else "atari-" + ",".join(g.strip() for g in games.split(",") if g.strip())
 
 
-def main(argv=None) -> int:
-    from normrl.continual.result import ContinualResult
+def run(args) -> dict:
     from normrl.runs import train_stream
     from normrl.runs.device import set_threads
-    from normrl.runs.signals import exit_status
-    from normrl.utils.errors import UserError
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
     overrides = {"seed": args.seed, "norm": args.norm}
     if args.num_envs is not None:
         overrides["num_envs"] = args.num_envs
-    try:
-        set_threads(args.threads)
-        summary = train_stream(stream_name(args.games), args.algo, args.steps_per_task,
-                               args.logdir or f"runs/seq_atari_{args.algo}_{args.norm}_s{args.seed}", cycles=args.cycles,
-                               overrides=overrides, device=args.device, resume=args.resume,
-                               eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every,
-                               progress=not args.no_progress)
-    except (UserError, ValueError) as exc:
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    set_threads(args.threads)
+    return train_stream(stream_name(args.games), args.algo, args.steps_per_task,
+                        args.logdir or f"runs/seq_atari_{args.algo}_{args.norm}_s{args.seed}", cycles=args.cycles,
+                        overrides=overrides, device=args.device, resume=args.resume,
+                        eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every,
+                        progress=not args.no_progress, trust_checkpoint=args.trust_checkpoint)
+
+
+def main(argv=None) -> int:
+    from normrl.commands._exit import run_command
+    from normrl.continual.result import ContinualResult
+    from normrl.runs.signals import exit_status
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    summary = run_command(parser.prog, run, args)
     if summary["signal"] is not None:
         return exit_status(summary["signal"])
     print(ContinualResult.from_dict(summary["continual"]).format_table())

@@ -20,7 +20,9 @@ import sys
 def build_parser() -> argparse.ArgumentParser:
     from normrl.runs.comparison import DEFAULT_NORMS, DEFAULT_SEEDS
 
-    p = argparse.ArgumentParser(prog="sequential_minatar.py", description=__doc__.split("\n\n")[0])
+    from normrl.commands._exit import CommandParser
+
+    p = CommandParser(prog="sequential_minatar.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--stream", default="minatar", help="task stream [minatar]")
     p.add_argument("--algo", choices=("ppo", "dqn"), default="ppo", help="agent [ppo]")
     p.add_argument("--norm", default="nap", help="norm of a single run [nap]")
@@ -32,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-episodes", type=int, default=None, help="episodes per evaluation [single run: 10; --compare: 8; --quick: 2]")
     p.add_argument("--logdir", default=None, help="single run directory [runs/seq_minatar_<algo>_<norm>_s<seed>]")
     p.add_argument("--resume", action="store_true", help="single run: continue from its checkpoint")
+    p.add_argument("--trust-checkpoint", action="store_true", help="single run: with --resume: load a checkpoint whose pickle holds more than tensors and plain data with full unpickling, which can run code (only for files you trust)")
     p.add_argument("--threads", type=int, default=1, help="torch threads of a single run [1]")
     p.add_argument("--checkpoint-every", type=int, default=25_000,
                    help="single run: env steps between checkpoints (and progress-bar updates) [25000]")
@@ -48,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _given(value, default):
+    """``value`` unless the flag was not given (None); a given 0 stays 0 (and is refused
+    where it is invalid), never silently replaced by the default."""
+    return default if value is None else value
+
+
 def single_run(args) -> int:
     from normrl.continual.result import ContinualResult
     from normrl.runs import train_stream
@@ -58,10 +67,11 @@ def single_run(args) -> int:
     overrides = {"seed": args.seed, "norm": args.norm}
     if args.num_envs is not None:
         overrides["num_envs"] = args.num_envs
-    summary = train_stream(args.stream, args.algo, args.steps_per_task or 100_000,
+    summary = train_stream(args.stream, args.algo, _given(args.steps_per_task, 100_000),
                            args.logdir or f"runs/seq_minatar_{args.algo}_{args.norm}_s{args.seed}", cycles=args.cycles,
-                           overrides=overrides, resume=args.resume, eval_episodes=args.eval_episodes or 10,
-                           checkpoint_every=args.checkpoint_every, progress=not args.no_progress)
+                           overrides=overrides, resume=args.resume, eval_episodes=_given(args.eval_episodes, 10),
+                           checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
+                           trust_checkpoint=args.trust_checkpoint)
     if summary["signal"] is not None:
         return exit_status(summary["signal"])
     print(ContinualResult.from_dict(summary["continual"]).format_table())
@@ -79,8 +89,8 @@ def compare(args) -> int:
     quick = args.quick
     plan = ComparisonPlan(
         root=Path(args.root), stream=args.stream, algo=args.algo, norms=tuple(args.norms), seeds=tuple(args.seeds),
-        steps_per_task=args.steps_per_task or (256 if quick else 40_960), cycles=args.cycles,
-        num_envs=args.num_envs or (4 if quick else 16), eval_episodes=args.eval_episodes or (2 if quick else 8),
+        steps_per_task=_given(args.steps_per_task, 256 if quick else 40_960), cycles=args.cycles,
+        num_envs=_given(args.num_envs, 4 if quick else 16), eval_episodes=_given(args.eval_episodes, 2 if quick else 8),
         overrides={"monitor_every": 1, "num_steps": 32} if quick and args.algo == "ppo" else
                   ({"monitor_every": 1} if quick else {"monitor_every": 16}))
     status = {}
@@ -112,14 +122,11 @@ def compare(args) -> int:
 
 
 def main(argv=None) -> int:
-    from normrl.utils.errors import UserError
+    from normrl.commands._exit import run_command
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return compare(args) if (args.compare or args.quick) else single_run(args)
-    except (UserError, ValueError) as exc:
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    return run_command(parser.prog, compare if (args.compare or args.quick) else single_run, args)
 
 
 if __name__ == "__main__":

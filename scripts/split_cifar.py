@@ -28,7 +28,9 @@ LABELS = {"batchnorm": "BN", "layernorm": "LN", "groupnorm": "GN", "continual_no
 
 
 def parse_compare(argv):
-    p = argparse.ArgumentParser(description="compare norms on a split stream over seeds")
+    from normrl.commands._exit import CommandParser
+
+    p = CommandParser(prog="split_cifar.py", description="compare norms on a split stream over seeds")
     p.add_argument("--compare", action="store_true", help="accepted for compatibility: the script only compares")
     p.add_argument("--dataset", default="digits", choices=("digits", "cifar10", "cifar100"), help="[digits]")
     p.add_argument("--data-dir", default=None, help="CIFAR folder (not needed for digits)")
@@ -44,7 +46,7 @@ def parse_compare(argv):
     p.add_argument("--adab2n-lambda", type=float, default=1.0, help="[1.0]")
     p.add_argument("--kappa", type=float, default=None, help="AdaB²N kappa [layer default]")
     p.add_argument("--device", default=None, help="[cuda if available, else cpu]")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads [1]")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads; 0 keeps torch's default [1]")
     p.add_argument("--out", default=None, help="Markdown table [docs/results/split_cifar_<dataset>.md]")
     p.add_argument("--json", default=None, help="raw summaries [<out>.json]")
     p.add_argument("--from-json", default=None, help="only re-render the table from a saved JSON (no training)")
@@ -55,14 +57,20 @@ def compare(args) -> int:
     from normrl.continual.online import OnlineCLConfig, train_online
     from normrl.data import load_split
     from normrl.runs import resolve_device
+    from normrl.runs.device import set_threads
+    from normrl.utils.errors import UserError
 
     if args.from_json:
         return rerender(args)
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     device = resolve_device(args.device or "auto")
     data = load_split(args.dataset, n_tasks=args.n_tasks, root=args.data_dir, download=args.download, device=device)
     buffer = args.buffer or {"digits": 100, "cifar10": 500, "cifar100": 2000}[args.dataset]
     norms = [n.strip() for n in args.norms.split(",") if n.strip()]
+    if not norms:
+        raise UserError(f"--norms names no norm: {args.norms!r}")
+    if args.seeds < 1:
+        raise UserError(f"--seeds must be >= 1, got {args.seeds}")
     results: dict[str, list[dict]] = {}
     for norm in norms:
         results[norm] = []
@@ -75,9 +83,20 @@ def compare(args) -> int:
     out = Path(args.out or f"docs/results/split_cifar_{args.dataset}.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     Path(args.json or out.with_suffix(".json")).write_text(json.dumps({"args": vars(args), "device": str(device), "results": results}, indent=1))
-    out.write_text(render_table(args, data, buffer, device, results))
+    write_keeping_notes(out, render_table(args, data, buffer, device, results))
     print(f"wrote {out}")
     return 0
+
+
+def write_keeping_notes(out: Path, text: str) -> None:
+    """Write ``text`` to ``out``, keeping an existing file's hand-written notes (the text
+    after :data:`normrl.analysis.results.NOTES_MARKER`)."""
+    from normrl.analysis.results import NOTES_MARKER
+
+    notes = ""
+    if out.is_file() and NOTES_MARKER in out.read_text():
+        notes = NOTES_MARKER + out.read_text().split(NOTES_MARKER, 1)[1]
+    out.write_text(text + ("\n" + notes if notes else ""))
 
 
 def rerender(args) -> int:
@@ -93,7 +112,7 @@ def rerender(args) -> int:
     data = argparse.Namespace(name=name, n_tasks=n_tasks, classes_per_task=classes // n_tasks, num_classes=classes)
     buffer = saved["results"][next(iter(saved["results"]))][0]["config"]["buffer_size"]
     out = Path(old.out or f"docs/results/split_cifar_{name}.md")
-    out.write_text(render_table(old, data, buffer, saved["device"], saved["results"]))
+    write_keeping_notes(out, render_table(old, data, buffer, saved["device"], saved["results"]))
     print(f"wrote {out}")
     return 0
 
@@ -143,13 +162,9 @@ def render_table(args, data, buffer, device, results) -> str:
 
 
 def main(argv=None) -> int:
-    from normrl.utils.errors import UserError
+    from normrl.commands._exit import run_command
 
-    try:
-        return compare(parse_compare(argv))
-    except UserError as exc:
-        print(f"split_cifar.py: error: {exc}", file=sys.stderr)
-        return 2
+    return run_command("split_cifar.py", compare, parse_compare(argv))
 
 
 if __name__ == "__main__":

@@ -5,22 +5,24 @@ per-game presets (:func:`normrl.agents.presets.game_preset`), resumable
 Flags: ``--game`` (required), ``--algo {dqn,ppo}``, ``--norm``, ``--steps`` (default: the
 game preset's budget), ``--num-envs``, ``--seed``, ``--device``, ``--logdir``
 (default ``runs/<family>_<game>_<algo>_<norm>_s<seed>``), ``--resume``,
-``--checkpoint-every``, ``--threads``, ``--no-progress``, and one flag per agent config
-field (the same generated flags as ``normrl train``, e.g. ``--learning-rate``) that
-overrides the preset. User errors are printed as one line with exit status 2.
+``--trust-checkpoint``, ``--checkpoint-every``, ``--threads``, ``--no-progress``, and one
+flag per agent config field (the same generated flags as ``normrl train``, e.g.
+``--learning-rate``) that overrides the preset. Errors are one line with the exit
+statuses of :mod:`normrl.commands._exit` (2: usage, 1: the run failed).
 """
 from __future__ import annotations
 
 import argparse
 
 from normrl.commands._config_flags import add_config_flags, config_flag_values
+from normrl.commands._exit import CommandParser, run_command
 
 
 def build_parser(family: str) -> argparse.ArgumentParser:
     """The parser of the ``family`` (``"atari"`` / ``"minatar"``) training script."""
     example = "Pong" if family == "atari" else "breakout"
     default_algo = "dqn" if family == "atari" else "ppo"
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog=f"train_{family}.py",
         description=f"Train PPO or DQN on one {'Atari (ale-py)' if family == 'atari' else 'MinAtar'} game with "
                     "per-game presets (normrl.agents.presets), a progress bar, TensorBoard logs, "
@@ -34,8 +36,11 @@ def build_parser(family: str) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="torch device [cpu]")
     parser.add_argument("--logdir", default=None, help=f"run directory [runs/{family}_<game>_<algo>_<norm>_s<seed>]")
     parser.add_argument("--resume", action="store_true", help="continue the run in --logdir from its checkpoint")
+    parser.add_argument("--trust-checkpoint", action="store_true", help="with --resume: load a checkpoint whose pickle holds more than tensors and plain data "
+                        "with full unpickling, which can run code (only for files you trust)")
     parser.add_argument("--checkpoint-every", type=int, default=100_000, help="env steps between checkpoints [100000]")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads; 0 keeps torch's default [1]")
+    parser.add_argument("--deterministic", action="store_true", help="CUDA: deterministic kernels (torch.use_deterministic_algorithms, CUBLAS_WORKSPACE_CONFIG); slower; see docs/reproducibility.md")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_config_flags(parser)
     return parser
@@ -48,6 +53,10 @@ def run(family: str, args) -> dict:
     from normrl.runs.device import set_threads
 
     set_threads(args.threads)
+    if args.deterministic:
+        from normrl.runs.determinism import enable_deterministic
+
+        enable_deterministic()
     preset = game_preset(family, args.game)
     overrides = {**config_flag_values(args), "seed": args.seed, "norm": args.norm}
     if args.num_envs is not None:
@@ -57,7 +66,7 @@ def run(family: str, args) -> dict:
     logdir = args.logdir or f"runs/{family}_{game}_{args.algo}_{args.norm}_s{args.seed}"
     summary = train_single(args.algo, preset["env_id"], steps, logdir, overrides=overrides, env_kwargs=preset["env_kwargs"],
                            device=args.device, resume=args.resume, checkpoint_every=args.checkpoint_every,
-                           progress=not args.no_progress,
+                           progress=not args.no_progress, trust_checkpoint=args.trust_checkpoint,
                            # Atari DQN on a CPU runs at tens to hundreds of steps/s: update the bar
                            # (and honour a SIGINT/SIGTERM) every 2,000 steps rather than 10,000
                            progress_every=2_000 if family == "atari" else 10_000)
@@ -70,14 +79,11 @@ def run(family: str, args) -> dict:
 
 
 def main(family: str, argv: list[str] | None = None) -> int:
-    """Script entry point: exit status 0, 2 on a user error, 130/143 after a signal stop."""
+    """Script entry point: exit status 0, 2 on a usage error, 1 when the run failed (e.g.
+    diverged), 130/143 after a signal stop (:mod:`normrl.commands._exit`)."""
     from normrl.runs.signals import exit_status
-    from normrl.utils.errors import UserError
 
     parser = build_parser(family)
     args = parser.parse_args(argv)
-    try:
-        summary = run(family, args)
-    except (UserError, ValueError, FileNotFoundError) as exc:
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    summary = run_command(parser.prog, run, family, args)
     return 0 if summary["signal"] is None else exit_status(summary["signal"])

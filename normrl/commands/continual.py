@@ -29,6 +29,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cycles", type=int, default=1, help="passes over the stream (default: 1)")
     parser.add_argument("--logdir", required=True, help="run directory (config.json, TensorBoard, summary.json, checkpoints)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --logdir from its latest checkpoint")
+    parser.add_argument("--trust-checkpoint", action="store_true", help="with --resume: load a checkpoint whose pickle holds more than tensors and plain data "
+                        "with full unpickling, which can run code (only for files you trust)")
     parser.add_argument("--seed", type=int, default=0, help="seed of networks, envs and permutations (default: 0)")
     parser.add_argument("--device", default="auto", help="torch device, or 'auto' for cuda when available (default: auto)")
     parser.add_argument("--num-envs", type=int, default=None, help="parallel envs (default: the algorithm config's num_envs)")
@@ -40,8 +42,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--restart-lr", choices=("auto", "yes", "no"), default="auto",
                         help="restart the LR schedule at task switches: yes, no, or auto (the schedule decides; default)")
     parser.add_argument("--flush-replay", action="store_true", help="clear the DQN replay buffer at every task switch")
+    parser.add_argument("--eval-tasks", choices=("seen", "current"), default="seen",
+                        help="after each visit evaluate every task seen so far (default) or only the visit's own")
+    parser.add_argument("--fresh-agent", action="store_true",
+                        help="the plasticity oracle: a new agent (networks, optimizer, schedule, buffer) at every visit")
     parser.add_argument("--checkpoint-every", type=int, default=50_000, help="env steps between checkpoints (default: 50000)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: 0, torch's default)")
+    parser.add_argument("--deterministic", action="store_true", help="CUDA: deterministic kernels (torch.use_deterministic_algorithms, CUBLAS_WORKSPACE_CONFIG); slower; see docs/reproducibility.md")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_config_flags(parser)
 
@@ -53,6 +60,10 @@ def run(args) -> int:
     from normrl.runs.signals import exit_status
 
     set_threads(args.threads)
+    if args.deterministic:
+        from normrl.runs.determinism import enable_deterministic
+
+        enable_deterministic()
     overrides = {**config_flag_values(args), "seed": args.seed, "norm": args.norm}
     if args.num_envs is not None:
         overrides["num_envs"] = args.num_envs
@@ -62,7 +73,8 @@ def run(args) -> int:
                            **eval_kwargs,
                            reset_optimizer=args.reset_optimizer, restart_lr=args.restart_lr,
                            flush_replay=args.flush_replay, checkpoint_every=args.checkpoint_every,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, trust_checkpoint=args.trust_checkpoint,
+                           fresh_agent=args.fresh_agent, eval_tasks=args.eval_tasks)
     table = ContinualResult.from_dict(summary["continual"]).format_table()
     if summary.get("already_complete"):
         print(f"normrl continual: the run in {args.logdir} is already complete")

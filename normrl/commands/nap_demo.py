@@ -94,17 +94,22 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from normrl.normalization import NaPProjector, ProjectedOptimizer, apply_nap
+    from normrl.normalization.nap import OUTPUT_DEFAULT
     from normrl.runs.device import resolve_device
     from normrl.utils.errors import UserError
-    from normrl.utils.run_dir import write_config, write_summary
+    from normrl.utils.run_dir import check_logdir, write_config, write_summary
 
     for flag, value in (("--tasks", args.tasks), ("--steps-per-task", args.steps_per_task), ("--threads", args.threads)):
         if value < 1:
             raise UserError(f"{flag} must be >= 1, got {value}")
+    if args.seed < 0:
+        raise UserError(f"--seed must be >= 0, got {args.seed}")
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     cfg = dict(DEFAULTS, tasks=args.tasks, steps_per_task=args.steps_per_task, seed=args.seed, device=str(device), threads=args.threads,
-               norm="layernorm", projection="whole tensor, every step", norm_params="joint")
+               norm="layernorm", projection="whole tensor, every step", norm_params="joint",
+               output=OUTPUT_DEFAULT)
+    check_logdir(args.logdir)
     write_config(args.logdir, cfg, command=NAME)
 
     gen = torch.Generator().manual_seed(args.seed)

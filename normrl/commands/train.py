@@ -38,9 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device, or 'auto' for cuda when available [cpu]")
     parser.add_argument("--logdir", default=None, help="run directory [runs/<algo>_<env>_<norm>_s<seed>_<time>]")
     parser.add_argument("--resume", action="store_true", help="continue the run in --logdir from its latest checkpoint")
+    parser.add_argument("--trust-checkpoint", action="store_true", help="with --resume: load a checkpoint whose pickle holds more than tensors and plain data "
+                        "with full unpickling, which can run code (only for files you trust)")
     parser.add_argument("--checkpoint-every", type=int, default=100_000, help="env steps between checkpoints [100000]")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads; 1 is usually fastest for small networks on a shared machine [0: torch's default]")
+    parser.add_argument("--deterministic", action="store_true", help="CUDA: deterministic kernels (torch.use_deterministic_algorithms, CUBLAS_WORKSPACE_CONFIG); slower; see docs/reproducibility.md")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_config_flags(parser)
 
@@ -71,6 +74,10 @@ def run(args) -> int:
     from normrl.runs.device import set_threads
 
     set_threads(args.threads)
+    if args.deterministic:
+        from normrl.runs.determinism import enable_deterministic
+
+        enable_deterministic()
     overrides = {**config_flag_values(args), "seed": args.seed, "norm": args.norm}
     if args.num_envs is not None:
         overrides["num_envs"] = args.num_envs
@@ -81,7 +88,8 @@ def run(args) -> int:
 
     logdir = args.logdir or default_logdir(args.algo, args.env, args.norm, args.seed)
     summary = train_single(args.algo, args.env, args.steps, logdir, overrides=overrides, device=args.device,
-                           resume=args.resume, checkpoint_every=args.checkpoint_every, progress=not args.no_progress)
+                           resume=args.resume, checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
+                           trust_checkpoint=args.trust_checkpoint)
     ret = summary["mean_return_last_100"]
     state = "" if summary["signal"] is None else f"; stopped by signal {summary['signal']}, continue with --resume"
     print(f"{args.algo} {args.env}: {summary['steps']} steps in {summary['train_seconds']:.1f}s "

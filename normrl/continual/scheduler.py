@@ -31,8 +31,22 @@ At every task switch (:func:`apply_task_switch`), in this order:
 The first task gets step 3-4 only (the optimizer, LR and buffer options act on switches,
 not on the very first task); the last gets steps 1-2.
 
-After each task visit the agent is evaluated on every task seen so far (``agent.task_id``
-is set to the evaluated task during its evaluation and restored after). The result is a
+The **fresh-agent oracle** (``agent_factory``): instead of continuing one agent, the
+scheduler builds a new one at the start of every visit (``agent_factory(visit=v, env=env,
+step_offset=o)``, on the visit's env) and trains it for that visit only: new networks,
+optimizer, schedule and buffers, so every visit is learned from scratch. It is the
+reference against which loss of plasticity is measured (a continual agent that learns a
+task worse than a fresh one has lost plasticity; e.g. Kumar et al. 2023, arXiv
+2308.11958; Lyle et al. 2024, arXiv 2407.01800). The new agent gets the start hooks and
+the task tag of a first task (no switch options: nothing is left to reset). Its own
+``num_steps`` starts at 0 (a DQN's exploration and warm-up depend on it); the matrix's
+``eval_steps`` add ``step_offset`` (the stream's env steps before the visit) so that they
+count along the whole stream, and the factory should give the agent a writer that adds
+the same offset (:class:`normrl.runs.StepOffsetWriter`).
+
+After each task visit the agent is evaluated on every task seen so far, or only on the
+visit's own task with ``eval_tasks="current"`` (``agent.task_id`` is set to the evaluated
+task during its evaluation and restored after). The result is a
 matrix ``returns[visit, task]`` (rows: task visits in training order; columns: the
 distinct tasks of the stream; NaN where a task was not yet seen), lower-triangular in the
 first cycle. TensorBoard tags (``agent.writer``): ``continual/eval/<task name>`` (that
@@ -61,6 +75,8 @@ from normrl.continual.task import Task
 from normrl.utils.errors import EvaluationInterrupted
 
 STATE_VERSION = 1
+#: which tasks are evaluated after each visit
+EVAL_TASKS = ("seen", "current")
 
 
 def _accepts(fn, name: str) -> bool:
@@ -136,19 +152,27 @@ class TaskScheduler:
         eval_epsilon: ε of ε-greedy evaluation (default 0.0: greedy); passed to
             ``agent.evaluate(..., epsilon=, epsilon_seed=)`` with the task's evaluation
             seed, when the agent's ``evaluate`` takes them (ValueError otherwise).
+        eval_tasks: ``"seen"`` (default) evaluates every task seen so far after each
+            visit; ``"current"`` only the visit's own task (the matrix keeps its
+            diagonal entries, NaN elsewhere: what a plasticity study needs, at a fraction
+            of the cost; no ``continual/eval_mean_seen`` tag then).
         chunk_steps: train in chunks of at most this many steps, calling ``callback``
             after each (e.g. to checkpoint); default ``None``: one chunk per visit.
         logdir: if set, ``summary.json`` there is rewritten after every visit.
         learn_kwargs: extra keyword arguments of every ``agent.learn`` call (e.g.
             ``{"progress": False}`` when the caller shows its own progress bar; default none).
+        agent_factory: the fresh-agent oracle (module docstring): a callable
+            ``(visit=, env=, step_offset=) -> agent`` that builds the agent of every visit
+            [None: one agent continues through the stream].
     """
 
     def __init__(self, tasks: list[Task], cycles: int = 1, *, name: str = "custom", num_envs: int = 8,
                  device: str | torch.device | None = None, seed: int = 0, reset_optimizer: bool = False,
                  restart_lr: bool | None = None, flush_replay: bool = False, tag_task_id: bool = True,
                  eval_episodes: int = 10, eval_num_envs: int | None = None, eval_epsilon: float = 0.0,
-                 chunk_steps: int | None = None,
-                 logdir: str | None = None, learn_kwargs: dict[str, Any] | None = None):
+                 eval_tasks: str = "seen", chunk_steps: int | None = None,
+                 logdir: str | None = None, learn_kwargs: dict[str, Any] | None = None,
+                 agent_factory: Callable[..., Any] | None = None):
         tasks = list(tasks)
         if not tasks or not all(isinstance(t, Task) for t in tasks):
             raise ValueError("tasks must be a non-empty list of Task")
@@ -175,9 +199,15 @@ class TaskScheduler:
             raise ValueError(f"eval_epsilon must be a float in [0, 1], got {eval_epsilon!r}")
         self.eval_num_envs = eval_num_envs if eval_num_envs is not None else max(1, eval_episodes)
         self.eval_epsilon = float(eval_epsilon)
+        if eval_tasks not in EVAL_TASKS:
+            raise ValueError(f"eval_tasks must be one of {', '.join(EVAL_TASKS)}, got {eval_tasks!r}")
+        self.eval_tasks = eval_tasks
         self.chunk_steps = chunk_steps
         self.logdir = logdir
         self.learn_kwargs = dict(learn_kwargs or {})
+        if agent_factory is not None and not callable(agent_factory):
+            raise ValueError(f"agent_factory must be callable or None, got {agent_factory!r}")
+        self.agent_factory = agent_factory
         # position
         self.visit = 0
         self.steps_done = 0
@@ -220,6 +250,17 @@ class TaskScheduler:
         per_cycle = [t.steps for t in self.tasks]
         return sum(per_cycle[self.visit_task_id(v)] for v in range(min(self.visit, self.num_visits))) + self.steps_done
 
+    @property
+    def fresh_agents(self) -> bool:
+        """Whether every visit trains a new agent (``agent_factory`` given)."""
+        return self.agent_factory is not None
+
+    @property
+    def step_offset(self) -> int:
+        """Env steps of the stream before the current agent's first step: the last
+        evaluated row's step with fresh agents, else 0 (one agent counts them all)."""
+        return self.eval_steps[-1] if (self.fresh_agents and self.eval_steps) else 0
+
     def request_stop(self) -> None:
         """Make :meth:`run` return after the current chunk (e.g. from a signal handler)."""
         self._stop = True
@@ -247,8 +288,12 @@ class TaskScheduler:
     def _seen_tasks(self) -> list[int]:
         return sorted({self.visit_task_id(v) for v in range(self.visit + 1)})
 
+    def _evaluated_tasks(self) -> list[int]:
+        return self._seen_tasks() if self.eval_tasks == "seen" else [self.visit_task_id(self.visit)]
+
     def _evaluate_row(self, agent, device) -> None:
-        """Evaluate on every task seen so far and append the matrix row. A stop
+        """Evaluate on every task seen so far (or the visit's own, ``eval_tasks="current"``)
+        and append the matrix row. A stop
         requested meanwhile raises EvaluationInterrupted (between tasks, or within one
         when ``agent.evaluate`` takes ``should_stop``); nothing is logged or appended
         then, so the resumed run evaluates the whole row once."""
@@ -259,7 +304,7 @@ class TaskScheduler:
                 raise ValueError(f"eval_epsilon={self.eval_epsilon} needs agent.evaluate(..., epsilon=, epsilon_seed=)")
             saved_task_id = getattr(agent, "task_id", None)
             try:
-                for k in self._seen_tasks():
+                for k in self._evaluated_tasks():
                     if self._stop:
                         raise EvaluationInterrupted("stop requested between task evaluations")
                     env = self.tasks[k].make(self.eval_num_envs, device, self._eval_seed(k))
@@ -273,12 +318,13 @@ class TaskScheduler:
             finally:
                 if self.tag_task_id and saved_task_id is not None:
                     agent.task_id = saved_task_id
-            for k in self._seen_tasks():
+            for k in self._evaluated_tasks():
                 self._log(agent, f"continual/eval/{self.tasks[k].name}", row[k])
-            seen = [row[k] for k in self._seen_tasks()]
-            self._log(agent, "continual/eval_mean_seen", sum(seen) / len(seen))
+            if self.eval_tasks == "seen":
+                seen = [row[k] for k in self._seen_tasks()]
+                self._log(agent, "continual/eval_mean_seen", sum(seen) / len(seen))
         self.returns.append(row)
-        self.eval_steps.append(int(agent.num_steps))
+        self.eval_steps.append(self.step_offset + int(agent.num_steps))
 
     def result(self) -> ContinualResult:
         """The matrix so far."""
@@ -291,7 +337,8 @@ class TaskScheduler:
         from normrl.utils.run_dir import write_summary
 
         write_summary(self.logdir, {"stream": self.name, "cycles": self.cycles, "continual": self.result().to_dict(),
-                                    "train_seconds": self.train_seconds, "eval_seconds": self.eval_seconds})
+                                    "train_seconds": self.train_seconds, "eval_seconds": self.eval_seconds,
+                                    "status": "running"})
 
     def make_visit_env(self, device: str | torch.device | None = None):
         """The training env of the current visit (what :meth:`run` would build).
@@ -307,8 +354,12 @@ class TaskScheduler:
         device = torch.device(device if device is not None else (self.device or "cpu"))
         return self.tasks[self.visit_task_id(self.visit)].make(self.num_envs, device, self._train_seed(self.visit))
 
-    def run(self, agent, callback: Callable[["TaskScheduler", Any], Any] | None = None, env=None) -> ContinualResult:
+    def run(self, agent=None, callback: Callable[["TaskScheduler", Any], Any] | None = None, env=None) -> ContinualResult:
         """Train ``agent`` on the rest of the stream and return the matrix.
+
+        With ``agent_factory``, every visit that starts here trains a new agent from the
+        factory; ``agent`` is then only needed when resuming inside a visit (the
+        restored agent of that visit) and may be None otherwise.
 
         ``callback(scheduler, agent)`` runs after every training chunk and after every
         visit's evaluation (a consistent point to save ``agent`` and ``state_dict()``).
@@ -319,6 +370,8 @@ class TaskScheduler:
         agent already trains on it (``agent.env is env``), ``set_env`` is not called, so
         the agent's restored rollout state is kept. Later visits build their own envs.
         """
+        if agent is None and not (self.fresh_agents and (self.done or not self.started)):
+            raise ValueError("run() needs the agent (only a fresh-agent scheduler at a visit boundary builds its own)")
         device = self._device(agent)
         self._stop = False
         given_env = env
@@ -332,6 +385,10 @@ class TaskScheduler:
             try:
                 if not self.started:
                     old = None if self.visit == 0 else self.visit_task_id(self.visit - 1)
+                    if self.fresh_agents:
+                        # the oracle: a new agent for this visit, started as on a first task
+                        agent = self.agent_factory(visit=self.visit, env=env, step_offset=self.step_offset)
+                        old = None
                     apply_task_switch(agent, old, task_id, reset_optimizer_state=self.reset_optimizer,
                                       restart_lr=self.restart_lr, flush_replay=self.flush_replay,
                                       tag_task_id=self.tag_task_id, call_end_hooks=False)
@@ -403,6 +460,7 @@ class TaskScheduler:
             "eval_steps": list(self.eval_steps),
             "train_seconds": self.train_seconds,
             "eval_seconds": self.eval_seconds,
+            "fresh_agents": self.fresh_agents,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -421,6 +479,9 @@ class TaskScheduler:
         theirs = (list(state["task_names"]), list(state["task_steps"]), state["cycles"])
         if mine != theirs:
             raise ValueError(f"scheduler state is for another stream: tasks/steps/cycles {theirs} != {mine}")
+        if bool(state.get("fresh_agents", False)) != self.fresh_agents:  # absent before the oracle existed
+            raise ValueError(f"scheduler state is for {'fresh agents per visit' if state.get('fresh_agents') else 'one agent'}, "
+                             f"this scheduler {'builds fresh agents' if self.fresh_agents else 'continues one agent'}")
         visit, steps_done = state["visit"], state["steps_done"]
         if not (0 <= visit <= self.num_visits) or len(state["returns"]) != visit or len(state["eval_steps"]) != visit:
             raise ValueError(f"scheduler state is inconsistent: visit {visit} with {len(state['returns'])} matrix rows")

@@ -218,7 +218,7 @@ def load_split(dataset: str, *, n_tasks: int | None = None, class_order_seed: in
 
     if dataset not in DEFAULT_TASKS:
         raise UserError(f"unknown dataset {dataset!r}; valid: {', '.join(DEFAULT_TASKS)}")
-    n_tasks = n_tasks or DEFAULT_TASKS[dataset]
+    n_tasks = DEFAULT_TASKS[dataset] if n_tasks is None else n_tasks
     if dataset == "digits":
         return split_digits(n_tasks, class_order_seed, scenario, device=device)
     if root is None:

@@ -130,7 +130,9 @@ def batched_singular_values(features: Sequence[torch.Tensor]) -> list[torch.Tens
     MLP/CNN cases). Gram matrices and eigenvalues are computed in float64 (float32 on
     devices without float64), so the singular values stay accurate to ~1e-8 of the
     largest one despite the squaring. Returns, per matrix (flattened per sample), its
-    ``min(N, d)`` singular values in descending order, float32.
+    ``min(N, d)`` singular values in descending order, float32; all NaN for a matrix
+    holding a NaN or infinite value (so a diverged network's metrics read NaN instead
+    of raising).
 
     Why: torch's SVD/eigensolvers check convergence with a device→host synchronization
     on CUDA; batching makes that one synchronization per Gram size instead of one per
@@ -149,8 +151,12 @@ def batched_singular_values(features: Sequence[torch.Tensor]) -> list[torch.Tens
         groups.setdefault(g.shape[0], []).append(i)
     out: list[torch.Tensor] = [None] * len(mats)  # type: ignore[list-item]
     for idx in groups.values():
-        eig = torch.linalg.eigvalsh(torch.stack([grams[i] for i in idx]))  # ascending
-        sv = eig.clamp_min(0).sqrt().flip(-1).float()
+        batch = torch.stack([grams[i] for i in idx])
+        # a non-finite Gram matrix would make the solver fail (LinAlgError): solve a zero
+        # matrix in its place and report NaN singular values for it, without a host sync
+        finite = torch.isfinite(batch).flatten(1).all(1)
+        eig = torch.linalg.eigvalsh(torch.where(finite[:, None, None], batch, 0.0))  # ascending
+        sv = torch.where(finite[:, None], eig.clamp_min(0).sqrt().flip(-1), float("nan")).float()
         for j, i in enumerate(idx):
             out[i] = sv[j]
     return out

@@ -253,6 +253,7 @@ class PlasticityMonitor:
             acts = self._activations()
             scores, rank_metrics = [], {"srank": [], "effective_rank": [], "stable_rank": [], "feature_norm": []}
             svs = F.batched_singular_values(acts)
+            all_finite = []
             for name, a, sv in zip(self.layers, acts, svs):
                 s = F.unit_scores(a)
                 scores.append(s)
@@ -264,13 +265,17 @@ class PlasticityMonitor:
                     "stable_rank": F.stable_rank_from_singular_values(sv),
                     "feature_norm": F.feature_norm(a),
                 }
+                # non-finite features (a diverged network): the layer's metrics are NaN
+                finite = torch.isfinite(a).all()
+                all_finite.append(finite)
+                per = {k: torch.where(finite, v.float(), float("nan")) for k, v in per.items()}
                 for metric in ACTIVATION_METRICS:
                     add(metric, name, per[metric])
                 for metric in rank_metrics:
                     rank_metrics[metric].append(per[metric].float())
-            pooled = torch.cat(scores)
-            add("dormant_ratio", "all", (pooled <= self.tau).float().mean())
-            add("active_fraction", "all", (pooled > 0).float().mean())
+            pooled, pooled_finite = torch.cat(scores), torch.stack(all_finite).all()
+            add("dormant_ratio", "all", torch.where(pooled_finite, (pooled <= self.tau).float().mean(), float("nan")))
+            add("active_fraction", "all", torch.where(pooled_finite, (pooled > 0).float().mean(), float("nan")))
             for metric, vals in rank_metrics.items():
                 add(metric, "all", torch.stack(vals).mean())
 

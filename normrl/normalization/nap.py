@@ -21,18 +21,35 @@ Exact variant implemented (defaults in brackets):
   conv filter (``per_row=True``);
 * norm-layer gain ``γ`` and offset ``β``: projected jointly, the concatenated vector
   ``(γ, β)`` of each norm layer rescaled to its initial joint norm
-  [``norm_params="joint"``], or left free (``"free"``). ``"joint"`` is the paper's
-  choice: ``γ`` and ``β`` are not scale-invariant, so under Adam their norm can grow
-  and, like any other weight, their relative update size then decays; projecting them
-  separately is impossible because ``β`` starts at zero, so the pair is projected
-  together, which still lets mass move between gain and offset;
-* the output layer is never projected (it is not followed by a normalization, its
-  scale is the scale of the network's outputs);
+  [``norm_params="joint"``], or left free (``"free"``). ``γ`` and ``β`` are not
+  scale-invariant, so under Adam their norm can grow and, like any other weight, their
+  relative update size then decays; projecting them separately is impossible because
+  ``β`` starts at zero, so the pair is projected together, which still lets mass move
+  between gain and offset. (The paper is reported to discuss joint normalization or
+  regularization of the pair; which one its experiments use was not confirmed.);
+* output layer(s), i.e. every ``Linear``/``Conv`` not followed by a normalization:
+  weight rescaled to its initial norm after every projection, bias free
+  [``output="project"``]; or each row to its own initial norm (``"project_rows"``),
+  only the excess over the initial norm shrunk by ``output_rate`` per projection
+  (``"relax"``), or left alone (``"free"``, what the paper is reported to do). This is
+  normrl's choice, not a symmetry: the output layer is not scale-invariant, so its norm
+  is the scale of the outputs. Under NaP the last hidden features have a bounded scale,
+  so a free head is the one place where parameter norm can keep growing; on continual
+  random-label memorization (docs/results/nap_output_layer.md) its growth (3.6 → 11.6
+  over 30 tasks) cost a third of the accuracy, and projecting it kept plasticity. The
+  price: with a projected head the output range is bounded (about ``‖W₀_row‖·‖h‖``
+  around the free bias), so regression or value heads with large targets underfit —
+  use ``output="free"`` (or ``exclude=`` that head) for them, or scale the targets;
+  and a single task trained for long loses the implicit learning-rate decay that the
+  head's growth gives it (30x a task's budget at constant Adam LR: worse end point in
+  2 of 3 seeds) — use an LR schedule, or ``output="free"``/``"relax"`` there;
 * the optimizer state (Adam moments) is never touched.
 
 Peer defect avoided (Plasticine): projecting without an inserted normalization (the
 projector refuses layers that still have a bias or are not followed by a norm),
-projecting output heads, and projecting norm gains as if they were matrices.
+projecting output heads *as if* they were scale-invariant hidden layers (here it is a
+separate, documented option with its own consequences), and projecting norm gains as if
+they were matrices.
 """
 from __future__ import annotations
 
@@ -211,6 +228,16 @@ def apply_nap(model: nn.Module, norm: NormSpec = "layernorm", *, activations: Se
 
 # ----------------------------------------------------------------------------- projector
 
+#: Choices of :class:`NaPProjector`'s ``output`` option (what happens to the weights of
+#: layers not followed by a normalization, i.e. the output layer).
+OUTPUT_CHOICES: tuple[str, ...] = ("free", "project", "project_rows", "relax")
+#: Default ``output``: keeps plasticity on continual classification; see
+#: docs/results/nap_output_layer.md for the evidence and the regression caveat.
+OUTPUT_DEFAULT = "project"
+#: Default ``output_rate`` of ``output="relax"`` (fraction of the excess norm removed per
+#: projection).
+OUTPUT_RATE_DEFAULT = 1e-4
+
 
 def _ordered_modules(model: nn.Module) -> list:
     """``(name, module)`` in ``model.modules()`` order, pure containers and the insides
@@ -265,16 +292,36 @@ def _check_selectors(selectors, named: dict, what: str) -> list:
 
 
 class NaPProjector:
-    """Records the initial norms of a NaP network's hidden weights and restores them.
+    """Records the initial norms of a NaP network's weights and restores them.
 
-    Which weights are projected (default rule): every ``Linear``/``Conv`` layer that is
-    directly followed by a normalization layer (:func:`is_normalization`) in
-    ``model.modules()`` order (containers skipped). The output layer is never followed
-    by a norm, so it is never projected. ``include`` replaces the rule by an explicit
-    list (modules or ``fnmatch`` patterns over ``model.named_modules()`` names), e.g.
-    for custom forward code; ``exclude`` removes layers or norm layers from the
-    selection. ``parameters`` restricts everything to the given parameters (an
-    optimizer's, so a target network is never touched).
+    Hidden layers (default rule): every ``Linear``/``Conv`` layer that is directly
+    followed by a normalization layer (:func:`is_normalization`) in ``model.modules()``
+    order (containers skipped); each is rescaled to its initial norm, which leaves the
+    function unchanged. ``include`` replaces the rule by an explicit list (modules or
+    ``fnmatch`` patterns over ``model.named_modules()`` names), e.g. for custom forward
+    code; ``exclude`` removes layers or norm layers from every selection.
+    ``parameters`` restricts everything to the given parameters (an optimizer's, so a
+    target network is never touched).
+
+    Output layers: every other ``Linear``/``Conv`` layer that is not followed by a
+    normalization (in :class:`~normrl.networks.MLP`, ``NatureCNN`` or an
+    :func:`apply_nap` chain: exactly the heads; in a network with an unnormalized inner
+    layer, that layer too — ``exclude`` it). The ``output`` option decides what happens
+    to their weights (their bias is always free). This changes the function — the
+    output layer is not scale-invariant — and is a choice, not a symmetry:
+
+    * ``"project"`` [default]: ``W ← ‖W₀‖·W/‖W‖`` for the whole weight tensor, like a
+      hidden layer. Keeps plasticity on continual classification, where a free head
+      keeps growing (docs/results/nap_output_layer.md), but bounds the output range:
+      regression/value heads whose targets exceed a few units underfit, and a long
+      single task at a constant LR loses the head's implicit LR decay (same page);
+    * ``"project_rows"``: each output row (class, action) to its own initial norm;
+    * ``"relax"``: when ``‖W‖ > ‖W₀‖``, ``‖W‖ ← ‖W₀‖ + (1 − output_rate)(‖W‖ − ‖W₀‖)``
+      (direction kept; at or below ``‖W₀‖`` nothing happens): a soft bound whose
+      largest reachable norm is about ``‖W₀‖ + g/output_rate`` for a head that the
+      optimizer grows by ``g`` per step; ``output_rate=1`` is ``"project"``;
+    * ``"free"``: left alone (the paper's variant as reported; right for regression
+      and value heads with unscaled targets).
 
     For each projected layer the norm layer directly after it is the *norm layer* whose
     gain/offset ``norm_params`` governs.
@@ -289,17 +336,24 @@ class NaPProjector:
         model: the network, after :func:`apply_nap` (or built with ``norm="nap"``).
         per_row: project each output row / conv filter to its own initial norm
             [False: the whole tensor].
-        norm_params: ``"joint"`` [default, the paper's choice: each norm layer's
-            ``(γ, β)`` vector rescaled to its initial joint norm] or ``"free"``.
+        norm_params: ``"joint"`` [default: each norm layer's ``(γ, β)`` vector
+            rescaled to its initial joint norm] or ``"free"``.
         exclude: modules or name patterns never projected [None].
-        include: modules or name patterns projected instead of the default rule [None].
+        include: modules or name patterns projected as hidden layers instead of the
+            default rule [None].
         parameters: only parameters in this iterable are projected [None: all].
+        output: ``"project"`` [default], ``"project_rows"``, ``"relax"`` or ``"free"``
+            (:data:`OUTPUT_CHOICES`), see above.
+        output_rate: fraction of the excess norm ``output="relax"`` removes per
+            projection, in (0, 1] [``1e-4``].
 
     The initial norms are measured at construction: build the projector right after
     initialization (a :class:`~normrl.normalization.ProjectedOptimizer` does). Call
     :meth:`project` after every optimizer step. Raises ``ValueError`` when a selected
-    layer still has a bias (it would not be scale-invariant: run :func:`apply_nap`)
-    or when nothing is selected.
+    hidden layer still has a bias (it would not be scale-invariant: run
+    :func:`apply_nap`), when no hidden layer is selected, or on an unknown ``output``
+    / ``norm_params``. A model without an output layer (a torso) is fine: there is
+    nothing more to project.
     """
 
     def __init__(
@@ -310,13 +364,21 @@ class NaPProjector:
         exclude: Optional[Sequence[ModuleSelector]] = None,
         include: Optional[Sequence[ModuleSelector]] = None,
         parameters: Optional[Iterable[torch.Tensor]] = None,
+        output: str = OUTPUT_DEFAULT,
+        output_rate: float = OUTPUT_RATE_DEFAULT,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"NaPProjector expects an nn.Module, got {type(model).__name__}")
         if norm_params not in ("joint", "free"):
             raise ValueError(f"norm_params must be one of ('joint', 'free'), got {norm_params!r}")
+        if output not in OUTPUT_CHOICES:
+            raise ValueError(f"output must be one of {OUTPUT_CHOICES}, got {output!r}")
+        if not isinstance(output_rate, (int, float)) or isinstance(output_rate, bool) or not 0.0 < output_rate <= 1.0:
+            raise ValueError(f"output_rate must be a float in (0, 1], got {output_rate!r}")
         self.per_row = bool(per_row)
         self.norm_params = norm_params
+        self.output = output
+        self.output_rate = float(output_rate)
         named = dict(model.named_modules())
         include = _check_selectors(include, named, "include")
         exclude = _check_selectors(exclude, named, "exclude")
@@ -325,15 +387,18 @@ class NaPProjector:
         ordered = _ordered_modules(model)
         layers: list = []
         norms: list = []
+        outputs: list = []
         for i, (name, module) in enumerate(ordered):
             if not _is_layer(module):
                 continue
             nxt = ordered[i + 1] if i + 1 < len(ordered) else None
             followed_by_norm = nxt is not None and is_normalization(nxt[1])
             chosen = _matches(name, module, include) if include else followed_by_norm
-            if not chosen or _matches(name, module, exclude):
+            if _matches(name, module, exclude) or (allowed is not None and id(module.weight) not in allowed):
                 continue
-            if allowed is not None and id(module.weight) not in allowed:
+            if not chosen:
+                if not followed_by_norm and output != "free":
+                    outputs.append((name, module))
                 continue
             if module.bias is not None and not include:
                 raise ValueError(
@@ -378,6 +443,11 @@ class NaPProjector:
             self._weight_norms = weight_norms
         self._joint_target = torch.stack(joint_norms) if joint_norms else None
         self._norm_param_norms = list(self._joint_target.unbind()) if joint_norms else []
+        self.output_layer_names = [n for n, _ in outputs]
+        self._output_weights = [m.weight for _, m in outputs]
+        self._output_row_shapes = [(-1,) + (1,) * (w.dim() - 1) for w in self._output_weights]
+        with torch.no_grad():
+            self._output_norms = self._current_output_norms()
 
     # -- measurements -------------------------------------------------------------------
 
@@ -397,6 +467,21 @@ class NaPProjector:
         else:
             sq = torch.stack([torch.linalg.vector_norm(p.detach()).float().to(self._group_index.device) for p in self._norm_params]).square()
         return torch.zeros(len(self._group_sizes), device=sq.device).index_add_(0, self._group_index, sq).sqrt()
+
+    def _current_output_norms(self) -> list:
+        if self.output == "project_rows":
+            return [torch.linalg.vector_norm(w.detach().flatten(1), dim=1) for w in self._output_weights]
+        return [torch.linalg.vector_norm(w.detach()) for w in self._output_weights]
+
+    def output_weight_norms(self) -> dict:
+        """Current norm of every projected output layer's weight (per-row vectors with
+        ``output="project_rows"``), by layer name; empty with ``output="free"``."""
+        with torch.no_grad():
+            return dict(zip(self.output_layer_names, self._current_output_norms()))
+
+    def initial_output_weight_norms(self) -> dict:
+        """Recorded initial norm of every projected output layer's weight, by layer name."""
+        return dict(zip(self.output_layer_names, self._output_norms))
 
     def weight_norms(self) -> dict:
         """Current norm of every projected weight (per-row vectors with ``per_row``), by layer name."""
@@ -438,6 +523,15 @@ class NaPProjector:
             else:
                 for p, scale in zip(params, per_tensor.unbind()):
                     p.mul_(scale.to(p.device, p.dtype))
+        for t, t0, shape in zip(self._output_weights, self._output_norms, self._output_row_shapes):
+            if self.output == "project_rows":
+                t.mul_((t0 / torch.linalg.vector_norm(t.flatten(1), dim=1).clamp_min(_TINY)).view(shape))
+            elif self.output == "relax":
+                # Only the excess over the initial norm shrinks, by output_rate per projection.
+                n = torch.linalg.vector_norm(t).clamp_min(_TINY)
+                t.mul_(torch.where(n > t0, (t0 + (1.0 - self.output_rate) * (n - t0)) / n, torch.ones_like(n)))
+            else:
+                t.mul_(t0 / torch.linalg.vector_norm(t).clamp_min(_TINY))
 
     __call__ = project
 
@@ -448,18 +542,30 @@ class NaPProjector:
         return {
             "per_row": self.per_row,
             "norm_params": self.norm_params,
+            "output": self.output,
+            "output_rate": self.output_rate,
             "layer_names": list(self.layer_names),
             "norm_layer_names": list(self.norm_layer_names),
+            "output_layer_names": list(self.output_layer_names),
             "weight_norms": [t.clone() for t in self._weight_norms],
             "norm_param_norms": [t.clone() for t in self._norm_param_norms],
+            "output_norms": [t.clone() for t in self._output_norms],
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore recorded norms saved by :meth:`state_dict` (same model, same options)."""
-        for key in ("per_row", "norm_params", "layer_names", "norm_layer_names"):
+        """Restore recorded norms saved by :meth:`state_dict` (same model, same options).
+
+        A state saved before the ``output`` option existed is read as ``output="free"``
+        (what the projector did then), so it loads only into a projector built with
+        ``output="free"``."""
+        state = {"output": "free", "output_rate": self.output_rate, "output_layer_names": [], "output_norms": [], **state}
+        keys = ["per_row", "norm_params", "output", "layer_names", "norm_layer_names", "output_layer_names"]
+        for key in keys + (["output_rate"] if self.output == "relax" else []):
             if state[key] != getattr(self, key):
                 raise ValueError(f"NaPProjector state mismatch on {key}: saved {state[key]!r}, current {getattr(self, key)!r}")
-        for dst, src in zip(self._weight_norms + self._norm_param_norms, state["weight_norms"] + state["norm_param_norms"]):
+        mine = self._weight_norms + self._norm_param_norms + self._output_norms
+        saved = state["weight_norms"] + state["norm_param_norms"] + state["output_norms"]
+        for dst, src in zip(mine, saved):
             if dst.shape != src.shape:
                 raise ValueError(f"NaPProjector state has a norm of shape {tuple(src.shape)}, expected {tuple(dst.shape)}")
             dst.copy_(src)
@@ -467,5 +573,6 @@ class NaPProjector:
     def __repr__(self) -> str:
         return (
             f"NaPProjector(layers={self.layer_names}, norm_layers={self.norm_layer_names}, "
-            f"per_row={self.per_row}, norm_params={self.norm_params!r})"
+            f"output_layers={self.output_layer_names}, per_row={self.per_row}, "
+            f"norm_params={self.norm_params!r}, output={self.output!r})"
         )

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 from torch.optim import Optimizer
 
-from normrl.normalization.nap import NaPProjector
+from normrl.normalization.nap import OUTPUT_DEFAULT, OUTPUT_RATE_DEFAULT, NaPProjector
 from normrl.normalization.registry import NormSpec, is_nap
 
 __all__ = ["ProjectedOptimizer", "NaPOptimizer", "NaPAdam", "NaPSGD", "build_optimizer"]
@@ -168,7 +168,8 @@ class ProjectedOptimizer(Optimizer):
         around ``inner``: ``functools.partial(NaPOptimizer, inner=inner, **nap_kwargs)``.
 
         ``nap_kwargs`` are :class:`NaPOptimizer`'s (``model``, ``every``, ``per_row``,
-        ``norm_params``, ``include``, ``exclude``) and inner-optimizer keywords.
+        ``norm_params``, ``output``, ``output_rate``, ``include``, ``exclude``) and
+        inner-optimizer keywords.
         """
         if not (isinstance(inner, type) and issubclass(inner, Optimizer)):
             raise TypeError(f"inner must be a torch.optim.Optimizer subclass, got {inner!r}")
@@ -207,8 +208,10 @@ class NaPOptimizer(ProjectedOptimizer):
         lr: learning rate given to ``inner`` [None: ``inner``'s default].
         inner: the optimizer class [``torch.optim.Adam``].
         model: module owning ``params`` [None: found from ``params``].
-        every, per_row, norm_params, include, exclude: as in :class:`ProjectedOptimizer`
-            / :class:`NaPProjector` [1, False, ``"joint"``, None, None].
+        every, per_row, norm_params, output, output_rate, include, exclude: as in
+            :class:`ProjectedOptimizer` / :class:`NaPProjector` [1, False, ``"joint"``,
+            :data:`~normrl.normalization.nap.OUTPUT_DEFAULT`,
+            :data:`~normrl.normalization.nap.OUTPUT_RATE_DEFAULT`, None, None].
         **inner_kwargs: forwarded to ``inner`` (betas, eps, weight_decay, ...).
     """
 
@@ -221,6 +224,8 @@ class NaPOptimizer(ProjectedOptimizer):
         every: int = 1,
         per_row: bool = False,
         norm_params: str = "joint",
+        output: str = OUTPUT_DEFAULT,
+        output_rate: float = OUTPUT_RATE_DEFAULT,
         include=None,
         exclude=None,
         **inner_kwargs,
@@ -240,7 +245,10 @@ class NaPOptimizer(ProjectedOptimizer):
             inner_kwargs["lr"] = lr
         optimizer = inner(params, **inner_kwargs)
         owned = [p for group in optimizer.param_groups for p in group["params"]]
-        projector = NaPProjector(model, per_row=per_row, norm_params=norm_params, include=include, exclude=exclude, parameters=owned)
+        projector = NaPProjector(
+            model, per_row=per_row, norm_params=norm_params, output=output, output_rate=output_rate,
+            include=include, exclude=exclude, parameters=owned,
+        )
         super().__init__(optimizer, projector, every=every)
 
 
@@ -261,13 +269,17 @@ class NaPSGD(NaPOptimizer):
 
 
 def build_optimizer(module: nn.Module, norm: NormSpec, optimizer_class: Callable[..., Optimizer], optimizer_kwargs: dict,
-                    nap_every: int = 1) -> Optimizer:
+                    nap_every: int = 1, nap_output: str = OUTPUT_DEFAULT) -> Optimizer:
     """``optimizer_class(module.parameters(), **optimizer_kwargs)``; when ``norm`` is a
     NaP norm (:func:`~normrl.normalization.is_nap`), wrapped in
-    ``ProjectedOptimizer(opt, NaPProjector(module), every=nap_every)`` so hidden weights
-    return to their initial norms after every ``nap_every``-th step (arXiv 2407.01800).
-    The one place where the agents and the online learner decide about NaP."""
+    ``ProjectedOptimizer(opt, NaPProjector(module, output=nap_output), every=nap_every)``
+    so hidden weights return to their initial norms after every ``nap_every``-th step
+    (arXiv 2407.01800). The one place where the agents and the online learner decide
+    about NaP: the agents pass ``nap_output="free"`` (Q-values and state values are
+    regression outputs whose range a projected head would cap), the supervised online
+    learner keeps the projector's default
+    (:data:`~normrl.normalization.nap.OUTPUT_DEFAULT`, docs/results/nap_output_layer.md)."""
     opt = optimizer_class(module.parameters(), **optimizer_kwargs)
     if is_nap(norm) and not hasattr(opt, "projector"):
-        opt = ProjectedOptimizer(opt, NaPProjector(module), every=nap_every)
+        opt = ProjectedOptimizer(opt, NaPProjector(module, output=nap_output), every=nap_every)
     return opt

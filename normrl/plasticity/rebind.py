@@ -85,10 +85,12 @@ def rebind_projector(
     of the parameters before the change; default: ``projector``'s own weights). Norm
     layers follow the same rule (recorded joint norms kept; new ones take their current
     joint norm); norm layers the old projector left out are still left out. Options
-    (``per_row``, ``norm_params``) are kept; restricted to ``optimizer``'s parameters
-    when given.
+    (``per_row``, ``norm_params``, ``output``, ``output_rate``) are kept; an output layer
+    the old projector held keeps its recorded target, a new one takes its current norm;
+    restricted to ``optimizer``'s parameters when given.
     """
     old_targets = {id(w): t for w, t in zip(projector._weights, projector._weight_norms)}
+    old_output_targets = {id(w): t for w, t in zip(projector._output_weights, projector._output_norms)}
     old_norm_groups = {}
     offset = 0
     for size, target in zip(projector._group_sizes, projector._norm_param_norms):
@@ -116,12 +118,17 @@ def rebind_projector(
         raise ValueError("after the structural change no trainable layer is left for the NaP projector to project")
     params = optimizer_params(optimizer) if optimizer is not None else None
     new = NaPProjector(
-        model, per_row=projector.per_row, norm_params=projector.norm_params, include=include, exclude=exclude or None, parameters=params
+        model, per_row=projector.per_row, norm_params=projector.norm_params, include=include, exclude=exclude or None, parameters=params,
+        output=projector.output, output_rate=projector.output_rate,
     )
     with torch.no_grad():
         for w, dst in zip(new._weights, new._weight_norms):
             src = old_targets.get(id(w))
             if src is not None:
+                dst.copy_(src)
+        for w, dst in zip(new._output_weights, new._output_norms):
+            src = old_output_targets.get(id(w))
+            if src is not None and src.shape == dst.shape:
                 dst.copy_(src)
         offset = 0
         for size, dst in zip(new._group_sizes, new._norm_param_norms):

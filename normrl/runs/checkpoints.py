@@ -8,7 +8,11 @@ Layout under the run directory::
 
 A checkpoint is written into a temporary folder and renamed into place, and
 ``latest.json`` is replaced last, so an interrupted save never leaves a half-written
-"latest". Older checkpoints are removed once the new one is in place.
+"latest". Older checkpoints are removed once the new one is in place. An agent with a
+non-finite parameter is never saved (``agent.save`` raises
+:class:`~normrl.utils.errors.TrainingDiverged`), so the last good checkpoint stays.
+``agent.pt`` holds tensors and plain data only and is read with
+``torch.load(weights_only=True)`` (:mod:`normrl.utils.checkpoint_io`).
 """
 from __future__ import annotations
 
@@ -45,8 +49,12 @@ def save_checkpoint(logdir: str | Path, agent, state: dict[str, Any] | None = No
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    agent.save(tmp / AGENT_FILE)
-    write_json(tmp / STATE_FILE, {**(state or {}), "agent_num_steps": int(agent.num_steps)})
+    try:
+        agent.save(tmp / AGENT_FILE)
+        write_json(tmp / STATE_FILE, {**(state or {}), "agent_num_steps": int(agent.num_steps)})
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)
@@ -55,6 +63,15 @@ def save_checkpoint(logdir: str | Path, agent, state: dict[str, Any] | None = No
         if old.name != name:
             shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def latest_checkpoint(logdir: str | Path) -> Path | None:
+    """The newest complete checkpoint folder of ``logdir`` (None when there is none or
+    ``latest.json`` is unreadable)."""
+    try:
+        return checkpoint_root(logdir) / json.loads((checkpoint_root(logdir) / LATEST).read_text())["checkpoint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def load_latest(logdir: str | Path) -> tuple[Path, dict[str, Any]]:
@@ -74,10 +91,10 @@ def load_latest(logdir: str | Path) -> tuple[Path, dict[str, Any]]:
     return folder, state
 
 
-def restore_agent(agent, folder: Path, state: dict[str, Any]) -> None:
+def restore_agent(agent, folder: Path, state: dict[str, Any], trusted: bool = False) -> None:
     """Load ``folder/agent.pt`` into ``agent`` and check it is the step the run state
-    was saved at (CheckpointError otherwise)."""
-    agent.load(folder / AGENT_FILE)
+    was saved at (CheckpointError otherwise). ``trusted``: as in ``agent.load``."""
+    agent.load(folder / AGENT_FILE, trusted=trusted)
     if int(agent.num_steps) != state["agent_num_steps"]:
         raise CheckpointError(f"--resume: {folder} is inconsistent (agent at {agent.num_steps} steps, "
                               f"run state saved at {state['agent_num_steps']})")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from normrl.runs.local_jobs import Job, run_local_jobs
-from normrl.runs.status import DONE, FRESH, run_status
+from normrl.runs.status import DIVERGED, DONE, FRESH, run_status
 from normrl.runs.stream import train_stream
 
 #: The comparison as specified: PPO, these norms, 3 seeds, the five games twice.
@@ -97,6 +97,10 @@ def run_comparison(plan: ComparisonPlan, jobs: int = 2, echo: Callable[[str], An
             if state == DONE:
                 status[(norm, seed)] = 0
                 echo(f"skip {norm} seed {seed}: finished")
+                continue
+            if state == DIVERGED:
+                status[(norm, seed)] = 1
+                echo(f"skip {norm} seed {seed}: diverged (see its summary.json)")
                 continue
             if state == FRESH and d.exists():
                 shutil.rmtree(d)

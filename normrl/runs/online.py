@@ -24,15 +24,15 @@ def train_split(dataset: str, config, logdir: str | Path, *, n_tasks: int | None
     """
     from normrl.continual.online import OnlineCLTrainer
     from normrl.data import load_split
-    from normrl.utils.run_dir import write_config, write_summary
+    from normrl.utils.run_dir import check_logdir, write_config, write_summary
 
     config.validate()
     dev = resolve_device(device)
     data = load_split(dataset, n_tasks=n_tasks, class_order_seed=class_order_seed, scenario=scenario, root=data_dir,
                       download=download, device=dev, augment=augment)
-    logdir = Path(logdir)
-    if (logdir / "summary.json").exists():
+    if (Path(logdir) / "summary.json").exists():
         raise UserError(f"{logdir} already holds a finished run (summary.json); choose another --logdir")
+    logdir = check_logdir(logdir)
     write_config(logdir, config, dataset=dataset, n_tasks=data.n_tasks, scenario=data.scenario,
                  class_order_seed=class_order_seed, augment=augment, device=str(dev))
     from torch.utils.tensorboard import SummaryWriter

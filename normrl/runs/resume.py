@@ -29,10 +29,16 @@ def check_same_options(logdir: str | Path, key: str, options: dict, keys: Iterab
         raise CheckpointError("--resume: options differ from the saved run (" + "; ".join(diff) + ")")
 
 
+#: Agent-config fields a resumed run may change (they decide what happens when things go
+#: wrong, not what the run computes).
+MAY_CHANGE_ON_RESUME = ("on_divergence",)
+
+
 def check_same_config(logdir: str | Path, config: Any) -> None:
     """The agent config of a resumed run must equal the saved one (fields the saved run
-    did not have yet are not compared)."""
+    did not have yet, and :data:`MAY_CHANGE_ON_RESUME`, are not compared)."""
     saved, now = saved_section(logdir, "config", "agent config"), to_jsonable(config)
-    diff = [f"{k}: saved {saved[k]!r}, now {now[k]!r}" for k in now if k in saved and saved[k] != now[k]]
+    diff = [f"{k}: saved {saved[k]!r}, now {now[k]!r}" for k in now
+            if k in saved and k not in MAY_CHANGE_ON_RESUME and saved[k] != now[k]]
     if diff:
         raise CheckpointError("--resume: the agent config differs from the saved run (" + "; ".join(diff) + ")")

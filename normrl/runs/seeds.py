@@ -6,7 +6,10 @@ Each seed k gets the run directory ``LOGDIR/seed_<k>/`` that a single run with s
 (:func:`~normrl.runs.single.train_single`) writes: ``config.json`` (its config with
 ``seed=k``, ``num_seeds=1``; the ``"run"`` block adds ``"seed_axis": {"seeds": [...]}``),
 TensorBoard events, checkpoints and ``summary.json`` (``train_seconds`` is the wall time
-of the whole stacked run; ``seed_axis`` adds the aggregate steps/s). A seed's directory
+of the whole stacked run; ``seed_axis`` adds the aggregate steps/s). A seed whose
+training diverges stops the whole stacked run: its summary says ``status: "diverged"``
+(no checkpoint of it is written), the other seeds' say ``"stopped"`` with their
+checkpoints (or ``"diverged"`` too when their parameters are no longer finite), and :class:`~normrl.utils.errors.TrainingDiverged` is raised. A seed's directory
 can be continued on its own as a single run (``normrl train --seed k --logdir
 LOGDIR/seed_<k> --resume``); resuming the stacked run as a whole is not supported yet.
 """
@@ -20,9 +23,11 @@ from typing import Any, Sequence
 
 from normrl.runs.checkpoints import has_checkpoint, save_checkpoint
 from normrl.runs.device import resolve_device
+from normrl.runs.outcome import divergence_report, finish_status
 from normrl.runs.signals import StopSignals
 from normrl.runs.single import _check_positive, make_config
-from normrl.utils.errors import UserError
+from normrl.utils.errors import TrainingDiverged, UserError
+from normrl.utils.run_dir import check_logdir
 
 
 def seed_logdir(logdir: str | Path, seed: int) -> Path:
@@ -64,7 +69,7 @@ def train_seeds(algo: str, env_id: str, steps: int, logdir: str | Path, seeds: S
         config.schedule_horizon = steps
     config = dataclasses.replace(config, num_seeds=1)
     config.validate()
-    logdir, env_kwargs = Path(logdir), dict(env_kwargs or {})
+    logdir, env_kwargs = check_logdir(logdir), dict(env_kwargs or {})
     for s in seeds:
         if has_checkpoint(seed_logdir(logdir, s)):
             raise UserError(f"{seed_logdir(logdir, s)} already holds a run's checkpoint; choose another --logdir "
@@ -92,13 +97,22 @@ def train_seeds(algo: str, env_id: str, steps: int, logdir: str | Path, seeds: S
                    "env_kwargs": env_kwargs, "seed_axis": {"seeds": seeds}}
         write_config(seed_logdir(logdir, s), c, run=options, threads=torch.get_num_threads(), device=str(dev))
     t0 = time.perf_counter()
-    with StopSignals() as stop:
-        _train_in_chunks(stacked, logdir, seeds, steps, checkpoint_every, progress_every, progress, stop,
-                         f"ppo {env_id} {config.norm} x{len(seeds)} seeds")
+    stop, diverged = StopSignals(), None
+    try:
+        with stop:
+            _train_in_chunks(stacked, logdir, seeds, steps, checkpoint_every, progress_every, progress, stop,
+                             f"ppo {env_id} {config.norm} x{len(seeds)} seeds")
+    except TrainingDiverged as exc:  # one seed diverged: it stops all, as it would stop its single run
+        diverged = divergence_report(exc, seed_logdir(logdir, exc.facts["seed"]))
     wall = time.perf_counter() - t0
-    summaries = []
+    summaries, failed = [], {}
     for s, a in zip(seeds, agents):
-        save_checkpoint(seed_logdir(logdir, s), a)
+        if diverged is None or diverged.facts["seed"] != s:
+            try:
+                save_checkpoint(seed_logdir(logdir, s), a)
+            except TrainingDiverged as exc:  # non-finite parameters, found by the save (its last good one stays)
+                failed[s] = divergence_report(exc, seed_logdir(logdir, s))
+                diverged = diverged or failed[s]
         a.close()
         a.env.close()
     trained = stacked.num_steps  # each seed's (they started at 0)
@@ -107,10 +121,19 @@ def train_seeds(algo: str, env_id: str, steps: int, logdir: str | Path, seeds: S
         summary = a.summary()
         summary.update(norm=config.norm, seed=s, device=str(dev), num_envs=config.num_envs, train_seconds=wall,
                        eval_seconds=0.0, steps_per_second=trained / wall if wall > 0 else None, trained_steps=trained,
-                       finished=a.num_steps >= steps, signal=stop.first,
+                       finished=diverged is None and a.num_steps >= steps, signal=stop.first,
                        seed_axis={"seeds": seeds, "aggregate_steps_per_second": aggregate})
+        summary["status"] = finish_status(summary["finished"])
+        if diverged is not None:
+            summary["seed_axis"]["stopped_by_divergence_of_seed"] = diverged.facts.get("seed")
+            if diverged.facts.get("seed") == s:
+                summary["status"], summary["divergence"] = "diverged", diverged.facts
+            elif s in failed:
+                summary["status"], summary["divergence"] = "diverged", {**failed[s].facts, "seed": s}
         write_summary(seed_logdir(logdir, s), summary)
         summaries.append(summary)
+    if diverged is not None:
+        raise diverged
     return {"seeds": seeds, "logdirs": [str(seed_logdir(logdir, s)) for s in seeds], "summaries": summaries,
             "train_seconds": wall, "aggregate_steps_per_second": aggregate, "signal": stop.first}
 

@@ -10,7 +10,12 @@ Run directory (``logdir``): ``config.json`` before the first step (the agent con
 a ``"run"`` block of the options), TensorBoard events (docs/metrics.md), checkpoints
 (:mod:`normrl.runs.checkpoints`), and ``summary.json`` at the end or at a signal stop
 (the agent's summary plus ``train_seconds``, ``eval_seconds``, ``steps_per_second``,
-``trained_steps``, ``finished`` and ``signal``).
+``trained_steps``, ``finished``, ``signal`` and ``status``: :mod:`normrl.runs.outcome`).
+
+A non-finite loss, gradient norm or parameter (the agents' divergence guard) stops the
+run: no checkpoint of the diverged agent is written, ``summary.json`` gets
+``status: "diverged"`` and the facts, and :class:`~normrl.utils.errors.TrainingDiverged`
+is raised naming them and the last good checkpoint.
 """
 from __future__ import annotations
 
@@ -22,9 +27,11 @@ from typing import Any
 
 from normrl.runs.checkpoints import has_checkpoint, load_latest, restore_agent, save_checkpoint
 from normrl.runs.device import resolve_device
+from normrl.utils.run_dir import check_logdir
 from normrl.runs.resume import check_same_config, check_same_options
+from normrl.runs.outcome import divergence_report, finish_status
 from normrl.runs.signals import StopSignals
-from normrl.utils.errors import UserError
+from normrl.utils.errors import TrainingDiverged, UserError
 
 #: Options that must be the same when a run is resumed.
 RESUME_KEYS = ("env_id", "algo", "norm", "seed", "steps", "num_envs", "env_kwargs")
@@ -67,7 +74,7 @@ def _check_positive(**values: int) -> None:
 def train_single(algo: str, env_id: str, steps: int, logdir: str | Path, *, config: Any = None,
                  overrides: dict | None = None, env_kwargs: dict | None = None, device: str = "cpu",
                  resume: bool = False, checkpoint_every: int = 100_000, progress_every: int = 10_000,
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True, trust_checkpoint: bool = False) -> dict[str, Any]:
     """Train ``algo`` (``"ppo"``/``"dqn"``) on ``env_id`` for ``steps`` env steps in
     total; return the summary written to ``summary.json``.
 
@@ -82,6 +89,9 @@ def train_single(algo: str, env_id: str, steps: int, logdir: str | Path, *, conf
         checkpoint_every: env steps between checkpoints [100,000].
         progress_every: env steps between progress-bar updates and signal checks
             (rounded up to whole PPO rollouts) [10,000].
+        trust_checkpoint: with ``resume``, load a checkpoint whose pickle holds more
+            than tensors and plain data (e.g. from an old version) with full
+            unpickling, which can run code; only for files you trust [False].
 
     A SIGINT/SIGTERM stops training after the current chunk, saves a checkpoint and
     returns the summary with ``finished=False`` and ``signal`` set.
@@ -103,7 +113,7 @@ def train_single(algo: str, env_id: str, steps: int, logdir: str | Path, *, conf
     if config.schedule_horizon == 0:
         config.schedule_horizon = steps  # chunked learn() calls: decay over the whole run
     config.validate()
-    logdir, env_kwargs = Path(logdir), dict(env_kwargs or {})
+    logdir, env_kwargs = check_logdir(logdir), dict(env_kwargs or {})
     options = {"env_id": env_id, "algo": algo, "norm": config.norm, "seed": config.seed, "steps": steps,
                "num_envs": config.num_envs, "env_kwargs": env_kwargs}
     if resume:
@@ -124,20 +134,30 @@ def train_single(algo: str, env_id: str, steps: int, logdir: str | Path, *, conf
         write_config(logdir, config, run=options, threads=torch.get_num_threads(), device=str(dev))
     agent = agent_class(algo)(env, config, logdir=str(logdir))
     if resume:
-        restore_agent(agent, folder, state)
+        restore_agent(agent, folder, state, trusted=trust_checkpoint)
     start_steps = agent.num_steps
     t0 = time.perf_counter()
-    with StopSignals() as stop:
-        _train_in_chunks(agent, logdir, steps, checkpoint_every, progress_every, progress, stop, f"{algo} {env_id} {config.norm}")
+    stop, diverged = StopSignals(), None
+    try:
+        with stop:
+            _train_in_chunks(agent, logdir, steps, checkpoint_every, progress_every, progress, stop,
+                             f"{algo} {env_id} {config.norm}")
+        save_checkpoint(logdir, agent)
+    except TrainingDiverged as exc:
+        diverged = divergence_report(exc, logdir)
     wall = time.perf_counter() - t0
-    save_checkpoint(logdir, agent)
     agent.close()
     env.close()
     trained = agent.num_steps - start_steps
     summary = agent.summary()
     summary.update(norm=config.norm, seed=config.seed, device=str(dev), num_envs=config.num_envs, train_seconds=wall,
                    eval_seconds=0.0, steps_per_second=trained / wall if wall > 0 else None, trained_steps=trained,
-                   finished=agent.num_steps >= steps, signal=stop.first)
+                   finished=diverged is None and agent.num_steps >= steps, signal=stop.first)
+    summary["status"] = "diverged" if diverged is not None else finish_status(summary["finished"])
+    if diverged is not None:
+        summary["divergence"] = diverged.facts
+        write_summary(logdir, summary)
+        raise diverged
     write_summary(logdir, summary)
     return summary
 

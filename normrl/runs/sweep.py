@@ -24,12 +24,16 @@ Reliability: a trial whose ``summary.json`` says it finished (or diverged) is sk
 one with a checkpoint is resumed with ``resume=True`` (the trainers check that it is the
 same run); an interrupted start without a checkpoint starts over (its files except
 ``trial.log`` are removed). A trial that raises is reported with its error and log path
-and the others go on. The first SIGINT/SIGTERM starts no more trials and interrupts the
+and the others go on. A trial stopped by the agents' divergence guard is ``diverged``,
+not ``failed``: its trainer writes ``summary.json`` (``status: "diverged"`` and the
+facts: env step, update, cause, first non-finite parameter) before raising
+:class:`~normrl.utils.errors.TrainingDiverged`, and :func:`run_trial` returns that
+summary as the trial's result. The first SIGINT/SIGTERM starts no more trials and interrupts the
 running ones, whose training loops save a checkpoint and return; a re-run continues them.
 
 ``LOGDIR/sweep.json`` holds the spec and every trial's status (``finished``, ``failed``
-with its error, ``diverged``, ``cancelled`` (stopped with a checkpoint), ``pending``
-(not run yet)), wall time, score and log path; it is rewritten as each trial ends. A
+with its error, ``diverged`` with its ``divergence`` facts, ``cancelled`` (stopped with
+a checkpoint), ``pending`` (not run yet)), wall time, score and log path; it is rewritten as each trial ends. A
 re-run in the same LOGDIR must be the same sweep or one that only adds trials (more
 norms, interventions, seeds or ``set`` values; same ``set`` keys and every other field
 equal); anything else is refused, because trials with the same name but other settings
@@ -52,7 +56,7 @@ from typing import Any, Callable
 from normrl.analysis.run_dirs import summary_score, summary_status
 from normrl.runs.status import DONE, RESUME, run_status
 from normrl.runs.sweep_spec import SweepSpec, Trial
-from normrl.utils.errors import UserError
+from normrl.utils.errors import TrainingDiverged, UserError
 
 SWEEP_FILE = "sweep.json"
 TRIAL_LOG = "trial.log"  # the name ray_engine.TRIAL_LOG_NAME uses too
@@ -105,17 +109,19 @@ def run_trial(*, kind: str, logdir: str, train: dict, threads: int = 1, device: 
         if not resumed:
             _clear_interrupted_start(path)
         if kind == "env":
-            from normrl.runs.single import train_single
-
-            summary = train_single(logdir=path, resume=resumed, device=device, progress=progress, **train)
+            from normrl.runs.single import train_single as trainer
         elif kind == "stream":
-            from normrl.runs.stream import train_stream
-
-            summary = train_stream(logdir=path, resume=resumed, device=device, progress=progress, **train)
+            from normrl.runs.stream import train_stream as trainer
         else:
             raise ValueError(f"unknown trial kind {kind!r}; valid: env, stream")
+        try:
+            summary = trainer(logdir=path, resume=resumed, device=device, progress=progress, **train)
+        except TrainingDiverged:
+            # the trainer wrote summary.json (status "diverged", the facts) before raising:
+            # a diverged trial is a result of the grid, not a crash
+            summary = json.loads((path / "summary.json").read_text())
     return {"status": summary_status(summary), "score": summary_score(summary), "steps": _trial_steps(summary),
-            "signal": summary.get("signal"), "resumed": resumed}
+            "signal": summary.get("signal"), "resumed": resumed, "divergence": summary.get("divergence")}
 
 
 def _local_trial(trial_fn: Callable[..., dict], **kwargs) -> None:
@@ -251,6 +257,9 @@ def _line(name: str, record: dict) -> str:
         text += f"  {record['wall_s']:.1f}s"
     if status == CANCELLED:
         text += "  (checkpointed; a re-run continues it)"
+    facts = record.get("divergence")
+    if status == DIVERGED and facts:
+        text += f"  (non-finite {facts.get('cause')} at env step {facts.get('env_step')}, update {facts.get('update')})"
     return text
 
 
@@ -285,6 +294,15 @@ def run_sweep(spec: SweepSpec, logdir: str | Path, *, engine: str = "ray", addre
         raise UserError("--engine local runs on this machine's CPUs: --address and --gpus-per-trial need --engine ray")
     if not cpus_per_trial > 0 or gpus_per_trial < 0:
         raise UserError(f"--cpus-per-trial must be > 0 and --gpus-per-trial >= 0, got {cpus_per_trial}, {gpus_per_trial}")
+    if num_cpus is not None and (isinstance(num_cpus, bool) or not isinstance(num_cpus, int) or num_cpus < 1):
+        raise UserError(f"--num-cpus must be an integer >= 1, got {num_cpus!r}")
+    if device is not None:
+        import torch
+
+        try:  # the syntax only: the trials may run on other machines than this one
+            torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise UserError(f"bad --device {device!r}: {exc}") from None
     if echo is None:
         if progress:
             from tqdm.auto import tqdm
@@ -335,6 +353,8 @@ def run_sweep(spec: SweepSpec, logdir: str | Path, *, engine: str = "ray", addre
             rec.update(status=status, wall_s=wall_s, error=error, ended=_now(), node=node)
             if result is not None:
                 rec.update(score=result.get("score"), steps=result.get("steps"), resumed=result.get("resumed"))
+                if result.get("divergence"):
+                    rec["divergence"] = result["divergence"]
             _write_state(logdir, state)
             if status != PENDING:
                 echo(_line(name, rec))

@@ -214,20 +214,20 @@ def format_value(value) -> str:
 
 def intervention_override(algo: str, spec: str) -> dict:
     """The config overrides of one intervention axis entry: ``{}`` for ``"none"``, else
-    ``{"interventions": (spec,)}`` once the spec string parses
-    (:func:`normrl.plasticity.spec.parse_intervention_spec`; UserError naming the valid
-    interventions otherwise). A config class without that field is a UserError rather
+    ``{"interventions": (spec,)}`` once the spec string parses and its values pass the
+    intervention's own checks (:func:`normrl.plasticity.spec.build_interventions`;
+    UserError naming the valid interventions or the bad value otherwise). A config class without that field is a UserError rather
     than a silent no-op."""
     if spec == NO_INTERVENTION:
         return {}
     if INTERVENTION_FIELD not in _config_hints(algo):
         raise UserError(f"--intervention {spec!r}: this normrl's {algo} config has no "
                         f"{INTERVENTION_FIELD!r} field, so interventions cannot be swept; use --intervention none")
-    from normrl.plasticity.spec import parse_intervention_spec
+    from normrl.plasticity.spec import build_interventions
 
     try:
-        parse_intervention_spec(spec)
-    except ValueError as exc:
+        build_interventions([spec])  # parses it and runs the constructor's checks of the values
+    except (ValueError, TypeError) as exc:
         raise UserError(f"--intervention {spec!r}: {exc}") from None
     return {INTERVENTION_FIELD: (spec,)}
 
@@ -243,6 +243,22 @@ class Trial:
     seed: int
     values: dict[str, Any]
     kwargs: dict[str, Any]
+
+
+def _check_stream(name: str, steps_per_task: int) -> None:
+    """UserError naming the valid streams when ``name`` is not one. The tasks of an env
+    stream are cheap to list (no env is built); the digits streams load a dataset, so
+    their names are checked by pattern only and the rest when a trial starts."""
+    import re
+
+    if isinstance(name, str) and re.fullmatch(r"(label-)?permuted-digits(:\w*)?", name):
+        return
+    from normrl.continual.streams import stream_tasks
+
+    try:
+        stream_tasks(name, steps_per_task)
+    except ValueError as exc:
+        raise UserError(f"--stream {name!r}: {exc}") from None
 
 
 @dataclass
@@ -307,6 +323,10 @@ class SweepSpec:
             if self.steps_per_task is not None or self.cycles != 1 or self.stream_options:
                 raise UserError("--steps-per-task, --cycles and the stream options apply to --stream sweeps only")
             _positive("steps", self.steps)
+            from normrl.envs.registry import ALE_PATTERN, ENV_IDS, list_envs
+
+            if not isinstance(self.env, str) or not (self.env in ENV_IDS or ALE_PATTERN.match(self.env)):
+                raise UserError(f"--env {self.env!r}: unknown env id; valid ids: {', '.join(list_envs())}")
         else:
             if self.steps is not None:
                 raise UserError("--stream sweeps take --steps-per-task (env steps per task visit), not --steps")
@@ -314,6 +334,7 @@ class SweepSpec:
                 raise UserError("--stream sweeps need --steps-per-task (env steps per task visit)")
             _positive("steps-per-task", self.steps_per_task)
             _positive("cycles", self.cycles)
+            _check_stream(self.stream, self.steps_per_task)
             unknown = sorted(set(self.stream_options) - set(STREAM_OPTIONS))
             if unknown:
                 raise UserError(f"unknown stream option(s) {unknown}; valid: {', '.join(STREAM_OPTIONS)}")

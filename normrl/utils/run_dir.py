@@ -42,10 +42,14 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(to_jsonable(obj), f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(to_jsonable(obj), f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:  # e.g. a full disk: leave no half-written temporary file
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -56,6 +60,8 @@ def environment_info() -> dict[str, Any]:
         "torch": torch.__version__,
         "platform": platform.platform(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "threads": torch.get_num_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
@@ -69,3 +75,27 @@ def write_config(logdir: str | os.PathLike, config: Any, **extra: Any) -> Path:
 def write_summary(logdir: str | os.PathLike, summary: dict[str, Any]) -> Path:
     """Write ``logdir/summary.json``."""
     return write_json(Path(logdir) / "summary.json", summary)
+
+
+def check_logdir(logdir: str | os.PathLike) -> Path:
+    """Create the run directory ``logdir`` if needed and check that files can be made
+    in it; a path that is a file, lies under a file, or cannot be created or written is
+    a :class:`~normrl.utils.errors.UserError` (one line). A full disk stays an OSError
+    (a runtime failure, not a bad argument). Returns the path."""
+    import errno
+
+    from normrl.utils.errors import UserError
+
+    path = Path(logdir)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--logdir {path} is a file, not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise UserError(f"--logdir {path}: cannot create or write it ({exc.strerror or exc})") from None
+    return path

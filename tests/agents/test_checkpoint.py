@@ -96,6 +96,8 @@ def test_default_networks_resume_bitwise_with_norms(tmp_path, algo, norm):
     half = make().learn(64 if algo == "ppo" else 80, progress=False)
     if norm == "nap":
         assert type(half.optimizer).__name__ == "ProjectedOptimizer"
+        # value/Q heads stay free (a projected head would bound their range)
+        assert half.optimizer.projector.output == "free" and half.optimizer.projector.output_layer_names == []
     half.save(tmp_path / "ck.pt")
     resumed = make().load(tmp_path / "ck.pt").learn(64 if algo == "ppo" else 80, progress=False)
     assert _same(_params(resumed), _params(full))

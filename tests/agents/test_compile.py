@@ -16,6 +16,7 @@ from normrl.agents.ppo.compiled_update import CompiledPPOUpdate
 from normrl.agents.ppo.rollout import rollout_per_step
 from normrl.continual.streams import MINATAR_STREAM_KWARGS
 from normrl.envs import make_env
+from normrl.normalization.projected_optimizer import NaPAdam
 from normrl.envs.wrappers import PermutedActions, PermutedObservations, TensorEnvWrapper
 
 STREAM_GAMES = ("Breakout", "Asterix", "Freeway", "SpaceInvaders")
@@ -187,6 +188,8 @@ def test_compile_refuses_interventions_naming_them(algo):
                  optimizer_class=torch.optim.SGD), "Adam or AdamW"),
     (lambda: DQN(make_env("CartPole-v1", 2, "cpu", seed=0), DQNConfig(hidden=(8,), monitor_every=0, compile=True),
                  optimizer_class=torch.optim.Adam, optimizer_kwargs={"lr": 1e-3, "amsgrad": True}), "amsgrad"),
+    (lambda: PPO(make_env("CartPole-v1", 2, "cpu", seed=0), PPOConfig(num_steps=8, num_minibatches=2, hidden=(8,), monitor_every=0, compile=True,
+                 norm="nap"), optimizer_class=NaPAdam, optimizer_kwargs={"lr": 1e-3}), "free output layers only"),
 ])
 def test_compile_refuses_what_it_cannot_reproduce(make, match):
     with pytest.raises(ValueError, match=match):  # at construction, before any training

@@ -89,7 +89,7 @@ def test_loaded_agent_has_adam_state_in_its_parameters_layout_and_resets_atari(t
     first = agent()
     first.learn(64, progress=False)
     first.save(tmp_path / "a.pt")
-    state = torch.load(tmp_path / "a.pt", weights_only=False)
+    state = torch.load(tmp_path / "a.pt", weights_only=True)
     for moments in state["optimizer"]["state"].values():
         for k in ("exp_avg", "exp_avg_sq"):
             moments[k] = moments[k].contiguous()

@@ -143,3 +143,32 @@ def test_single_agents_and_dqn_refuse_several_seeds():
         DQNConfig(num_seeds=4).validate()
     with pytest.raises(ValueError, match="num_seeds must be a positive int"):
         PPOConfig(num_seeds=0).validate()
+
+
+def test_a_diverging_seed_stops_the_stacked_run_as_its_single_run_stops():
+    from normrl.utils.errors import TrainingDiverged
+
+    config = dataclasses.replace(_config("CartPole-v1", "none"), learning_rate=1e30, num_steps=16)
+    stacked = StackedPPO([_agent("CartPole-v1", {}, config, s) for s in SEEDS[:2]])
+    with pytest.raises(TrainingDiverged) as stacked_exc:
+        stacked.learn(10 * config.num_envs * config.num_steps)
+    single = _agent("CartPole-v1", {}, config, SEEDS[0])
+    with pytest.raises(TrainingDiverged) as single_exc:
+        single.learn(10 * config.num_envs * config.num_steps, progress=False)
+    keys = ("env_step", "update", "cause")
+    assert [stacked_exc.value.facts[k] for k in keys] == [single_exc.value.facts[k] for k in keys]
+
+
+def test_skip_update_skips_each_seeds_own_non_finite_steps():
+    config = dataclasses.replace(_config("CartPole-v1", "none"), learning_rate=1e30, num_steps=16,
+                                 on_divergence="skip-update")
+    rollout = config.num_envs * config.num_steps
+    stacked = StackedPPO([_agent("CartPole-v1", {}, config, s) for s in SEEDS[:2]])
+    stacked.learn(3 * rollout)
+    for k, seed in enumerate(SEEDS[:2]):
+        single = _agent("CartPole-v1", {}, config, seed)
+        single.learn(3 * rollout, progress=False)
+        mine = stacked.agents[k]
+        assert mine.divergence.skipped_updates == single.divergence.skipped_updates > 0
+        assert [float(s) for s in _adam(mine, "step")] == [float(s) for s in _adam(single, "step")]
+        assert mine.num_updates == single.num_updates

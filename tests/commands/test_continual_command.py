@@ -226,5 +226,5 @@ def test_agent_config_flags_reach_the_agent_and_config_json(tmp_path):
     import torch
 
     ckpt = next((logdir / "checkpoints").glob("step_*/agent.pt"))
-    state = torch.load(ckpt, weights_only=False)
+    state = torch.load(ckpt, weights_only=True)
     assert state["config"]["learning_rate"] == 0.0007 and tuple(state["config"]["hidden"]) == (32, 16)

@@ -78,3 +78,17 @@ def test_num_seeds_in_the_config_trains_consecutive_seeds(tmp_path):
     for seed in (4, 5):
         summary = json.loads((tmp_path / f"seed_{seed}" / "summary.json").read_text())
         assert summary["seed"] == seed and summary["steps"] == 64 and summary["finished"]
+
+
+def test_a_diverging_seed_stops_the_stacked_run_with_exit_status_1(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", *TINY, "--seeds", "2,7", "--learning-rate", "1e30", "--logdir", str(tmp_path)])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("normrl train: error: seed 2: ") and err.count("\n") == 1
+    first, second = (json.loads((tmp_path / f"seed_{s}" / "summary.json").read_text()) for s in (2, 7))
+    assert first["status"] == "diverged" and first["divergence"]["seed"] == 2
+    assert second["seed_axis"]["stopped_by_divergence_of_seed"] == 2
+    # lr 1e30 breaks seed 7 too: the save finds its non-finite parameters and writes no checkpoint of them
+    assert second["status"] == "diverged" and second["divergence"]["cause"] == "parameters"
+    assert not list(tmp_path.glob("seed_*/checkpoints/step_*"))

@@ -38,6 +38,7 @@ def test_policy_kwargs_build_normed_policies_for_ppo_a2c_dqn():
     assert all(m.bias is None for m in a2c.policy.pi_features_extractor.mlp if isinstance(m, nn.Linear))
     assert a2c.policy.action_net.bias is not None  # the head keeps its bias and is never projected
     assert not any("action_net" in n or "value_net" in n for n in a2c.policy.optimizer.projector.layer_names)
+    assert a2c.policy.optimizer.projector.output_layer_names == []  # output="free": value head unbounded
 
     dqn = DQN("MlpPolicy", env, learning_starts=0, buffer_size=100, policy_kwargs=norm_policy_kwargs("rmsnorm", algo="dqn"), device="cpu")
     assert _hidden_chain(dqn.policy.q_net.features_extractor) == ["Linear", "RMSNorm", "ReLU", "Linear", "RMSNorm", "ReLU"]

@@ -46,9 +46,10 @@ def test_bcn_gets_weight_standardized_convs_unless_disabled():
     assert not any(isinstance(c, WSConv2d) for c in convs(ResNet18(10, norm="batchnorm")))
 
 
-def test_nap_projector_selects_every_conv_and_not_the_classifier():
+def test_nap_projector_selects_every_conv_and_the_classifier_only_as_output_layer():
     model = ResNet18(10, norm="nap", nf=4)
-    projector = NaPProjector(model)
+    projector = NaPProjector(model, output="free")
+    assert NaPProjector(model).output_layer_names == ["classifier"]  # the default projects the head
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     initial = [c.weight.norm().item() for c in convs]
     with torch.no_grad():
@@ -58,7 +59,7 @@ def test_nap_projector_selects_every_conv_and_not_the_classifier():
     head = model.classifier.weight.norm().item()
     projector.project()
     assert [c.weight.norm().item() for c in convs] == pytest.approx(initial, rel=1e-5)  # every conv
-    assert model.classifier.weight.norm().item() == pytest.approx(head)  # never the head
+    assert model.classifier.weight.norm().item() == pytest.approx(head)  # output="free": head untouched
 
 
 def test_bad_arguments_are_rejected():

@@ -111,9 +111,9 @@ def test_apply_nap_errors_on_unsupported_structures():
 # ---------------------------------------------------------------------------- projection
 
 
-def test_projection_keeps_hidden_norms_while_loss_falls_and_output_layer_moves():
+def test_projection_keeps_hidden_norms_while_loss_falls_and_free_output_layer_moves():
     model = apply_nap(_mlp())
-    projector = NaPProjector(model)
+    projector = NaPProjector(model, output="free")
     assert projector.layer_names == ["0", "3"]  # the two hidden layers, not the output "6"
     init = {k: v.clone() for k, v in projector.initial_weight_norms().items()}
     out_norm0 = model[6].weight.norm().item()
@@ -124,6 +124,7 @@ def test_projection_keeps_hidden_norms_while_loss_falls_and_output_layer_moves()
     for name, norm in projector.weight_norms().items():
         torch.testing.assert_close(norm, init[name], rtol=1e-5, atol=0)
     assert abs(model[6].weight.norm().item() - out_norm0) / out_norm0 > 0.05  # output layer free
+    assert projector.output_layer_names == [] and NaPProjector(model).output_layer_names == ["6"]  # default: projected
 
 
 def test_without_projection_the_hidden_norms_grow():
@@ -266,3 +267,148 @@ def test_projector_on_library_networks_selects_every_layer_but_the_head(build):
     projector = NaPProjector(model)
     assert projector.layer_names == layers[:-1]
     assert len(projector.norm_layer_names) == len(layers) - 1
+
+
+# ---------------------------------------------------------------------------- output layer
+
+
+def _classifier(seed=0):
+    from normrl.networks import MLP
+
+    torch.manual_seed(seed)
+    return MLP(8, 4, hidden=(32, 32), norm="nap")
+
+
+def _classification_data(n=128, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 8, generator=g), torch.randint(0, 4, (n,), generator=g)
+
+
+def _train_ce(model, opt, steps, x, y):
+    losses = []
+    for _ in range(steps):
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.mark.parametrize("output", ["project", "project_rows"])
+def test_output_projection_keeps_the_head_norm_while_the_loss_falls(output):
+    model = _classifier()
+    head = model[-1]
+    projector = NaPProjector(model, output=output)
+    assert projector.output_layer_names == ["6"] and projector.layer_names == ["0", "3"]
+    w0 = head.weight.detach().clone()
+    b0 = head.bias.detach().clone()
+    opt = ProjectedOptimizer(torch.optim.Adam(model.parameters(), lr=5e-2), projector)
+    x, y = _classification_data()
+    losses = _train_ce(model, opt, 300, x, y)
+    assert sum(losses[-10:]) / 10 < 0.3 * losses[0]
+    if output == "project":
+        torch.testing.assert_close(head.weight.norm(), w0.norm(), rtol=1e-5, atol=0)
+        assert (head.weight.norm(dim=1) - w0.norm(dim=1)).abs().max() > 1e-2  # rows may trade norm
+    else:
+        torch.testing.assert_close(head.weight.norm(dim=1), w0.norm(dim=1), rtol=1e-5, atol=0)
+    assert (head.weight - w0).norm() > 0.5 * w0.norm()  # the head's direction did move
+    assert (head.bias - b0).abs().max() > 1e-2  # the head's bias is free
+    for name, norm in projector.weight_norms().items():  # hidden layers as before
+        torch.testing.assert_close(norm, projector.initial_weight_norms()[name], rtol=1e-5, atol=0)
+    torch.testing.assert_close(projector.output_weight_norms()["6"], projector.initial_output_weight_norms()["6"], rtol=1e-5, atol=0)
+
+
+def test_output_free_leaves_the_head_to_grow():
+    """The previous behaviour, still available: on the same problem the head's norm grows."""
+    model = _classifier()
+    projector = NaPProjector(model, output="free")
+    assert projector.output_layer_names == [] and projector.output_weight_norms() == {}
+    n0 = model[-1].weight.norm().item()
+    opt = ProjectedOptimizer(torch.optim.Adam(model.parameters(), lr=5e-2), projector)
+    x, y = _classification_data()
+    _train_ce(model, opt, 300, x, y)
+    assert model[-1].weight.norm().item() > 2.0 * n0
+
+
+def test_output_option_rejects_unknown_choices_and_lists_them():
+    from normrl.normalization.nap import OUTPUT_CHOICES
+
+    with pytest.raises(ValueError, match="'free', 'project', 'project_rows', 'relax'"):
+        NaPProjector(_classifier(), output="normalize")
+    assert OUTPUT_CHOICES == ("free", "project", "project_rows", "relax")
+
+
+def test_output_layers_on_library_networks_and_headless_torsos():
+    from normrl.networks import MLP, NatureCNN
+
+    cnn = NatureCNN(4, 18, norm="nap")
+    names = [n for n, m in cnn.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    assert NaPProjector(cnn, output="project").output_layer_names == names[-1:]
+    torso = MLP(8, None, hidden=(16, 16), norm="nap")  # no output layer: nothing extra to project
+    assert NaPProjector(torso, output="project").output_layer_names == []
+    two_heads = nn.ModuleDict(dict(actor=MLP(8, 3, hidden=(16,), norm="nap"), critic=MLP(8, 1, hidden=(16,), norm="nap")))
+    projector = NaPProjector(two_heads, output="project")
+    assert projector.output_layer_names == ["actor.3", "critic.3"]
+    assert NaPProjector(two_heads, output="project", exclude=["critic.3"]).output_layer_names == ["actor.3"]
+    only_actor = NaPProjector(two_heads, output="project", parameters=two_heads["actor"].parameters())
+    assert only_actor.output_layer_names == ["actor.3"] and only_actor.layer_names == ["actor.0"]
+
+
+def test_output_norms_round_trip_and_old_states_load_as_free():
+    model = _classifier()
+    saved = NaPProjector(model, output="project").state_dict()
+    with torch.no_grad():
+        model[-1].weight.mul_(5.0)
+    fresh = NaPProjector(model, output="project")
+    fresh.load_state_dict(saved)
+    fresh.project()
+    torch.testing.assert_close(model[-1].weight.norm(), saved["output_norms"][0], rtol=1e-6, atol=0)
+    with pytest.raises(ValueError, match="output"):
+        NaPProjector(model, output="project_rows").load_state_dict(saved)
+    old = {k: v for k, v in NaPProjector(model, output="free").state_dict().items() if not k.startswith("output")}
+    NaPProjector(model, output="free").load_state_dict(old)  # saved before the option existed
+    with pytest.raises(ValueError, match="output"):
+        NaPProjector(model, output="project").load_state_dict(old)
+
+
+def test_nap_optimizer_passes_the_output_option():
+    from normrl.normalization.projected_optimizer import NaPOptimizer
+
+    model = _classifier()
+    opt = NaPOptimizer(model.parameters(), lr=1e-2, output="project_rows")
+    assert opt.projector.output == "project_rows" and opt.projector.output_layer_names == ["6"]
+    assert ProjectedOptimizer.wrapping(output="project")(model.parameters(), lr=1e-2).projector.output == "project"
+
+
+def test_output_relax_shrinks_only_the_excess_norm_by_the_rate():
+    model = _classifier()
+    head = model[-1]
+    projector = NaPProjector(model, output="relax", output_rate=0.25)
+    n0 = projector.initial_output_weight_norms()["6"].item()
+    with torch.no_grad():
+        head.weight.mul_(3.0)
+    direction = head.weight.detach() / head.weight.norm()
+    projector.project()
+    torch.testing.assert_close(head.weight.norm().item(), n0 + 0.75 * (3.0 * n0 - n0), rtol=1e-6, atol=0)
+    torch.testing.assert_close(head.weight / head.weight.norm(), direction, rtol=1e-6, atol=1e-7)  # direction kept
+    for _ in range(200):
+        projector.project()
+    torch.testing.assert_close(head.weight.norm().item(), n0 + 2.0 * n0 * 0.75 ** 201, rtol=1e-5, atol=0)
+    with torch.no_grad():
+        head.weight.mul_(0.5 / (head.weight.norm().item() / n0))  # below the initial norm: left alone
+    projector.project()
+    torch.testing.assert_close(head.weight.norm().item(), 0.5 * n0, rtol=1e-6, atol=0)
+    with pytest.raises(ValueError, match="output_rate"):
+        NaPProjector(model, output="relax", output_rate=0.0)
+
+
+def test_output_relax_with_rate_one_is_the_projection():
+    x, y = _classification_data()
+    heads = []
+    for output, kw in (("project", {}), ("relax", {"output_rate": 1.0})):
+        model = _classifier(seed=5)
+        opt = ProjectedOptimizer(torch.optim.Adam(model.parameters(), lr=5e-2), NaPProjector(model, output=output, **kw))
+        _train_ce(model, opt, 20, x, y)
+        heads.append(model[-1].weight.detach())
+    torch.testing.assert_close(heads[0], heads[1], rtol=1e-5, atol=1e-6)

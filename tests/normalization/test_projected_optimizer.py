@@ -190,18 +190,36 @@ def test_real_stable_baselines3_ppo_uses_nap_adam_and_checkpoints_it(tmp_path):
         def forward(self, x):
             return self.net(x)
 
-    kwargs = dict(features_extractor_class=NormedExtractor, net_arch=[], optimizer_class=NaPAdam, optimizer_kwargs=dict(eps=1e-5))
+    # The policy-logit head is projected (the default output="project"); the value head,
+    # a regression head whose range a projection would cap, is excluded.
+    nap_kwargs = dict(eps=1e-5, exclude=["value_net"])
+    kwargs = dict(features_extractor_class=NormedExtractor, net_arch=[], optimizer_class=NaPAdam, optimizer_kwargs=nap_kwargs)
     model = sb3.PPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=32, n_epochs=2, learning_rate=0.05, seed=0, device="cpu", policy_kwargs=kwargs)
     opt = model.policy.optimizer
     assert type(opt) is NaPAdam and opt.defaults["eps"] == 1e-5
-    assert opt.projector.layer_names == ["features_extractor.net.0", "features_extractor.net.3"]  # not action/value heads
+    assert opt.projector.layer_names == ["features_extractor.net.0", "features_extractor.net.3"]
+    assert opt.projector.output_layer_names == ["action_net"]
     init = {k: v.clone() for k, v in opt.projector.initial_weight_norms().items()}
-    heads0 = model.policy.action_net.weight.norm().item()
+    action0 = model.policy.action_net.weight.detach().clone()
+    value0 = model.policy.value_net.weight.norm().item()
     model.learn(128)
     assert opt.num_steps == 8  # 2 rollouts x 2 epochs x 2 minibatches
     for name, norm in opt.projector.weight_norms().items():
         torch.testing.assert_close(norm, init[name], rtol=1e-5, atol=0)
-    assert model.policy.action_net.weight.norm().item() != pytest.approx(heads0, rel=1e-4)
+    torch.testing.assert_close(model.policy.action_net.weight.norm(), action0.norm(), rtol=1e-5, atol=0)
+    assert not torch.allclose(model.policy.action_net.weight, action0)  # its direction learned
+    assert model.policy.value_net.weight.norm().item() != pytest.approx(value0, rel=1e-4)
     model.save(tmp_path / "ppo_nap.zip")
     loaded = sb3.PPO.load(tmp_path / "ppo_nap.zip", device="cpu")
     assert type(loaded.policy.optimizer) is NaPAdam and loaded.policy.optimizer.num_steps == 8
+
+
+def test_build_optimizer_projects_the_head_by_default_and_frees_it_on_request():
+    from normrl.normalization.projected_optimizer import build_optimizer
+
+    model = _nap_mlp()
+    supervised = build_optimizer(model, "nap", torch.optim.Adam, {"lr": 1e-3})
+    assert supervised.projector.output == "project" and supervised.projector.output_layer_names == ["6"]  # apply_nap inserted two norms
+    rl = build_optimizer(model, "nap", torch.optim.Adam, {"lr": 1e-3}, nap_output="free")
+    assert rl.projector.output_layer_names == []
+    assert type(build_optimizer(model, "layernorm", torch.optim.Adam, {"lr": 1e-3})) is torch.optim.Adam

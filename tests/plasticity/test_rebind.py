@@ -53,3 +53,22 @@ def test_projector_keeps_old_targets_and_adopts_new_normalized_layers():
     assert proj.norm_layer_names == ["1", "4.1"]
     proj.project()
     torch.testing.assert_close(model[0].weight.norm(), target)
+
+
+def test_projector_keeps_output_option_and_recorded_output_targets():
+    torch.manual_seed(0)
+    model = MLP(4, 2, hidden=(8,), norm="nap")  # 3 Linear is the output layer
+    opt = ProjectedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), NaPProjector(model, output="relax", output_rate=0.5))
+    head_target = opt.projector.initial_output_weight_norms()["3"].clone()
+    with torch.no_grad():
+        model[3].weight.mul_(3.0)
+    extra = nn.Sequential(nn.Linear(2, 5, bias=False), NaPLayerNorm(5), nn.ReLU(), nn.Linear(5, 2))
+    model.append(extra)
+    rebind_optimizer(opt, model)
+    proj = opt.projector
+    assert (proj.output, proj.output_rate) == ("relax", 0.5)
+    assert proj.output_layer_names == ["3", "4.3"]
+    assert torch.equal(proj.initial_output_weight_norms()["3"], head_target)  # recorded, not the drifted 3x
+    torch.testing.assert_close(proj.initial_output_weight_norms()["4.3"], extra[3].weight.norm())
+    proj.project()  # relax: half the excess over the target removed
+    torch.testing.assert_close(model[3].weight.norm(), head_target * 2.0)

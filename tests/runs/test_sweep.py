@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from normrl.runs.sweep import (FAILED, FINISHED, PENDING, SWEEP_FILE, TRIAL_LOG, load_sweep_state,
+from normrl.runs.sweep import (DIVERGED, FAILED, FINISHED, PENDING, SWEEP_FILE, TRIAL_LOG, load_sweep_state,
                                run_sweep, run_trial)
 from normrl.runs.sweep_spec import SweepSpec
 from normrl.utils.errors import UserError
@@ -164,3 +164,34 @@ def test_finished_and_diverged_trials_are_not_run_again(tmp_path):
                                                                    "CartPole-v1/nap/seed_0": "diverged"}
     assert lines == ["skip      CartPole-v1/none/seed_0  (finished already)",
                      "skip      CartPole-v1/nap/seed_0  (diverged already)"]
+
+
+def test_a_diverging_trial_is_reported_as_diverged_not_failed(tmp_path):
+    """learning_rate 1e30 diverges in the first PPO rollout (the guard stops it), -1 is
+    refused by the config (a crash of the trial): sweep.json, the printed lines and the
+    report keep the two apart."""
+    lines = []
+    result = run_sweep(_spec(set={"learning_rate": "-1,1e30,0.001"}), tmp_path, engine="local", num_cpus=2,
+                       progress=False, echo=lines.append)
+    bad = "CartPole-v1/none_learning_rate=-1.0/seed_0"
+    huge = "CartPole-v1/none_learning_rate=1e+30/seed_0"
+    good = "CartPole-v1/none_learning_rate=0.001/seed_0"
+    assert set(result.trials) == {bad, huge, good}
+    state = load_sweep_state(tmp_path)
+    assert state["counts"] == {FAILED: 1, DIVERGED: 1, FINISHED: 1}
+    rec = state["trials"][huge]
+    summary = _summary(tmp_path, huge)
+    assert rec["status"] == DIVERGED and rec["error"] is None and summary["status"] == "diverged"
+    assert rec["divergence"] == summary["divergence"] and rec["divergence"]["env_step"] == STEPS
+    assert rec["divergence"]["cause"] == "loss or gradient norm" and rec["divergence"]["last_checkpoint"] is None
+    assert state["trials"][bad]["status"] == FAILED and result.exit_status == 1
+    (line,) = [l for l in lines if huge in l]
+    assert line.startswith("diverged  ") and f"(non-finite loss or gradient norm at env step {STEPS}, update" in line
+    report = json.loads((tmp_path / "report.json").read_text())
+    (section,) = report["sections"]
+    assert list(section["diverged"].values()) == [[huge]]  # {arm label: runs}
+    statuses = {r["run"]: r["status"] for r in report["runs"]}
+    assert statuses[huge] == "diverged" and statuses[good] == "finished"
+    assert bad not in statuses or statuses[bad] not in ("finished", "diverged")
+    text = (tmp_path / "report.md").read_text()
+    assert "diverged" in text.lower() and huge in text

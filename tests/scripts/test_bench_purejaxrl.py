@@ -177,3 +177,24 @@ def test_stacked_mode_refuses_until_the_seed_axis_exists():
             bench.run_normrl(bench.normrl_spec("ppo", "CartPole-v1", 2, 256, 2, "stacked"))
     finally:
         torch.set_num_threads(threads)
+
+
+def test_compile_flag_builds_compiled_agents_and_keeps_compilation_out_of_the_timing(monkeypatch):
+    built = []
+    real = bench._normrl_agent
+
+    def recording(spec, seed, num_envs, extra_config=None):
+        built.append((seed, extra_config))
+        return real(spec, seed, num_envs, None)  # eager stand-in: the test checks the plumbing, not torch.compile
+
+    monkeypatch.setattr(bench, "_normrl_agent", recording)
+    spec = bench.normrl_spec("ppo", "CartPole-v1", 2, 256, 2, "sequential", compile=True)
+    threads = torch.get_num_threads()
+    try:
+        out = bench.run_normrl(spec)
+    finally:
+        torch.set_num_threads(threads)
+    # a throwaway warm-up agent first, then one agent per seed, all asked for compile=True
+    assert built == [(0, {"compile": True}), (0, {"compile": True}), (1, {"compile": True})]
+    assert out["steps"] == 2 * 256 and out["compile_s"] > 0
+    assert bench.normrl_spec("ppo", "CartPole-v1", 2, 256, 1, "sequential")["compile"] is False

@@ -92,8 +92,8 @@ def test_sigterm_stop_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypa
     resumed = train_single("ppo", "MinAtar/Freeway", 64, tmp_path / "part", resume=True, **kw)
     assert resumed["finished"] is True and resumed["steps"] == full["steps"] == 64 and resumed["trained_steps"] == 32
     assert resumed["updates"] == full["updates"] and resumed["episodes"] == full["episodes"]
-    a = torch.load(load_latest(tmp_path / "full")[0] / "agent.pt", weights_only=False)
-    b = torch.load(load_latest(tmp_path / "part")[0] / "agent.pt", weights_only=False)
+    a = torch.load(load_latest(tmp_path / "full")[0] / "agent.pt", weights_only=True)
+    b = torch.load(load_latest(tmp_path / "part")[0] / "agent.pt", weights_only=True)
     assert a["network"].keys() == b["network"].keys() and len(a["network"]) > 0
     for k, v in a["network"].items():
         assert torch.equal(v, b["network"][k]), k

@@ -14,10 +14,15 @@ import torch.nn as nn
 
 from normrl.agents.common.build import (align_optimizer_state, global_rng_state, make_generator, make_monitor,
                                         set_global_rng_state, task_id_setters)
+from normrl.agents.common.divergence import DivergenceGuard, first_nonfinite
 from normrl.agents.common.episode_log import EpisodeLog
-from normrl.utils.errors import CheckpointError, EvaluationInterrupted
+from normrl.utils.checkpoint_io import load_plain, save_plain
+from normrl.utils.errors import CheckpointError, EvaluationInterrupted, TrainingDiverged
 
-CHECKPOINT_VERSION = 1
+#: 2: written by save_plain (tensors and plain data only; loads with weights_only=True).
+#: 1 (normrl 0.1.0) had the same content and loads through the same safe loader.
+CHECKPOINT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 def _fused_adam_supported(model: nn.Module) -> bool:
@@ -69,7 +74,8 @@ class AgentBase:
                     optimizer_kwargs["fused"] = True
         from normrl.normalization.projected_optimizer import build_optimizer
 
-        self.optimizer = build_optimizer(model, c.norm, optimizer_class, optimizer_kwargs, c.nap_every)
+        # Value/Q heads stay free under NaP: a projected head would bound their range.
+        self.optimizer = build_optimizer(model, c.norm, optimizer_class, optimizer_kwargs, c.nap_every, nap_output="free")
         self._trained = model
         self.interventions = None
         if c.interventions:
@@ -86,6 +92,7 @@ class AgentBase:
         self.monitor = make_monitor(model, c.monitor_every, self.writer)
         self._task_setters = task_id_setters(model)
         self._probe_set = False
+        self.divergence = DivergenceGuard(c.on_divergence, self.device)
 
     def _default_schedule(self, horizon_steps: int):
         """The LR schedule of ``config.lr_schedule`` over ``horizon_steps`` env steps."""
@@ -111,9 +118,11 @@ class AgentBase:
         self.lr_schedule.apply(self.optimizer)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        grad_norm = None
         if c.max_grad_norm > 0:
-            nn.utils.clip_grad_norm_(self._trained.parameters(), c.max_grad_norm)
-        self.optimizer.step()
+            grad_norm = nn.utils.clip_grad_norm_(self._trained.parameters(), c.max_grad_norm)
+        if self.divergence.before_step(loss, grad_norm, self._trained, self.optimizer, self.num_updates + 1, self.num_steps):
+            self.optimizer.step()
         self.lr_schedule.step()
         self.num_updates += 1
         if self.interventions is not None:
@@ -175,6 +184,12 @@ class AgentBase:
         self._intervention_events = {}
         for label, value in self.interventions.last_penalties.items():
             self.writer.add_scalar(f"plasticity/penalty/{label}", float(value), self.num_steps)
+
+    def _check_divergence(self) -> None:
+        """Raise :class:`~normrl.utils.errors.TrainingDiverged` if a non-finite loss,
+        gradient norm, parameter or statistic appeared since the last check (one host
+        read; called at the agents' logging points)."""
+        self.divergence.check(self, self.writer)
 
     def _load_training_state(self, state: dict[str, Any]) -> None:
         """Restore the optimizer (moments laid out like their parameters), the LR
@@ -300,6 +315,7 @@ class AgentBase:
             "updates": self.num_updates,
             "episodes": log.num_episodes,
             "mean_return_last_100": log.recent_mean_return if log.recent_returns else None,
+            "skipped_updates": self.divergence.skipped_updates,
             "return_curve": [[s, r] for s, r in log.curve],
         }
 
@@ -313,9 +329,16 @@ class AgentBase:
         """Write everything needed to continue bit-for-bit: networks, optimizer (with
         the NaP projector's norms), LR schedule clock, replay buffer (DQN, in full),
         env state and current observation, every RNG (agent generator, torch global,
-        env generator) and the counters. Atomic (temp file + rename)."""
+        env generator) and the counters. Atomic (temp file + rename); tensors and plain
+        data only, so it loads with ``torch.load(weights_only=True)``
+        (:mod:`normrl.utils.checkpoint_io`). A network holding a non-finite parameter or
+        buffer is never written: :class:`~normrl.utils.errors.TrainingDiverged`."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        bad = first_nonfinite(self)
+        if bad is not None:
+            raise TrainingDiverged(f"{path}: not written: parameter {bad} is non-finite (an earlier checkpoint is kept)",
+                                   {"env_step": self.num_steps, "update": self.num_updates, "cause": "parameters",
+                                    "parameter": bad})
         state = {
             "version": CHECKPOINT_VERSION,
             "algo": self.ALGO,
@@ -330,21 +353,24 @@ class AgentBase:
             "episode_log": self.episode_log.state_dict(),
             "global_rng": global_rng_state(),
             "monitor": None if getattr(self, "monitor", None) is None else self.monitor.state_dict(),
+            "skipped_updates": self.divergence.skipped_updates,
             "interventions": None if self.interventions is None else self.interventions.state_dict(),
             **self._algo_state(),
         }
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(_own_storage(state), tmp)
-        os.replace(tmp, path)
-        return path
+        return save_plain(_own_storage(state), path)
 
-    def load(self, path: str | os.PathLike) -> "AgentBase":
+    def load(self, path: str | os.PathLike, trusted: bool = False) -> "AgentBase":
         """Restore a checkpoint written by :meth:`save` into this agent, in place, and
         return it. Build the agent as for the saved run first (same algorithm, env id
         and ``num_envs``, config, injected network/optimizer/schedule); mismatches
         raise :class:`~normrl.utils.errors.CheckpointError`. Use
-        :meth:`from_checkpoint` to rebuild a default agent from the saved config."""
-        state = _read_checkpoint(path)
+        :meth:`from_checkpoint` to rebuild a default agent from the saved config.
+
+        The file is read with ``torch.load(weights_only=True)``: one whose pickle needs
+        anything but tensors and plain data is refused (CheckpointError naming the file)
+        before any of it runs. ``trusted=True`` unpickles such a file in full (with a
+        warning): only for files from a source you trust."""
+        state = _read_checkpoint(path, trusted)
         if state.get("algo") != self.ALGO:
             raise CheckpointError(f"{path}: checkpoint is for {state.get('algo')!r}, not {self.ALGO!r}")
         try:
@@ -368,6 +394,8 @@ class AgentBase:
             self.monitor.load_state_dict(mon)
             self._probe_set = self.monitor.probe is not None
         set_global_rng_state(state["global_rng"])
+        self.divergence.reset()
+        self.divergence.skipped_updates = int(state.get("skipped_updates", 0))
         return self
 
     def _load_interventions(self, saved) -> None:
@@ -382,11 +410,12 @@ class AgentBase:
             self._intervention_events = {}
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, env=None, device: str | torch.device | None = None, writer=None, logdir=None):
+    def from_checkpoint(cls, path: str | os.PathLike, env=None, device: str | torch.device | None = None, writer=None, logdir=None,
+                        trusted: bool = False):
         """Rebuild an agent with default networks/optimizer from the config stored in
         ``path`` and load it. ``env`` defaults to ``make_env(saved env id,
-        config.num_envs, device)``."""
-        state = _read_checkpoint(path)
+        config.num_envs, device)``. ``trusted``: as in :meth:`load`."""
+        state = _read_checkpoint(path, trusted)
         if state.get("algo") != cls.ALGO:
             raise CheckpointError(f"{path}: checkpoint is for {state.get('algo')!r}, not {cls.ALGO!r}")
         config = cls._config_class()(**_tuples(state["config"]))
@@ -394,7 +423,7 @@ class AgentBase:
             from normrl.envs import make_env
 
             env = make_env(state["env_id"], config.num_envs, device or "cpu", seed=config.seed)
-        return cls(env, config, writer=writer, logdir=logdir).load(path)
+        return cls(env, config, writer=writer, logdir=logdir).load(path, trusted)
 
     @classmethod
     def _config_class(cls):
@@ -416,14 +445,8 @@ def _tuples(d: dict) -> dict:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
 
 
-def _read_checkpoint(path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # corrupt or foreign file
-        raise CheckpointError(f"{path}: not a readable normrl checkpoint ({exc})") from exc
-    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
+def _read_checkpoint(path, trusted: bool = False) -> dict:
+    state = load_plain(path, trusted=trusted)
+    if not isinstance(state, dict) or state.get("version") not in READABLE_VERSIONS:
         raise CheckpointError(f"{path}: not a normrl agent checkpoint (version {state.get('version') if isinstance(state, dict) else None})")
     return state

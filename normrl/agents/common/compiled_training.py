@@ -5,7 +5,8 @@ agent's network, optimizer, LR schedule and NaP projection and a pure update fun
 The eager ``AgentBase._optimizer_step`` stays the reference: a compiled update computes
 the same steps (the LR the schedule gives each step, backward through
 ``torch.func.grad``, global-norm clipping, Adam, the NaP projection every
-``nap_every`` steps) inside one graph, reading and writing the optimizer's and the
+``nap_every`` steps, the divergence guard's per-step value and, with
+``on_divergence="skip-update"``, the skip of a non-finite step) inside one graph, reading and writing the optimizer's and the
 network's own tensors, so results equal eager ones up to float rounding and
 checkpoints are interchangeable between the two modes.
 
@@ -71,6 +72,11 @@ def check_compile_support(agent, model: nn.Module) -> None:
             "after_step() run around every optimizer step in eager code, and a compiled update does all minibatch "
             "steps of a rollout in one call; use compile=False with interventions")
     adam_settings(agent.optimizer)
+    projector = getattr(agent.optimizer, "projector", None)
+    if getattr(projector, "output_layer_names", None):
+        raise ValueError(
+            f"compile=True supports a NaP projector with free output layers only (output='free', the agents' "
+            f"default), got output={projector.output!r} over {projector.output_layer_names}; use compile=False")
     dtypes = {p.dtype for p in model.parameters()}
     if len(dtypes) != 1 or not next(iter(dtypes)).is_floating_point:
         raise ValueError(f"compile=True needs parameters of one floating dtype, got {sorted(map(str, dtypes))}")
@@ -108,6 +114,8 @@ class FunctionalTraining:
         self.params = [p for _, p in model.named_parameters()]
         self.settings: AdamSettings = adam_settings(agent.optimizer)
         self.max_grad_norm = float(agent.config.max_grad_norm)
+        # fixed when the graph is traced; a resumed run with another on_divergence builds a new agent
+        self.skip_nonfinite = agent.divergence.mode == "skip-update"
         self.projection = _nap_projection(agent.optimizer, self.params)
         self.shapes = [p.shape for p in self.params]
         self.sizes = [p.numel() for p in self.params]
@@ -153,16 +161,42 @@ class FunctionalTraining:
         return lrs, flags
 
     def step(self, params: torch.Tensor, grads: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,
-             step: torch.Tensor, lr: torch.Tensor, project: torch.Tensor, nap_targets=None):
-        """Clip, Adam, then (with NaP, where ``project``) the projection, on flat vectors:
-        new ``(params, exp_avg, exp_avg_sq)``. ``nap_targets``: the projection's target
-        norms (:meth:`_NaPProjection.targets`) when they are not the projector's own (a
-        stacked update passes each seed's)."""
-        (grads,) = clip_by_global_norm([grads], self.max_grad_norm)
-        (params,), (exp_avg,), (exp_avg_sq,) = adam_step([params], [grads], [exp_avg], [exp_avg_sq], step, lr, self.settings)
+             step: torch.Tensor, lr: torch.Tensor, project: torch.Tensor, loss: torch.Tensor,
+             nap_targets=None):
+        """Clip, Adam, then (with NaP, where ``project``) the projection, on flat vectors,
+        from Adam's step count ``step`` before this step: new ``(params, exp_avg,
+        exp_avg_sq, step, check)``.
+
+        ``check`` is the divergence guard's value of this step (:meth:`DivergenceGuard.record
+        <normrl.agents.common.divergence.DivergenceGuard.record>`), finite iff ``loss`` and
+        the gradients are: ``loss + gradient norm`` with clipping (the norm clipping
+        computes anyway, as eager ``clip_grad_norm_`` returns it), else ``loss`` where
+        every gradient is finite and NaN otherwise. In ``"skip-update"`` mode a step whose
+        ``check`` is not finite returns its inputs unchanged (parameters, moments and
+        step count, as fused Adam's ``found_inf`` leaves them). ``nap_targets``: the
+        projection's target norms (:meth:`_NaPProjection.targets`) when they are not the
+        projector's own (a stacked update passes each seed's)."""
+        loss = loss.detach()
+        if self.max_grad_norm > 0:
+            (grads,), norm = clip_by_global_norm([grads], self.max_grad_norm, return_norm=True)
+            check = loss + norm
+        else:
+            check = torch.where(torch.isfinite(grads).all(), loss, torch.full_like(loss, float("nan")))
+        new_step = step + 1
+        (new_params,), (new_m,), (new_v,) = adam_step([params], [grads], [exp_avg], [exp_avg_sq], new_step, lr, self.settings)
         if self.projection is not None:
-            params = self.flat(self.projection(self.unflat(params), project, nap_targets))
-        return params, exp_avg, exp_avg_sq
+            new_params = self.flat(self.projection(self.unflat(new_params), project, nap_targets))
+        if self.skip_nonfinite:
+            ok = torch.isfinite(check)
+            new_params, new_m, new_v = (torch.where(ok, new, old) for new, old in
+                                        ((new_params, params), (new_m, exp_avg), (new_v, exp_avg_sq)))
+            new_step = torch.where(ok, new_step, step)
+        return new_params, new_m, new_v, new_step, check
+
+    def record(self, checks: torch.Tensor, updates_before: int) -> None:
+        """Hand the ``check`` values of the steps after update ``updates_before`` to the
+        agent's divergence guard (a device copy; the guard reads them at its check)."""
+        self.agent.divergence.record(checks, updates_before + 1, self.agent.num_steps)
 
     def log_after_call(self, updates_before: int) -> None:
         """Diagnostics the eager step logs after optimizer steps, once per compiled call

@@ -70,14 +70,19 @@ def adam_state(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) -> 
     return exp_avgs, exp_avg_sqs, steps
 
 
-def clip_by_global_norm(grads: list[torch.Tensor], max_norm: float) -> list[torch.Tensor]:
+def clip_by_global_norm(grads: list[torch.Tensor], max_norm: float, return_norm: bool = False):
     """``torch.nn.utils.clip_grad_norm_``'s result as new tensors: every gradient times
-    ``min(1, max_norm / (‖all gradients‖₂ + 1e-6))``; ``max_norm <= 0`` returns them as is."""
+    ``min(1, max_norm / (‖all gradients‖₂ + 1e-6))``; ``max_norm <= 0`` returns them as is.
+    ``return_norm``: return ``(gradients, ‖all gradients‖₂)`` (the norm before clipping,
+    what ``clip_grad_norm_`` returns; needs ``max_norm > 0``)."""
     if max_norm <= 0:
+        if return_norm:
+            raise ValueError("clip_by_global_norm: return_norm needs max_norm > 0")
         return grads
     total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
     coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
-    return [g * coef for g in grads]
+    clipped = [g * coef for g in grads]
+    return (clipped, total) if return_norm else clipped
 
 
 def adam_step(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avgs: list[torch.Tensor],

@@ -33,8 +33,9 @@ class StackedTraining:
         agents: one agent per seed (same network structure and optimizer settings).
         models: the trained network of each agent.
 
-    Attributes ``params``, ``exp_avgs``, ``exp_avg_sqs`` (``[S, P]``), ``step`` (0-d
-    float32, Adam's step count, the same for every seed) and ``nap_targets`` (each
+    Attributes ``params``, ``exp_avgs``, ``exp_avg_sqs`` (``[S, P]``), ``step`` (``[S]``
+    float32, each seed's Adam step count: equal unless ``on_divergence="skip-update"``
+    skipped steps of some seeds) and ``nap_targets`` (each
     seed's NaP target norms stacked, or None) are what a stacked update reads and
     writes. Call :meth:`bind` again after loading checkpoints into the agents.
     """
@@ -63,14 +64,17 @@ class StackedTraining:
         states (created as torch's Adam would when missing) and point those at the rows."""
         tr0 = self.training
         states = [adam_state(a.optimizer, tr.params) for a, tr in zip(self.agents, self.trainings)]
-        steps = {float(s) for _, _, st in states for s in st}
-        if len(steps) != 1:
-            raise ValueError(f"stacked seeds must be at the same optimizer step, got steps {sorted(steps)}")
+        steps = []
+        for _, _, st in states:
+            own = {float(s) for s in st}
+            if len(own) != 1:
+                raise ValueError(f"an agent's parameters must be at one Adam step, got steps {sorted(own)}")
+            steps.append(own.pop())
         with torch.no_grad():
             self.params = torch.stack([tr0.flat([p.detach() for p in tr.params]) for tr in self.trainings])
             self.exp_avgs = torch.stack([tr0.flat(m) for m, _, _ in states])
             self.exp_avg_sqs = torch.stack([tr0.flat(v) for _, v, _ in states])
-        self.step = torch.tensor(steps.pop(), dtype=torch.float32, device=self.params.device)
+        self.step = torch.tensor(steps, dtype=torch.float32, device=self.params.device)
         for k, (agent, tr) in enumerate(zip(self.agents, self.trainings)):
             views = zip(tr.params, tr0.unflat(self.params[k]), tr0.unflat(self.exp_avgs[k]), tr0.unflat(self.exp_avg_sqs[k]))
             for p, p_row, m_row, v_row in views:
@@ -94,10 +98,10 @@ class StackedTraining:
         return torch.tensor(lrs, dtype=torch.float32, device=device), torch.tensor(flags, device=device)
 
     def sync_steps(self) -> None:
-        """Write the step count into every agent's Adam state (before a checkpoint)."""
-        for agent, tr in zip(self.agents, self.trainings):
+        """Write each seed's step count into its agent's Adam state."""
+        for k, (agent, tr) in enumerate(zip(self.agents, self.trainings)):
             for p in tr.params:
-                agent.optimizer.state[p]["step"].copy_(self.step)
+                agent.optimizer.state[p]["step"].copy_(self.step[k])
 
 
 class StackedPolicy:

@@ -36,7 +36,7 @@ class DQN(AgentBase):
             default :func:`~normrl.agents.dqn.networks.build_q_network` with
             ``config.norm``, ``hidden``, ``activation``. The target network is a deep copy.
         optimizer_class: optimizer constructor [``torch.optim.Adam``]; with a NaP norm
-            it is wrapped in ``ProjectedOptimizer(opt, NaPProjector(q_network))``.
+            it is wrapped in ``ProjectedOptimizer(opt, NaPProjector(q_network, output="free"))``.
         optimizer_kwargs: extra keyword arguments [``{"lr": learning_rate, "eps":
             adam_eps, "fused": fused_adam}`` for Adam, ``{"lr": learning_rate}`` otherwise].
         lr_schedule: object with ``apply(optimizer)``, ``step()``, ``state_dict()``,
@@ -166,6 +166,7 @@ class DQN(AgentBase):
                         update_target(self.target_network, q_net, c.tau)
                 # ---- log every log_interval env steps (one host sync) -------------------
                 if self.num_steps // c.log_interval > before // c.log_interval:
+                    self._check_divergence()  # non-finite loss/gradient/parameters since the last log
                     self._log(stats, stat_count)
                     stats, stat_count = {}, 0
                     self._log_progress(bar, self.num_steps - start)
@@ -174,6 +175,7 @@ class DQN(AgentBase):
             if bar is not None:
                 self._log_progress(bar, self.num_steps - start)
                 bar.close()
+        self._check_divergence()
         self.episode_log.flush(self.num_steps, None)
         return self
 

@@ -1,6 +1,8 @@
 """DQN's gradient update as one compiled call (``DQNConfig(compile=True)``): target and
 online forwards of the next observations, the (Double) DQN target, the TD loss, its
-gradient, clipping, Adam and the NaP projection in one ``torch.compile`` graph.
+gradient, clipping, Adam, the NaP projection and the divergence guard's value of the
+step (a non-finite step kept from the parameters with ``on_divergence="skip-update"``)
+in one ``torch.compile`` graph.
 
 The eager :meth:`normrl.agents.DQN._update` is the reference: the batch is sampled the
 same way (eagerly, from the agent's generator, before the call) and the step follows
@@ -42,10 +44,10 @@ class CompiledDQNUpdate:
             return loss, (loss.detach(), q.detach().mean())
 
         grads, (loss, q_mean) = grad(loss_fn, has_aux=True)(p)
-        step = steps[0] + 1
-        new_p, new_m, new_v = tr.step(p, grads, tr.flat(exp_avgs), tr.flat(exp_avg_sqs), step, lrs[0], flags[0])
+        new_p, new_m, new_v, step, check = tr.step(p, grads, tr.flat(exp_avgs), tr.flat(exp_avg_sqs), steps[0], lrs[0],
+                                                   flags[0], loss)
         tr.write_back(params, exp_avgs, exp_avg_sqs, steps, new_p, new_m, new_v, step)
-        return torch.stack([loss, q_mean])
+        return torch.stack([loss, q_mean, check])
 
     def __call__(self, batch) -> dict[str, torch.Tensor]:
         updates_before = self.agent.num_updates
@@ -56,6 +58,7 @@ class CompiledDQNUpdate:
                        batch.discounts)
         if self.compiled and self.agent.device.type == "cuda":
             out = out.clone()  # CUDA-graph outputs are overwritten by the graph's next replay
+        self.training.record(out[2:], updates_before)
         self.training.log_after_call(updates_before)
         return {"td_loss": out[0], "q_values": out[1]}
 

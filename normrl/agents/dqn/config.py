@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from normrl.agents.common.divergence import check_finite_floats, check_on_divergence
+
 OBS_STORAGE = ("auto", "uint8", "float32")
 LOSSES = ("mse", "huber")
 
@@ -79,6 +81,9 @@ class DQNConfig:
         save_replay: ``save`` writes the replay buffer in full (needed for exact
             resumption); False keeps checkpoints small and resumes with an empty
             buffer [True].
+        on_divergence: what a non-finite loss or gradient norm does: ``"stop"`` the
+            run at the next check (:mod:`normrl.agents.common.divergence`) or
+            ``"skip-update"`` (skip that optimizer step and count it) [``"stop"``].
         compile: run each gradient update (target and online forwards, TD loss,
             backward, clipping, Adam, NaP projection) as one ``torch.compile`` graph;
             CUDA graphs on CUDA. Same results as eager up to float rounding; the first
@@ -123,10 +128,15 @@ class DQNConfig:
     heavy_tail_every: int = 0
     log_interval: int = 10_000
     save_replay: bool = True
+    on_divergence: str = "stop"
     compile: bool = False
 
     def validate(self) -> "DQNConfig":
         """Raise ``ValueError`` naming the first invalid field; return self."""
+        check_finite_floats(self)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+        check_on_divergence(self.on_divergence)
         if self.num_seeds != 1:
             raise ValueError(f"num_seeds must be 1 for DQN (the seed axis supports PPO only so far), got {self.num_seeds!r}; "
                              "train DQN seeds as separate runs")

@@ -38,7 +38,7 @@ class PPO(AgentBase):
             ``value(obs)``; default :class:`~normrl.agents.ppo.networks.ActorCritic`
             built with ``config.norm``, ``hidden``, ``activation``.
         optimizer_class: optimizer constructor [``torch.optim.Adam``]; with a NaP norm
-            it is wrapped in ``ProjectedOptimizer(opt, NaPProjector(network))``.
+            it is wrapped in ``ProjectedOptimizer(opt, NaPProjector(network, output="free"))``.
         optimizer_kwargs: extra keyword arguments [``{"lr": learning_rate, "eps":
             adam_eps, "fused": fused_adam}`` for Adam, ``{"lr": learning_rate}`` otherwise].
         lr_schedule: an object with ``apply(optimizer)``, ``step()`` and
@@ -161,6 +161,7 @@ class PPO(AgentBase):
                     with torch.no_grad():
                         advantages, returns = compute_gae(buf.rewards, buf.values, buf.dones, next_value, c.gamma, c.gae_lambda)
                     stats = self._update(advantages, returns)
+                self._check_divergence()  # non-finite loss/gradient/parameters: one small read per rollout
                 # ---- logging: one host sync per rollout ----------------------------------
                 self.episode_log.flush(self.num_steps, self.writer)
                 self._log_interventions()

@@ -5,8 +5,10 @@ graph, then each epoch of the clipped-objective update (all its minibatch steps)
 The eager :meth:`normrl.agents.PPO._update` is the reference; this computes the same
 steps (same minibatch permutations, drawn from the agent's generator before each epoch
 as the eager loop draws them; the LR of each step from the schedule; Adam and global-norm
-clipping as :mod:`normrl.agents.common.functional_adam`) and so gives the same
-parameters up to float rounding. Gradients come from ``torch.func.grad`` of a
+clipping as :mod:`normrl.agents.common.functional_adam`; the divergence guard's value of
+each step, and with ``on_divergence="skip-update"`` the skip of a non-finite one, as
+:meth:`~normrl.agents.common.compiled_training.FunctionalTraining.step`) and so gives
+the same parameters up to float rounding. Gradients come from ``torch.func.grad`` of a
 ``functional_call`` of the network, so no ``.grad`` is left on the parameters.
 
 One graph per epoch rather than one for the whole update: inductor's compile time grows
@@ -39,8 +41,9 @@ def ppo_minibatch_step(net, training: FunctionalTraining, c, p, m, v, step, lr, 
     """One clipped-objective minibatch step of one agent, pure: the loss of the samples
     ``idx`` of ``batch`` (:func:`flat_rollout`) through ``functional_call(net)`` with the
     flat parameters ``p``, its gradient, then ``training.step`` (clip, Adam, NaP
-    projection to ``nap_targets`` or the projector's own). Returns ``(p, m, v, loss
-    parts stacked in STAT_NAMES order)``. The stacked update of a seed axis runs it under
+    projection to ``nap_targets`` or the projector's own, the divergence check) from
+    Adam's step count ``step`` before it. Returns ``(p, m, v, step, loss parts stacked
+    in STAT_NAMES order, check)``. The stacked update of a seed axis runs it under
     ``vmap`` over the seeds."""
     b_obs, b_actions, b_log_probs, b_values, b_adv, b_returns = batch
 
@@ -48,11 +51,11 @@ def ppo_minibatch_step(net, training: FunctionalTraining, c, p, m, v, step, lr, 
         logits, vals = functional_call(net, dict(zip(training.names, training.unflat(p_))), (b_obs[idx],))
         loss, parts = ppo_loss(logits, vals, b_actions[idx], b_log_probs[idx], b_values[idx], b_adv[idx],
                                b_returns[idx], c.clip_coef, c.clip_vloss, c.ent_coef, c.vf_coef, c.norm_adv)
-        return loss, torch.stack([parts[k] for k in STAT_NAMES])
+        return loss, (torch.stack([parts[k] for k in STAT_NAMES]), loss.detach())
 
-    grads, parts = grad(loss_fn, has_aux=True)(p)
-    p, m, v = training.step(p, grads, m, v, step, lr, flag, nap_targets)
-    return p, m, v, parts
+    grads, (parts, loss) = grad(loss_fn, has_aux=True)(p)
+    p, m, v, step, check = training.step(p, grads, m, v, step, lr, flag, loss, nap_targets)
+    return p, m, v, step, parts, check
 
 
 class CompiledPPOUpdate:
@@ -80,13 +83,14 @@ class CompiledPPOUpdate:
         mb = n // c.num_minibatches
         p, m, v, step = tr.flat([t.detach() for t in params]), tr.flat(exp_avgs), tr.flat(exp_avg_sqs), steps[0]
         totals = torch.zeros(len(STAT_NAMES), device=values.device)
+        checks = []
         for k, start in enumerate(range(0, n, mb)):
-            step = step + 1
-            p, m, v, parts = ppo_minibatch_step(self.agent.network, tr, c, p, m, v, step, lrs[k], flags[k],
-                                                perm[start : start + mb], batch)
+            p, m, v, step, parts, check = ppo_minibatch_step(self.agent.network, tr, c, p, m, v, step, lrs[k], flags[k],
+                                                             perm[start : start + mb], batch)
             totals = totals + parts
+            checks.append(check)
         tr.write_back(params, exp_avgs, exp_avg_sqs, steps, p, m, v, step)
-        return totals
+        return totals, torch.stack(checks)
 
     def __call__(self, rewards, values, dones, next_value) -> dict[str, torch.Tensor]:
         agent, c, buf = self.agent, self.agent.config, self.agent.buffer
@@ -100,11 +104,13 @@ class CompiledPPOUpdate:
         totals, count, updates_before = None, 0, agent.num_updates
         for _ in range(c.update_epochs):
             perm = torch.randperm(n, device=agent.device, generator=agent.generator)
+            epoch_start = agent.num_updates
             lrs, flags = self.training.plan(c.num_minibatches)
             if cuda:
                 torch.compiler.cudagraph_mark_step_begin()
-            out = self._epoch_fn(*self.training.tensors(), lrs, flags, perm, buf.obs, buf.actions, buf.log_probs, values,
-                                 advantages, returns)
+            out, checks = self._epoch_fn(*self.training.tensors(), lrs, flags, perm, buf.obs, buf.actions, buf.log_probs,
+                                         values, advantages, returns)
+            self.training.record(checks, epoch_start)  # copied before the next replay overwrites it
             totals = out.clone() if totals is None else totals + out
             count += c.num_minibatches
             if c.target_kl is not None and float(out[STAT_NAMES.index("approx_kl")]) / c.num_minibatches > c.target_kl:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from normrl.agents.common.divergence import check_finite_floats, check_on_divergence
+
 
 @dataclass
 class PPOConfig:
@@ -63,6 +65,9 @@ class PPOConfig:
             grid 0.01-10), added to the training loss as ``λ · adab2n_aux_loss(net)``;
             0 disables [0.0].
         monitor_every: PlasticityMonitor interval in updates; 0 disables [1000].
+        on_divergence: what a non-finite loss or gradient norm does: ``"stop"`` the
+            run at the next check (:mod:`normrl.agents.common.divergence`) or
+            ``"skip-update"`` (skip that optimizer step and count it) [``"stop"``].
         interventions: plasticity interventions as spec strings ``"name[:key=value,...]"``
             (``normrl interventions`` lists them; docs/plasticity.md), run in
             :class:`~normrl.plasticity.Compose`'s fixed order, their RNGs seeded from
@@ -115,6 +120,7 @@ class PPOConfig:
     nap_every: int = 1
     aux_loss_coef: float = 0.0
     monitor_every: int = 1000
+    on_divergence: str = "stop"
     interventions: tuple[str, ...] = ()
     hessian_every: int = 0
     heavy_tail_every: int = 0
@@ -123,6 +129,10 @@ class PPOConfig:
 
     def validate(self) -> "PPOConfig":
         """Raise ``ValueError`` naming the first invalid field; return self."""
+        check_finite_floats(self)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+        check_on_divergence(self.on_divergence)
         positive = ("num_seeds", "num_envs", "num_steps", "num_minibatches", "update_epochs", "nap_every", "rollout_chunk")
         for name in positive:
             value = getattr(self, name)
@@ -141,6 +151,8 @@ class PPOConfig:
         for name in ("lr_warmup_updates", "schedule_horizon", "monitor_every", "hessian_every", "heavy_tail_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.target_kl is not None and not self.target_kl > 0:
+            raise ValueError(f"target_kl must be > 0 or None, got {self.target_kl!r}")
         if (self.num_envs * self.num_steps) % self.num_minibatches:
             raise ValueError(f"num_envs * num_steps ({self.num_envs * self.num_steps}) must be divisible by num_minibatches ({self.num_minibatches})")
         if not self.hidden or any(h < 1 for h in self.hidden):

@@ -153,6 +153,7 @@ class StackedPPO:
                         torch.where(self._trunc_buf, buf.rewards + c.gamma * final_values, buf.rewards, out=buf.rewards)
                     next_value = self.policy.value(obs)
                 stats = self._update(buf, next_value)
+                self._check_divergence()
                 self._log(stats)
         finally:
             self._obs = obs
@@ -161,6 +162,18 @@ class StackedPPO:
                 a._obs = obs[k * n : (k + 1) * n].clone()
             self.env.sync_blocks()
         return self
+
+    def _check_divergence(self) -> None:
+        """Each seed's divergence guard (a single run's check per rollout): the first seed
+        with a non-finite loss, gradient norm or parameter stops the stacked run with its
+        :class:`~normrl.utils.errors.TrainingDiverged`, its seed added to the facts."""
+        from normrl.utils.errors import TrainingDiverged
+
+        for a in self.agents:
+            try:
+                a._check_divergence()
+            except TrainingDiverged as exc:
+                raise TrainingDiverged(f"seed {a.config.seed}: {exc}", {**exc.facts, "seed": a.config.seed}) from exc
 
     def _values_of_rows(self, rows: torch.Tensor) -> torch.Tensor:
         """The values ``(T, S*N)`` of rollout-shaped observations ``(T, S*N, ...)``, each

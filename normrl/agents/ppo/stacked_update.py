@@ -2,7 +2,8 @@
 GAE over all ``S * N`` sub-env columns, then each epoch's minibatch steps as
 ``torch.func.vmap`` over the seeds of :func:`~normrl.agents.ppo.compiled_update.ppo_minibatch_step`
 (the loss through ``functional_call``, ``torch.func.grad``, global-norm clipping, Adam,
-the NaP projection to each seed's own target norms), reading and writing the ``[S, P]``
+the NaP projection to each seed's own target norms, each seed's divergence check and,
+with ``on_divergence="skip-update"``, its own skips), reading and writing the ``[S, P]``
 rows of :class:`~normrl.agents.common.stacked.StackedTraining`.
 
 Seed k computes what a single run with seed k computes: GAE is per sub-env column; its
@@ -55,20 +56,22 @@ class StackedPPOUpdate:
         n = batch[3].shape[1]
         mb = n // c.num_minibatches
         one_seed = functools.partial(ppo_minibatch_step, self.agent0.network, st.training, c)
-        # p, m, v, step, lr, flag, idx, batch, nap_targets: per seed except the step count, LR and flag
-        step_all = vmap(one_seed, in_dims=(0, 0, 0, None, None, None, 0, 0, None if nap_targets is None else 0))
+        # p, m, v, step, lr, flag, idx, batch, nap_targets: per seed except the LR and the NaP flag
+        step_all = vmap(one_seed, in_dims=(0, 0, 0, 0, None, None, 0, 0, None if nap_targets is None else 0))
         p, m, v, step = params, exp_avgs, exp_avg_sqs, step_count
         totals = torch.zeros((s, len(STAT_NAMES)), device=values.device)
+        checks = []
         for k, start in enumerate(range(0, n, mb)):
-            step = step + 1
-            p, m, v, parts = step_all(p, m, v, step, lrs[k], flags[k], perms[:, start : start + mb], batch, nap_targets)
+            p, m, v, step, parts, check = step_all(p, m, v, step, lrs[k], flags[k], perms[:, start : start + mb], batch,
+                                                   nap_targets)
             totals = totals + parts
+            checks.append(check)
         with torch.no_grad():
             params.copy_(p)
             exp_avgs.copy_(m)
             exp_avg_sqs.copy_(v)
             step_count.copy_(step)
-        return totals
+        return totals, torch.stack(checks, dim=1)
 
     def __call__(self, buffer, next_value: torch.Tensor) -> torch.Tensor:
         st, c = self.stacked, self.config
@@ -83,11 +86,14 @@ class StackedPPOUpdate:
         updates_before = self.agent0.num_updates
         for _ in range(c.update_epochs):
             perms = torch.stack([torch.randperm(n, device=self.device, generator=a.generator) for a in st.agents])
+            epoch_start = self.agent0.num_updates
             lrs, flags = st.plan(c.num_minibatches)
             if cuda:
                 torch.compiler.cudagraph_mark_step_begin()
-            out = self._epoch_fn(st.params, st.exp_avgs, st.exp_avg_sqs, st.step, lrs, flags, perms, st.nap_targets,
-                                 buffer.obs, buffer.actions, buffer.log_probs, buffer.values, advantages, returns)
+            out, checks = self._epoch_fn(st.params, st.exp_avgs, st.exp_avg_sqs, st.step, lrs, flags, perms, st.nap_targets,
+                                         buffer.obs, buffer.actions, buffer.log_probs, buffer.values, advantages, returns)
+            for k, tr in enumerate(st.trainings):  # each seed's divergence checks to its own guard
+                tr.record(checks[k], epoch_start)
             totals = out.clone() if totals is None else totals + out
         st.sync_steps()
         for tr in st.trainings:

@@ -21,6 +21,7 @@ buffer 500, one epoch, reduced ResNet-18 (nf=20); DER++ α=0.1, β=0.5.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -90,6 +91,12 @@ class OnlineCLConfig:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
+        for name in ("lr", "derpp_alpha", "derpp_beta", "adab2n_lambda"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
         from normrl.plasticity.spec import parse_intervention_spec
 
         for spec in self.interventions:

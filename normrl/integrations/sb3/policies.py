@@ -120,8 +120,9 @@ def norm_policy_kwargs(
         optimizer_class, optimizer_kwargs: the inner optimizer [SB3's: Adam with
             ``eps=1e-5`` for PPO, RMSprop(alpha=0.99, eps=1e-5) for A2C, Adam for DQN].
             With ``"nap"`` it is wrapped: ``optimizer_class`` becomes
-            ``ProjectedOptimizer.wrapping(inner=..., every=nap_every)`` (a NaP optimizer
-            that finds the policy from the ``self.parameters()`` SB3 passes it).
+            ``ProjectedOptimizer.wrapping(inner=..., every=nap_every, output="free")`` (a
+            NaP optimizer that finds the policy from the ``self.parameters()`` SB3 passes
+            it; the heads stay free, value and Q heads being regression outputs).
         share_features_extractor: PPO/A2C only [MLP: False (separate actor and critic
             torsos, like SB3's MlpPolicy); CNN: True (like CnnPolicy)].
 
@@ -185,7 +186,10 @@ def _optimizer_kwargs(algo: str, norm: Any, nap_every: int, optimizer_class, opt
     if is_nap(norm):
         from normrl.normalization.projected_optimizer import ProjectedOptimizer
 
-        return {"optimizer_class": ProjectedOptimizer.wrapping(inner=inner, every=nap_every), "optimizer_kwargs": inner_kwargs}
+        # Heads stay free: SB3's value and Q heads are regression outputs whose range a
+        # projected head would cap (docs/results/nap_output_layer.md).
+        wrapped = ProjectedOptimizer.wrapping(inner=inner, every=nap_every, output="free")
+        return {"optimizer_class": wrapped, "optimizer_kwargs": inner_kwargs}
     if optimizer_class is not None or algo == "a2c" or inner_kwargs:
         return {"optimizer_class": inner, "optimizer_kwargs": inner_kwargs}
     return {}
