@@ -13,7 +13,7 @@ import dataclasses
 import typing
 
 # Config fields that have their own top-level flag.
-_TOP_LEVEL = {"seed", "num_envs", "norm"}
+_TOP_LEVEL = {"seed", "num_seeds", "num_envs", "norm"}
 
 
 def _optional_float(text: str):

@@ -1,6 +1,7 @@
 """Orchestration: the library entry points behind every command and script.
 
-:func:`train_single` (one agent on one env) and :func:`train_stream` (one agent on a
+:func:`train_single` (one agent on one env), :func:`train_seeds` (several
+seeds of one PPO agent stacked in one process) and :func:`train_stream` (one agent on a
 continual stream) take config objects and overrides as arguments and own the run
 directory: ``config.json``, checkpoints, SIGINT/SIGTERM handling, ``--resume`` checks
 and ``summary.json``; ``train_stream(..., fresh_agent=True)`` is the fresh-agent oracle
@@ -11,6 +12,7 @@ from normrl._lazy import lazy_exports
 
 _EXPORTS = {
     "train_single": "single",
+    "train_seeds": "seeds",
     "train_stream": "stream",
     "visit_agent_seed": "stream",
     "StepOffsetWriter": "step_offset_writer",

@@ -95,9 +95,21 @@ def train_single(algo: str, env_id: str, steps: int, logdir: str | Path, *, conf
 
     A SIGINT/SIGTERM stops training after the current chunk, saves a checkpoint and
     returns the summary with ``finished=False`` and ``signal`` set.
+
+    A config with ``num_seeds > 1`` trains seeds ``seed .. seed + num_seeds - 1`` as one
+    stacked run and returns :func:`~normrl.runs.seeds.train_seeds`' result instead.
     """
     _check_positive(steps=steps, checkpoint_every=checkpoint_every, progress_every=progress_every)
     config = make_config(algo, env_id, config, overrides)
+    if config.num_seeds > 1:
+        from normrl.runs.seeds import train_seeds
+
+        if resume:
+            raise UserError("resuming a stacked run (num_seeds > 1) is not supported yet; continue one seed's directory "
+                            "LOGDIR/seed_<k> as a single run")
+        return train_seeds(algo, env_id, steps, logdir, range(config.seed, config.seed + config.num_seeds), config=config,
+                           env_kwargs=env_kwargs, device=device, checkpoint_every=checkpoint_every,
+                           progress_every=progress_every, progress=progress)
     if config.schedule_horizon == 0:
         config.schedule_horizon = steps  # chunked learn() calls: decay over the whole run
     config.validate()

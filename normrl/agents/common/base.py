@@ -357,7 +357,7 @@ class AgentBase:
             "interventions": None if self.interventions is None else self.interventions.state_dict(),
             **self._algo_state(),
         }
-        return save_plain(state, path)
+        return save_plain(_own_storage(state), path)
 
     def load(self, path: str | os.PathLike, trusted: bool = False) -> "AgentBase":
         """Restore a checkpoint written by :meth:`save` into this agent, in place, and
@@ -428,6 +428,17 @@ class AgentBase:
     @classmethod
     def _config_class(cls):
         raise NotImplementedError
+
+
+def _own_storage(state):
+    """``state`` with every tensor that views a larger storage copied out: torch.save
+    writes a view's whole storage (a stacked seed's parameters are rows of all seeds')."""
+    def own(t):
+        if isinstance(t, torch.Tensor) and t.untyped_storage().nbytes() > t.numel() * t.element_size():
+            return t.clone()
+        return t
+
+    return torch.utils._pytree.tree_map(own, state)
 
 
 def _tuples(d: dict) -> dict:

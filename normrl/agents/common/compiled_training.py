@@ -140,6 +140,12 @@ class FunctionalTraining:
     def plan(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """LRs ``(count,)`` and NaP projection flags ``(count,)`` of the next ``count``
         steps; advances the schedule, ``num_updates`` and the NaP step counter."""
+        lrs, flags = self.advance(count)
+        device = self.params[0].device
+        return torch.tensor(lrs, dtype=torch.float32, device=device), torch.tensor(flags, device=device)
+
+    def advance(self, count: int) -> tuple[list, list]:
+        """:meth:`plan`'s LRs and flags as Python lists."""
         agent, opt = self.agent, self.agent.optimizer
         lrs = []
         for _ in range(count):
@@ -152,11 +158,11 @@ class FunctionalTraining:
             start, every = opt.num_steps, opt.every
             flags = [(start + i + 1) % every == 0 for i in range(count)]
             opt.num_steps += count
-        device = self.params[0].device
-        return torch.tensor(lrs, dtype=torch.float32, device=device), torch.tensor(flags, device=device)
+        return lrs, flags
 
     def step(self, params: torch.Tensor, grads: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,
-             step: torch.Tensor, lr: torch.Tensor, project: torch.Tensor, loss: torch.Tensor):
+             step: torch.Tensor, lr: torch.Tensor, project: torch.Tensor, loss: torch.Tensor,
+             nap_targets=None):
         """Clip, Adam, then (with NaP, where ``project``) the projection, on flat vectors,
         from Adam's step count ``step`` before this step: new ``(params, exp_avg,
         exp_avg_sq, step, check)``.
@@ -167,7 +173,9 @@ class FunctionalTraining:
         computes anyway, as eager ``clip_grad_norm_`` returns it), else ``loss`` where
         every gradient is finite and NaN otherwise. In ``"skip-update"`` mode a step whose
         ``check`` is not finite returns its inputs unchanged (parameters, moments and
-        step count, as fused Adam's ``found_inf`` leaves them)."""
+        step count, as fused Adam's ``found_inf`` leaves them). ``nap_targets``: the
+        projection's target norms (:meth:`_NaPProjection.targets`) when they are not the
+        projector's own (a stacked update passes each seed's)."""
         loss = loss.detach()
         if self.max_grad_norm > 0:
             (grads,), norm = clip_by_global_norm([grads], self.max_grad_norm, return_norm=True)
@@ -177,7 +185,7 @@ class FunctionalTraining:
         new_step = step + 1
         (new_params,), (new_m,), (new_v,) = adam_step([params], [grads], [exp_avg], [exp_avg_sq], new_step, lr, self.settings)
         if self.projection is not None:
-            new_params = self.flat(self.projection(self.unflat(new_params), project))
+            new_params = self.flat(self.projection(self.unflat(new_params), project, nap_targets))
         if self.skip_nonfinite:
             ok = torch.isfinite(check)
             new_params, new_m, new_v = (torch.where(ok, new, old) for new, old in
@@ -223,13 +231,25 @@ class _NaPProjection:
         self.projector = projector
         self.weights = [index[id(w)] for w in projector._weights]
         self.norm_params = [index[id(p)] for p in projector._norm_params]
+        # (groups, norm params) 0/1 membership: the joint (γ, β) norms as a matmul, since
+        # under torch.compile, vmap of index_add into a fresh zeros tensor sums over the
+        # vmapped seeds (torch 2.13)
+        self.membership = None
+        if self.norm_params:
+            groups = len(projector._group_sizes)
+            self.membership = torch.nn.functional.one_hot(projector._group_index, groups).T.to(torch.float32)
 
-    def __call__(self, params: list, flag: torch.Tensor) -> list:
+    def targets(self) -> tuple[list, torch.Tensor | None]:
+        """``(weight target norms, joint (γ, β) target norms)``: the projector's recorded norms."""
+        return list(self.projector._weight_norms), self.projector._joint_target
+
+    def __call__(self, params: list, flag: torch.Tensor, targets=None) -> list:
         from normrl.normalization.nap import _TINY
 
         pr = self.projector
+        weight_targets, joint_target = self.targets() if targets is None else targets
         out = list(params)
-        for j, (i, target) in enumerate(zip(self.weights, pr._weight_norms)):
+        for j, (i, target) in enumerate(zip(self.weights, weight_targets)):
             w = params[i]
             if pr.per_row:
                 norm = torch.linalg.vector_norm(w.flatten(1), dim=1).clamp_min(_TINY).view(pr._row_shapes[j])
@@ -238,8 +258,8 @@ class _NaPProjection:
             out[i] = torch.where(flag, w * (target.view(norm.shape) / norm) if pr.per_row else w * (target / norm), w)
         if self.norm_params:
             sq = torch.stack([torch.linalg.vector_norm(params[i]).float().square() for i in self.norm_params])
-            joint = torch.zeros(len(pr._group_sizes), device=sq.device).index_add(0, pr._group_index, sq).sqrt()
-            scale = (pr._joint_target / joint.clamp_min(_TINY))[pr._group_index]
+            joint = (self.membership @ sq).sqrt()
+            scale = (joint_target / joint.clamp_min(_TINY))[pr._group_index]
             for k, i in enumerate(self.norm_params):
                 out[i] = torch.where(flag, params[i] * scale[k].to(params[i].dtype), params[i])
         return out

@@ -55,18 +55,31 @@ class EpisodeLog:
 
     def flush(self, step: int, writer=None) -> None:
         """Move pending episodes to the host (one sync) and log them at ``step``."""
+        self.tick(step, writer)
+        if not self._pending:
+            return
+        both = self.pending_on_host()
+        finished = ~torch.isnan(both[0])
+        self.log_episodes(step, both[0][finished].tolist(), both[1][finished].tolist(), writer)
+
+    def tick(self, step: int, writer=None) -> None:
+        """Update (and log) ``charts/sps`` at global step ``step``."""
         now = time.perf_counter()
         if self._last_step is not None and now > self._last_time:
             self.last_sps = (step - self._last_step) / (now - self._last_time)
         self._last_time, self._last_step = now, step
         if writer is not None:
             writer.add_scalar("charts/sps", self.last_sps, step)
-        if not self._pending:
-            return
+
+    def pending_on_host(self) -> torch.Tensor:
+        """The recorded rows since the last flush as one ``(2, M)`` CPU tensor (returns,
+        lengths; NaN where no episode finished), in recording order; clears them."""
         both = torch.stack([torch.cat([r for r, _ in self._pending]), torch.cat([n for _, n in self._pending])]).cpu()
-        finished = ~torch.isnan(both[0])
-        rets, lens = both[0][finished].tolist(), both[1][finished].tolist()
         self._pending.clear()
+        return both
+
+    def log_episodes(self, step: int, rets: list, lens: list, writer=None) -> None:
+        """Account finished episodes (host lists of returns and lengths) at ``step``."""
         if not rets:
             return
         self.num_episodes += len(rets)

@@ -22,10 +22,15 @@ A :class:`FunctionalEnv` has
   ``(state, obs, reward, terminated, truncated, info)`` with the ``info`` keys of the
   TensorEnv contract (``done``, ``episode_return``, ``episode_length``, and
   ``final_obs`` when ``has_final_obs``).
-* ``compile_options``: inductor options for graphs that contain this env's step.
+* ``compile_options``: inductor options for graphs that contain this env's step;
+* ``merge_draws(draws)`` and ``widened(num_envs)``: for a batch of blocks of this env
+  kind stepped as one (:class:`SeedBlocksFunctional`, the env of a seed axis), the
+  blocks' draws laid out as one env of all their sub-envs draws them, and this view
+  stepping ``num_envs`` sub-envs.
 """
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -52,6 +57,15 @@ class FunctionalEnv:
 
     def step(self, state: tuple, actions: torch.Tensor, noise: torch.Tensor):
         raise NotImplementedError
+
+    def merge_draws(self, draws: list) -> torch.Tensor:
+        """The ``draw(k)`` of several blocks of this env (in block order) as one env of all
+        their sub-envs would lay them out; default: concatenated along the sub-env axis 1."""
+        return torch.cat(draws, dim=1)
+
+    def widened(self, num_envs: int) -> "FunctionalEnv":
+        """This view stepping ``num_envs`` sub-envs (blocks of this env side by side)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot step a batch of blocks")
 
 
 class CartPoleFunctional(FunctionalEnv):
@@ -89,6 +103,9 @@ class CartPoleFunctional(FunctionalEnv):
         info["final_obs"] = final_state.to(torch.float32)
         state = (physics, info["episode_return"].masked_fill(info["done"], 0), info["episode_length"].masked_fill(info["done"], 0))
         return state, physics.to(torch.float32, copy=True), reward, terminated, truncated, info
+
+    def widened(self, num_envs: int) -> "CartPoleFunctional":
+        return self  # the step does not depend on the batch size
 
 
 def _episode_info(returns, lengths, reward, terminated, truncated) -> Info:
@@ -143,6 +160,18 @@ class MinAtarFunctional(FunctionalEnv):
             state[0], state[1], state[2], state[3], actions, draws)
         return (game, executed, returns, lengths), obs, reward, terminated, truncated, info
 
+    def merge_draws(self, draws: list) -> torch.Tensor:
+        n = self.env.num_envs
+        bounds = [0, n, n * (1 + sum(self._step_sizes)), self._width]
+        return torch.cat([torch.cat([d[:, lo:hi] for d in draws], dim=1) for lo, hi in zip(bounds, bounds[1:])], dim=1)
+
+    def widened(self, num_envs: int) -> "MinAtarFunctional":
+        # a shallow copy of the game with the batch size changed: its pure step reads
+        # num_envs (fresh episodes); everything else is shared and never written by it
+        wide = copy.copy(self.env)
+        wide.num_envs = num_envs
+        return MinAtarFunctional(wide)
+
 
 class PermutedObservationsFunctional(FunctionalEnv):
     """:class:`~normrl.envs.wrappers.PermutedObservations` over a functional env."""
@@ -180,12 +209,62 @@ class ForwardingFunctional(FunctionalEnv):
         self.get_state, self.set_state, self.draw, self.step = inner.get_state, inner.set_state, inner.draw, inner.step
 
 
+class SeedBlocksFunctional(FunctionalEnv):
+    """A :class:`~normrl.envs.SeedBlocks` (one env per seed) stepped as one batch of all
+    its sub-envs: the blocks' states side by side (block k on rows ``k*N:(k+1)*N``),
+    each block's uniforms drawn from its own generator (so block k draws what a single
+    run with that env draws) and merged as one env of ``S * N`` sub-envs lays them out.
+
+    Between chunks the joint state stays joint (:meth:`SeedBlocks.hold_joint_state`);
+    the blocks get their parts back when something reads or steps them one by one.
+    """
+
+    def __init__(self, env, blocks: list):
+        self.env, self.blocks = env, blocks
+        self.inner = blocks[0].widened(env.num_envs)
+        self.has_final_obs, self.compile_options = self.inner.has_final_obs, self.inner.compile_options
+        self.step = self.inner.step
+
+    def get_state(self) -> tuple:
+        joint = self.env.joint_state()
+        if joint is not None:
+            return joint
+        return torch.utils._pytree.tree_map(lambda *parts: _cat_envs(parts), *[b.get_state() for b in self.blocks])
+
+    def set_state(self, state: tuple) -> None:
+        self.env.hold_joint_state(state, self._write_blocks)
+
+    def _write_blocks(self, state: tuple) -> None:
+        leaves, spec = torch.utils._pytree.tree_flatten(state)
+        parts = [t.split(self.env.envs_per_seed) for t in leaves]
+        for k, block in enumerate(self.blocks):
+            block.set_state(torch.utils._pytree.tree_unflatten([p[k].clone() for p in parts], spec))  # own storage
+
+    def draw(self, k: int) -> torch.Tensor:
+        return self.blocks[0].merge_draws([b.draw(k) for b in self.blocks])
+
+
+def _cat_envs(parts) -> torch.Tensor:
+    """``torch.cat(parts)`` along the sub-env axis 0, keeping the memory order of the
+    first part's dimensions (Seaquest keeps its entity lists env-innermost)."""
+    first = parts[0]
+    order = sorted(range(first.dim()), key=lambda d: -first.stride(d)) if first.dim() > 1 else [0]
+    joined = torch.cat([p.permute(order) for p in parts], dim=order.index(0))
+    return joined.permute([order.index(d) for d in range(first.dim())])
+
+
 def functional_env(env) -> FunctionalEnv | None:
     """The :class:`FunctionalEnv` of ``env``, or None when its step is not pure tensor code."""
     from normrl.envs.cartpole import CartPoleEnv
     from normrl.envs.minatar.common import MinAtarEnv
+    from normrl.envs.seed_blocks import SeedBlocks
     from normrl.envs.wrappers import PermutedActions, PermutedObservations, TensorEnvWrapper
 
+    if isinstance(env, SeedBlocks):  # plain CartPole / MinAtar blocks only (each seed's wrappers may differ)
+        if not all(type(b) is CartPoleEnv or isinstance(b, MinAtarEnv) for b in env.blocks):
+            return None
+        blocks = [functional_env(b) for b in env.blocks]
+        return None if any(b is None for b in blocks) else SeedBlocksFunctional(env, blocks)
     if type(env) is CartPoleEnv:
         return CartPoleFunctional(env)
     if isinstance(env, MinAtarEnv):

@@ -26,6 +26,9 @@ class DQNConfig:
 
     Attributes:
         seed: seeds network initialization and the agent's generator [0].
+        num_seeds: seeds trained as one stacked run; the seed axis is PPO-only so far,
+            so DQN accepts only 1 (ValueError otherwise; train DQN seeds as separate
+            runs) [1].
         num_envs: sub-envs the CLI builds; the agent records its env's count here [1].
         learning_rate: (peak) Adam learning rate [2.5e-4].
         lr_schedule: ``"constant"``, ``"linear"`` or ``"cosine"``; the clock counts
@@ -90,6 +93,7 @@ class DQNConfig:
     """
 
     seed: int = 0
+    num_seeds: int = 1
     num_envs: int = 1
     learning_rate: float = 2.5e-4
     lr_schedule: str = "constant"
@@ -133,6 +137,9 @@ class DQNConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
         check_on_divergence(self.on_divergence)
+        if self.num_seeds != 1:
+            raise ValueError(f"num_seeds must be 1 for DQN (the seed axis supports PPO only so far), got {self.num_seeds!r}; "
+                             "train DQN seeds as separate runs")
         for name in ("num_envs", "buffer_size", "n_step", "target_update_interval", "batch_size", "exploration_steps", "train_freq", "gradient_steps", "nap_every", "log_interval"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -67,6 +67,9 @@ class PPO(AgentBase):
         logdir=None,
     ):
         config = dataclasses.replace(config or PPOConfig(), num_envs=env.num_envs).validate()
+        if config.num_seeds != 1:
+            raise ValueError(f"a PPO agent is one seed (num_seeds=1), got num_seeds={config.num_seeds}; train several seeds "
+                             "with normrl.runs.train_seeds or StackedPPO (normrl.agents.ppo.stacked)")
         self._init_common(env, config, writer, logdir)
         self.n_actions = discrete_actions(env)
         with seeded(config.seed, self.device):

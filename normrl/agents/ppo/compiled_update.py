@@ -30,6 +30,34 @@ from normrl.agents.ppo.loss import ppo_loss
 STAT_NAMES = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
 
 
+def flat_rollout(obs, actions, log_probs, values, advantages, returns) -> tuple:
+    """A rollout's ``(T, N, ...)`` tensors as ``(T * N, ...)`` minibatch sources."""
+    n = values.numel()
+    return (obs.reshape((n,) + obs.shape[2:]), actions.reshape(n), log_probs.reshape(n), values.reshape(n),
+            advantages.reshape(n), returns.reshape(n))
+
+
+def ppo_minibatch_step(net, training: FunctionalTraining, c, p, m, v, step, lr, flag, idx, batch, nap_targets=None):
+    """One clipped-objective minibatch step of one agent, pure: the loss of the samples
+    ``idx`` of ``batch`` (:func:`flat_rollout`) through ``functional_call(net)`` with the
+    flat parameters ``p``, its gradient, then ``training.step`` (clip, Adam, NaP
+    projection to ``nap_targets`` or the projector's own, the divergence check) from
+    Adam's step count ``step`` before it. Returns ``(p, m, v, step, loss parts stacked
+    in STAT_NAMES order, check)``. The stacked update of a seed axis runs it under
+    ``vmap`` over the seeds."""
+    b_obs, b_actions, b_log_probs, b_values, b_adv, b_returns = batch
+
+    def loss_fn(p_):
+        logits, vals = functional_call(net, dict(zip(training.names, training.unflat(p_))), (b_obs[idx],))
+        loss, parts = ppo_loss(logits, vals, b_actions[idx], b_log_probs[idx], b_values[idx], b_adv[idx],
+                               b_returns[idx], c.clip_coef, c.clip_vloss, c.ent_coef, c.vf_coef, c.norm_adv)
+        return loss, (torch.stack([parts[k] for k in STAT_NAMES]), loss.detach())
+
+    grads, (parts, loss) = grad(loss_fn, has_aux=True)(p)
+    p, m, v, step, check = training.step(p, grads, m, v, step, lr, flag, loss, nap_targets)
+    return p, m, v, step, parts, check
+
+
 class CompiledPPOUpdate:
     """Callable ``(rewards, values, dones, next_value) -> stats``: GAE and the update of
     ``agent.network`` from the rollout in ``agent.buffer`` (rewards already bootstrapped
@@ -49,25 +77,16 @@ class CompiledPPOUpdate:
 
     def _epoch(self, params, exp_avgs, exp_avg_sqs, steps, lrs, flags, perm, obs, actions, log_probs, values, advantages,
                returns):
-        c, tr, net = self.agent.config, self.training, self.agent.network
+        c, tr = self.agent.config, self.training
         n = values.numel()
-        b_obs = obs.reshape((n,) + obs.shape[2:])
-        b_actions, b_log_probs, b_values = actions.reshape(n), log_probs.reshape(n), values.reshape(n)
-        b_adv, b_returns = advantages.reshape(n), returns.reshape(n)
+        batch = flat_rollout(obs, actions, log_probs, values, advantages, returns)
         mb = n // c.num_minibatches
         p, m, v, step = tr.flat([t.detach() for t in params]), tr.flat(exp_avgs), tr.flat(exp_avg_sqs), steps[0]
-
-        def loss_fn(p_, idx):
-            logits, vals = functional_call(net, dict(zip(tr.names, tr.unflat(p_))), (b_obs[idx],))
-            loss, parts = ppo_loss(logits, vals, b_actions[idx], b_log_probs[idx], b_values[idx], b_adv[idx],
-                                   b_returns[idx], c.clip_coef, c.clip_vloss, c.ent_coef, c.vf_coef, c.norm_adv)
-            return loss, (torch.stack([parts[k] for k in STAT_NAMES]), loss.detach())
-
         totals = torch.zeros(len(STAT_NAMES), device=values.device)
         checks = []
         for k, start in enumerate(range(0, n, mb)):
-            grads, (parts, loss) = grad(loss_fn, has_aux=True)(p, perm[start : start + mb])
-            p, m, v, step, check = tr.step(p, grads, m, v, step, lrs[k], flags[k], loss)
+            p, m, v, step, parts, check = ppo_minibatch_step(self.agent.network, tr, c, p, m, v, step, lrs[k], flags[k],
+                                                             perm[start : start + mb], batch)
             totals = totals + parts
             checks.append(check)
         tr.write_back(params, exp_avgs, exp_avg_sqs, steps, p, m, v, step)

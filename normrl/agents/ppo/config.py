@@ -21,6 +21,13 @@ class PPOConfig:
 
     Attributes:
         seed: seeds network initialization and the agent's sampling generator [0].
+        num_seeds: train seeds ``seed, seed + 1, ..., seed + num_seeds - 1`` as one
+            stacked run (the seed axis: :class:`~normrl.agents.ppo.stacked.StackedPPO`,
+            ``normrl.runs.train_seeds``, ``normrl train --seeds``); each seed writes its own
+            run directory ``LOGDIR/seed_<k>/``. A :class:`~normrl.agents.PPO` agent is
+            one seed and refuses more. Supported: CartPole and MinAtar envs, norms
+            without running statistics; refused: the others, interventions, AdaB²N,
+            ``hessian_every``, ``target_kl`` [1].
         num_envs: sub-envs the CLI builds; the agent records its env's count here [4].
         num_steps: rollout length per sub-env per update [128].
         learning_rate: (peak) Adam learning rate [2.5e-4].
@@ -86,6 +93,7 @@ class PPOConfig:
     """
 
     seed: int = 0
+    num_seeds: int = 1
     num_envs: int = 4
     num_steps: int = 128
     learning_rate: float = 2.5e-4
@@ -125,7 +133,7 @@ class PPOConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
         check_on_divergence(self.on_divergence)
-        positive = ("num_envs", "num_steps", "num_minibatches", "update_epochs", "nap_every", "rollout_chunk")
+        positive = ("num_seeds", "num_envs", "num_steps", "num_minibatches", "update_epochs", "nap_every", "rollout_chunk")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

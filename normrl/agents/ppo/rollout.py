@@ -50,6 +50,11 @@ class ChunkedRollout:
     ``compiled``: run each chunk as a compiled graph (one per env kind and chunk
     length; compiled at first use). The functional view of the env is looked up again
     when the agent's env changes.
+
+    What a rollout of several agents at once (the seed axis,
+    :class:`~normrl.agents.ppo.stacked.StackedPPO`) changes is in two methods:
+    :meth:`policy` (the network called on the observations) and :meth:`policy_noise`
+    (the sampling uniforms of a chunk).
     """
 
     def __init__(self, agent, chunk_steps: int, compiled: bool):
@@ -70,6 +75,15 @@ class ChunkedRollout:
             return
         self._fn = compiled_for_kind(_chunk, self._fenv)
 
+    def policy(self):
+        """The callable ``obs -> (logits, values)`` of the rollout: the agent's network."""
+        return self.agent.network
+
+    def policy_noise(self, k: int) -> torch.Tensor:
+        """The Gumbel uniforms ``(k, num_envs, n_actions)`` of ``k`` steps, from the agent's generator."""
+        agent = self.agent
+        return torch.rand((k, agent.buffer.num_envs, agent.n_actions), device=agent.device, generator=agent.generator)
+
     def collect(self, obs: torch.Tensor, final_obs_buf, trunc_buf) -> tuple[torch.Tensor, bool, object, object]:
         """One rollout into ``agent.buffer`` starting from ``obs``; returns the next
         observation, whether the env reports final observations, and the (lazily
@@ -78,8 +92,8 @@ class ChunkedRollout:
         agent = self.agent
         if self._fenv is None:
             return rollout_per_step(agent, obs, final_obs_buf, trunc_buf)
-        buf, fenv, net, n_actions = agent.buffer, self._fenv, agent.network, agent.n_actions
-        num_steps, num_envs = buf.num_steps, buf.num_envs
+        buf, fenv, net = agent.buffer, self._fenv, self.policy()
+        num_steps = buf.num_steps
         if fenv.has_final_obs and final_obs_buf is None:
             final_obs_buf = torch.zeros_like(buf.obs)
             trunc_buf = torch.zeros(buf.rewards.shape, dtype=torch.bool, device=agent.device)
@@ -87,7 +101,7 @@ class ChunkedRollout:
         env_state = fenv.get_state()
         for t in range(0, num_steps, self.chunk_steps):
             k = min(self.chunk_steps, num_steps - t)
-            policy_noise = torch.rand((k, num_envs, n_actions), device=agent.device, generator=agent.generator)
+            policy_noise = self.policy_noise(k)
             env_noise = fenv.draw(k)
             if self._fn is not _chunk and agent.device.type == "cuda":
                 torch.compiler.cudagraph_mark_step_begin()
