@@ -169,6 +169,9 @@ def _is_grid(hint, value) -> bool:
 def _check_key(algo: str, key: str, hints: dict) -> None:
     if key in AXIS_FIELDS:
         raise UserError(f"--set {key}: use the {AXIS_FIELDS[key]} axis (--{AXIS_FIELDS[key]}) instead")
+    if key == "num_seeds":
+        # a trial is one run directory; stacked seeds would write LOGDIR/<trial>/seed_<k>/ instead
+        raise UserError("--set num_seeds: a sweep trial trains one seed; use the seeds axis (--seeds) instead")
     if key not in hints:
         valid = ", ".join(sorted(k for k in hints if k not in AXIS_FIELDS))
         raise UserError(f"--set {key}: {algo} has no config field {key!r}; valid: {valid}")

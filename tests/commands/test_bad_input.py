@@ -164,7 +164,7 @@ def _cases():
                               + ["--stream", "nope", "--steps-per-task", "32"], 2, id="sweep --stream nope"))
     add("sweep", "--norm", ["nope", ",", "none,nope"])
     add("sweep", "--seeds", ["x", "-1", "3-1", "0-", ""])
-    add("sweep", "--set", ["learning_rate", "nope=1", "learning_rate=", "learning_rate=x", "=1", "seed=1"])
+    add("sweep", "--set", ["learning_rate", "nope=1", "learning_rate=", "learning_rate=x", "=1", "seed=1", "num_seeds=2"])
     add("sweep", "--env-kwarg", ["max_episode_steps", "=3"])
     add("sweep", "--engine", ["dask"])
     add("sweep", "--num-cpus", ["0", "-1", "x"])
