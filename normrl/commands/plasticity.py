@@ -11,7 +11,6 @@ alone; ``--report-only`` skips training.
 """
 from __future__ import annotations
 
-import re
 import time
 
 NAME = "plasticity"
@@ -26,20 +25,11 @@ QUICK = {
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
-    """``"0-2"`` → (0, 1, 2); ``"0,3,5"`` and mixes like ``"0-2,7"`` too."""
-    seeds: list[int] = []
-    for part in str(text).split(","):
-        part = part.strip()
-        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
-        if m:
-            lo, hi = int(m.group(1)), int(m.group(2))
-            if hi < lo:
-                raise ValueError(f"seed range {part!r} is empty")
-            seeds.extend(range(lo, hi + 1))
-        elif re.fullmatch(r"\d+", part):
-            seeds.append(int(part))
-        else:
-            raise ValueError(f"seeds are ints or ranges like 0-2, got {part!r}")
+    """``"0-2"`` → (0, 1, 2); ``"0,3,5"`` and mixes like ``"0-2,7"`` too; a repeat is a
+    ValueError."""
+    from normrl.utils.seeds import parse_seed_text
+
+    seeds = parse_seed_text(text)
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seed given twice in {text!r}")
     return tuple(seeds)

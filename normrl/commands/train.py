@@ -57,14 +57,12 @@ def parse_seeds(text: str) -> list[int]:
     """``"0-15"``, ``"0,3,5"``, ``"0-3,8"`` -> the listed seeds in order (non-negative, no
     repeats); UserError naming the accepted forms otherwise."""
     from normrl.utils.errors import UserError
+    from normrl.utils.seeds import parse_seed_text
 
-    seeds: list[int] = []
-    for item in text.split(","):
-        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", item)
-        if match is None or (match[2] is not None and int(match[2]) < int(match[1])):
-            raise UserError(f"--seeds takes non-negative seeds and ranges like 0-15, 0,3,5 or 0-3,8; got {text!r}")
-        first = int(match[1])
-        seeds.extend(range(first, (first if match[2] is None else int(match[2])) + 1))
+    try:
+        seeds = parse_seed_text(text)
+    except ValueError:
+        raise UserError(f"--seeds takes non-negative seeds and ranges like 0-15, 0,3,5 or 0-3,8; got {text!r}") from None
     if len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds lists a seed twice: {text!r}")
     return seeds

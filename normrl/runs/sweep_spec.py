@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from normrl.utils.errors import UserError
+from normrl.utils.seeds import parse_seed_text
 
 #: The agent config field an intervention spec string goes to: ``interventions=(spec,)``.
 #: (The one place that maps the sweep's intervention axis onto the config.)
@@ -71,19 +72,7 @@ def parse_seeds(value) -> tuple[int, ...]:
     if isinstance(value, int):
         items: list[int] = [value]
     elif isinstance(value, str):
-        items = []
-        for part in value.split(","):
-            part = part.strip()
-            match = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
-            if match:
-                lo, hi = int(match.group(1)), int(match.group(2))
-                if hi < lo:
-                    raise ValueError(f"seed range {part!r} is empty (write low-high)")
-                items.extend(range(lo, hi + 1))
-            elif part.isdigit():
-                items.append(int(part))
-            else:
-                raise ValueError(f"bad seeds {value!r}: write e.g. 0-4, 0,2,5 or 0-2,7")
+        items = parse_seed_text(value)
     elif isinstance(value, (list, tuple)):
         items = []
         for v in value:
