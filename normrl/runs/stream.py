@@ -227,17 +227,8 @@ def _run(logdir: Path, scheduler, algo: str, config, device, saved, checkpoint_e
     # construction env then only carried the restored state of the previous visit's env).
     visit_env = env if (saved is None or scheduler.started) else None
     bar = _progress_bar(scheduler) if progress else None
-    last_saved = [scheduler.steps_completed()]
     with StopSignals(on_signal=lambda _: scheduler.request_stop()) as stop:
-        def checkpoint(sched, ag):
-            # Called after every training chunk and after each visit's evaluation; saves at
-            # visit boundaries, on a signal, and every checkpoint_every steps.
-            done = sched.steps_completed()
-            if stop.requested or not sched.started or done - last_saved[0] >= checkpoint_every:
-                save_checkpoint(logdir, ag, {"scheduler": sched.state_dict()})
-                last_saved[0] = done
-            _refresh(bar, sched, ag)
-
+        checkpoint = _checkpointer(logdir, scheduler, stop, bar, checkpoint_every)
         try:
             scheduler.run(agent, callback=checkpoint, env=visit_env)
         except TrainingDiverged as exc:
@@ -264,15 +255,8 @@ def _run_fresh(logdir: Path, scheduler, factory: _FreshAgents, device, saved, ch
         agent = factory(visit=scheduler.visit, env=visit_env, step_offset=scheduler.step_offset)
         restore_agent(agent, *saved, trusted=trust_checkpoint)
     bar = _progress_bar(scheduler) if progress else None
-    last_saved = [scheduler.steps_completed()]
     with StopSignals(on_signal=lambda _: scheduler.request_stop()) as stop:
-        def checkpoint(sched, ag):
-            done = sched.steps_completed()
-            if stop.requested or not sched.started or done - last_saved[0] >= checkpoint_every:
-                save_checkpoint(logdir, ag, {"scheduler": sched.state_dict()})
-                last_saved[0] = done
-            _refresh(bar, sched, ag)
-
+        checkpoint = _checkpointer(logdir, scheduler, stop, bar, checkpoint_every)
         try:
             scheduler.run(agent, callback=checkpoint, env=visit_env)
         except TrainingDiverged as exc:
@@ -288,6 +272,22 @@ def _run_fresh(logdir: Path, scheduler, factory: _FreshAgents, device, saved, ch
     if factory.writer is not None:
         factory.writer.close()
     return summary
+
+
+def _checkpointer(logdir: Path, scheduler, stop: StopSignals, bar, checkpoint_every: int):
+    """The scheduler's callback, called after every training chunk and after each
+    visit's evaluation: saves at visit boundaries, on a signal, and every
+    ``checkpoint_every`` steps, then refreshes the progress bar."""
+    last_saved = [scheduler.steps_completed()]
+
+    def checkpoint(sched, agent):
+        done = sched.steps_completed()
+        if stop.requested or not sched.started or done - last_saved[0] >= checkpoint_every:
+            save_checkpoint(logdir, agent, {"scheduler": sched.state_dict()})
+            last_saved[0] = done
+        _refresh(bar, sched, agent)
+
+    return checkpoint
 
 
 def _progress_bar(scheduler):
