@@ -36,6 +36,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from normrl.analysis.plasticity_plots import plot_retained_bars, plot_task_curves
 from normrl.analysis.results import NOTES_MARKER
 from normrl.analysis.stats import Interval
 
@@ -272,57 +273,14 @@ def format_markdown_table(rows: list[dict], kind: str, window: int = WINDOW) -> 
 
 
 def _plot(path: Path, runs: dict[str, list[RunData]], panels: list[tuple[str, str]], title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     order = [a for a in (ORACLE, PLAIN) if a in runs] + [a for a in runs if a not in (ORACLE, PLAIN)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 3.8), squeeze=False)
-    for ax, (key, label) in zip(axes[0], panels):
-        for arm in order:
-            series = np.stack([r.series(key) for r in runs[arm]])
-            if np.all(np.isnan(series)):
-                continue
-            x = np.arange(series.shape[1])
-            mean = np.nanmean(series, axis=0)
-            style = {"color": "black", "linewidth": 2.2} if arm == ORACLE else (
-                {"color": "grey", "linewidth": 2.0, "linestyle": "--"} if arm == PLAIN else {})
-            line, = ax.plot(x, mean, label=arm, **style)
-            if series.shape[0] > 1:
-                ax.fill_between(x, np.nanmin(series, axis=0), np.nanmax(series, axis=0), color=line.get_color(), alpha=0.12)
-        ax.set_xlabel("task")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, ncol=2)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return plot_task_curves(path, order, lambda arm, key: np.stack([r.series(key) for r in runs[arm]]), panels, title,
+                            oracle=ORACLE, plain=PLAIN)
 
 
 def _plot_retained(path: Path, rows: list[dict], title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in rows if r["retained"] is not None]
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(rows) + 2), 3.6))
-    x = np.arange(len(rows))
-    pts = np.array([r["retained"].point for r in rows])
-    err = np.array([[r["retained"].point - r["retained"].low for r in rows], [r["retained"].high - r["retained"].point for r in rows]])
-    ax.bar(x, pts, yerr=err, capsize=3, color=["black" if r["arm"] == ORACLE else "grey" if r["arm"] == PLAIN else "tab:blue" for r in rows])
-    ax.axhline(1.0, color="black", linewidth=0.8, linestyle=":")
-    ax.set_xticks(x)
-    ax.set_xticklabels([r["arm"] for r in rows], rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("plasticity retained (vs fresh)")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return plot_retained_bars(path, rows, title, is_oracle=lambda arm: arm == ORACLE, plain=PLAIN,
+                              ylabel="plasticity retained (vs fresh)")
 
 
 def _setup_text(runs: dict[str, list[RunData]]) -> str:

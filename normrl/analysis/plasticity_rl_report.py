@@ -43,6 +43,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from normrl.analysis.plasticity_plots import plot_retained_bars, plot_task_curves
 from normrl.analysis.results import NOTES_MARKER, RETURN_TAG, read_scalars
 from normrl.analysis.stats import Interval, resample_statistics
 
@@ -248,58 +249,13 @@ def format_table(rows: list[dict], window: int = WINDOW) -> str:
 
 
 def _plot_series(path: Path, runs: dict[str, list[RLRun]], panels: list[tuple[str, str]], title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.0 * len(panels), 3.8), squeeze=False)
-    for ax, (key, label) in zip(axes[0], panels):
-        for arm in _order(runs):
-            series = np.stack([r.series(key) for r in runs[arm]])
-            if np.all(np.isnan(series)):
-                continue
-            x = np.arange(series.shape[1])
-            style = ({"color": "black", "linewidth": 2.2} if arm == ORACLE else
-                     {"color": "grey", "linewidth": 2.0, "linestyle": "--"} if arm == PLAIN else {})
-            line, = ax.plot(x, np.nanmean(series, axis=0), marker=".", label=arm, **style)
-            if series.shape[0] > 1:
-                ax.fill_between(x, np.nanmin(series, axis=0), np.nanmax(series, axis=0), color=line.get_color(), alpha=0.12)
-        ax.set_xlabel("task (visit)")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, ncol=2)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return plot_task_curves(path, _order(runs), lambda arm, key: np.stack([r.series(key) for r in runs[arm]]), panels, title,
+                            oracle=ORACLE, plain=PLAIN, xlabel="task (visit)", marker=".")
 
 
 def _plot_retained(path: Path, rows: list[dict], title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in rows if r["retained"] is not None]
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(rows) + 2), 3.6))
-    x = np.arange(len(rows))
-    pts = np.array([r["retained"].point for r in rows])
-    err = np.array([[max(0.0, r["retained"].point - r["retained"].low) for r in rows],
-                    [max(0.0, r["retained"].high - r["retained"].point) for r in rows]])
-    colors = ["black" if r["arm"].startswith(ORACLE) else "grey" if r["arm"] == PLAIN else "tab:blue" for r in rows]
-    ax.bar(x, pts, yerr=err, capsize=3, color=colors)
-    ax.axhline(1.0, color="black", linewidth=0.8, linestyle=":")
-    ax.axhline(0.8, color="tab:red", linewidth=0.8, linestyle=":")
-    ax.set_xticks(x)
-    ax.set_xticklabels([r["arm"] for r in rows], rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("plasticity retained (vs fresh agent)")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return plot_retained_bars(path, rows, title, is_oracle=lambda arm: arm.startswith(ORACLE), plain=PLAIN,
+                              ylabel="plasticity retained (vs fresh agent)", threshold=0.8)
 
 
 def write_rl_report(root: str | Path, problem: str, out_md: str | Path, *, title: str, setup: str = "",
