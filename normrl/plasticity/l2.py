@@ -109,10 +109,14 @@ class L2(Intervention):
     def _refresh(self) -> None:
         self._params = [p for _, p in regularized_parameters(self._require_attached(), self.include_norm)]
 
+    def _anchors(self) -> list[torch.Tensor] | None:
+        """The points the penalty pulls towards, one per parameter; None: zero."""
+        return None
+
     def penalty(self) -> torch.Tensor:
         if not self._params or self.lam == 0.0:
             return self._zero()
-        return half_squared_distance(self.lam, self._params)
+        return half_squared_distance(self.lam, self._params, self._anchors())
 
     def extra_repr(self) -> str:
         return f"lam={self.lam}, include_norm={self.include_norm}"

@@ -21,43 +21,30 @@ name) so a resumed run pulls towards the original initialization.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 
-from normrl.plasticity.base import STAGE_PENALTY, Intervention
-from normrl.plasticity.l2 import half_squared_distance, regularized_parameters
+from normrl.plasticity.l2 import L2, regularized_parameters
 from normrl.plasticity.registry import register_intervention
 
 __all__ = ["L2Init"]
 
 
 @register_intervention("l2_init", paper="Kumar, Marklund & Van Roy 2023, arXiv 2308.11958", description="penalty ½λ‖θ−θ₀‖² towards the initial parameters (squared; norm layers excluded)")
-class L2Init(Intervention):
-    """Regenerative regularization ``0.5·lam·Σ‖θ − θ₀‖²`` (see the module docstring).
+class L2Init(L2):
+    """Regenerative regularization ``0.5·lam·Σ‖θ − θ₀‖²`` (see the module docstring):
+    :class:`~normrl.plasticity.l2.L2` pulling towards ``θ₀`` instead of 0.
 
     Args:
         lam: λ [1e-2].
         include_norm: also regularize norm-layer parameters [False].
     """
 
-    order = STAGE_PENALTY
-    per_step = True
-
     def __init__(self, lam: float = 1e-2, include_norm: bool = False) -> None:
-        super().__init__()
-        if not float(lam) >= 0.0:
-            raise ValueError(f"lam must be >= 0, got {lam!r}")
-        self.lam = float(lam)
-        self.include_norm = bool(include_norm)
-        self._params: list[nn.Parameter] = []
+        super().__init__(lam, include_norm)
         self._init: list[torch.Tensor] = []
 
     def attach(self, model, optimizer) -> None:
-        super().attach(model, optimizer)
         self._params, self._init = [], []
-        self._refresh()
-
-    def on_structure_change(self) -> None:
-        self._refresh()
+        super().attach(model, optimizer)
 
     @torch.no_grad()
     def _refresh(self) -> None:
@@ -71,10 +58,8 @@ class L2Init(Intervention):
         names = {id(p): n for n, p in self._require_attached().named_parameters()}
         return {names[id(p)]: t for p, t in zip(self._params, self._init)}
 
-    def penalty(self) -> torch.Tensor:
-        if not self._params or self.lam == 0.0:
-            return self._zero()
-        return half_squared_distance(self.lam, self._params, self._init)
+    def _anchors(self) -> list[torch.Tensor]:
+        return self._init
 
     def state_dict(self) -> dict:
         state = super().state_dict()
@@ -95,5 +80,3 @@ class L2Init(Intervention):
                 raise ValueError(f"l2_init state: {name} has shape {tuple(saved[name].shape)}, expected {tuple(t.shape)}")
             t.copy_(saved[name])
 
-    def extra_repr(self) -> str:
-        return f"lam={self.lam}, include_norm={self.include_norm}"
