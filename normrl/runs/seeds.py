@@ -16,7 +16,6 @@ LOGDIR/seed_<k> --resume``); resuming the stacked run as a whole is not supporte
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,6 +23,7 @@ from typing import Any, Sequence
 from normrl.runs.checkpoints import has_checkpoint, save_checkpoint
 from normrl.runs.device import resolve_device
 from normrl.runs.outcome import divergence_report, finish_status
+from normrl.runs.chunks import train_in_chunks
 from normrl.runs.signals import StopSignals
 from normrl.runs.single import _check_positive, make_config
 from normrl.utils.errors import TrainingDiverged, UserError
@@ -140,33 +140,17 @@ def train_seeds(algo: str, env_id: str, steps: int, logdir: str | Path, seeds: S
 
 def _train_in_chunks(stacked, logdir: Path, seeds: list, steps: int, checkpoint_every: int, progress_every: int,
                      progress: bool, stop: StopSignals, desc: str) -> None:
-    """``stacked.learn`` in chunks of about ``progress_every`` env steps (per seed) until
-    ``steps`` or a stop signal; every seed checkpointed every ``checkpoint_every``
-    steps; one progress bar (per-seed steps, aggregate steps/s, mean return over seeds)."""
-    unit = stacked.seed_batch_size
-    chunk = unit * math.ceil(progress_every / unit)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    """``stacked.learn`` in chunks (:func:`~normrl.runs.chunks.train_in_chunks`; steps per
+    seed, the bar's steps/s aggregated over seeds, its return the mean over seeds), every
+    seed checkpointed into its own directory."""
+    def save():
+        for s, a in zip(seeds, stacked.agents):
+            save_checkpoint(seed_logdir(logdir, s), a)
 
-        bar = tqdm(total=steps, initial=min(stacked.num_steps, steps), unit="step", unit_scale=True, desc=desc,
-                   dynamic_ncols=True)
-    last_ckpt = stacked.num_steps
-    try:
-        while stacked.num_steps < steps and not stop.requested:
-            before, tc = stacked.num_steps, time.perf_counter()
-            stacked.learn(min(chunk, steps - stacked.num_steps))
-            if stacked.num_steps - last_ckpt >= checkpoint_every:
-                for s, a in zip(seeds, stacked.agents):
-                    save_checkpoint(seed_logdir(logdir, s), a)
-                last_ckpt = stacked.num_steps
-            if bar is not None:
-                sps = len(seeds) * (stacked.num_steps - before) / max(time.perf_counter() - tc, 1e-9)
-                means = [a.episode_log.recent_mean_return for a in stacked.agents if a.episode_log.recent_returns]
-                ret = sum(means) / len(means) if means else float("nan")
-                bar.n = min(stacked.num_steps, steps)
-                bar.set_postfix(sps=f"{sps:,.0f}", ret=f"{ret:.2f}", refresh=False)
-                bar.refresh()
-    finally:
-        if bar is not None:
-            bar.close()
+    def recent_return():
+        means = [a.episode_log.recent_mean_return for a in stacked.agents if a.episode_log.recent_returns]
+        return sum(means) / len(means) if means else float("nan")
+
+    train_in_chunks(stacked.learn, lambda: stacked.num_steps, stacked.seed_batch_size, steps,
+                    checkpoint_every=checkpoint_every, progress_every=progress_every, progress=progress, stop=stop,
+                    desc=desc, save=save, recent_return=recent_return, steps_per_count=len(seeds))

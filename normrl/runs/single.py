@@ -20,7 +20,6 @@ is raised naming them and the last good checkpoint.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from normrl.runs.device import resolve_device
 from normrl.utils.run_dir import check_logdir
 from normrl.runs.resume import check_same_config, check_same_options
 from normrl.runs.outcome import divergence_report, finish_status
+from normrl.runs.chunks import train_in_chunks
 from normrl.runs.signals import StopSignals
 from normrl.utils.errors import TrainingDiverged, UserError
 
@@ -164,32 +164,12 @@ def train_single(algo: str, env_id: str, steps: int, logdir: str | Path, *, conf
 
 def _train_in_chunks(agent, logdir: Path, steps: int, checkpoint_every: int, progress_every: int, progress: bool,
                      stop: StopSignals, desc: str) -> None:
-    """``agent.learn`` in chunks of about ``progress_every`` env steps until ``steps``
-    or a stop signal; checkpoints every ``checkpoint_every`` steps; one progress bar."""
+    """``agent.learn`` in chunks (:func:`~normrl.runs.chunks.train_in_chunks`), checkpointed
+    into ``logdir``."""
     c = agent.config
     unit = c.num_envs * c.num_steps if agent.ALGO == "ppo" else c.num_envs  # env steps of one learn() unit
-    chunk = unit * math.ceil(progress_every / unit)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, initial=min(agent.num_steps, steps), unit="step", unit_scale=True, desc=desc,
-                   dynamic_ncols=True)
-    last_ckpt = agent.num_steps
-    try:
-        while agent.num_steps < steps and not stop.requested:
-            before, tc = agent.num_steps, time.perf_counter()
-            agent.learn(min(chunk, steps - agent.num_steps), progress=False)
-            if agent.num_steps - last_ckpt >= checkpoint_every:
-                save_checkpoint(logdir, agent)
-                last_ckpt = agent.num_steps
-            if bar is not None:
-                sps = (agent.num_steps - before) / max(time.perf_counter() - tc, 1e-9)
-                log = agent.episode_log
-                ret = log.recent_mean_return if log.recent_returns else float("nan")
-                bar.n = min(agent.num_steps, steps)
-                bar.set_postfix(sps=f"{sps:,.0f}", ret=f"{ret:.2f}", refresh=False)
-                bar.refresh()
-    finally:
-        if bar is not None:
-            bar.close()
+    log = agent.episode_log
+    train_in_chunks(lambda n: agent.learn(n, progress=False), lambda: agent.num_steps, unit, steps,
+                    checkpoint_every=checkpoint_every, progress_every=progress_every, progress=progress, stop=stop,
+                    desc=desc, save=lambda: save_checkpoint(logdir, agent),
+                    recent_return=lambda: log.recent_mean_return if log.recent_returns else float("nan"))
