@@ -89,6 +89,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from normrl.analysis.plasticity_rl_report import write_rl_report
+    from normrl.runs.local_jobs import report_failed
     from normrl.runs.plasticity_rl import run_rl_plasticity
 
     check_args(args)
@@ -99,11 +100,7 @@ def run(args) -> int:
                     title=f"Continual-RL plasticity: {plan.problem.name}", setup=setup_text(plan, command),
                     skip_first=1 if plan.problem.stream.startswith("permuted-") else 0)
     print(Path(args.report).read_text())
-    failed = {k: v for k, v in status.items() if v != 0}
-    if failed:
-        print(f"failed runs (exit status): {failed}; see worker.log in their run directories", file=sys.stderr)
-        return 1
-    return 0
+    return report_failed(status)
 
 
 def main(argv=None) -> int:

@@ -84,6 +84,7 @@ def compare(args) -> int:
     from normrl.analysis.results import write_report
     from normrl.continual import stream_tasks
     from normrl.runs.comparison import ComparisonPlan, run_comparison
+    from normrl.runs.local_jobs import report_failed
     from normrl.runs.stream import EVAL_EPSILON
 
     quick = args.quick
@@ -114,11 +115,7 @@ def compare(args) -> int:
                        total_steps=unit * n_visits, switch_steps=[unit * k for k in range(1, n_visits)],
                        expected_visits=n_visits, segment_labels=[tasks[k % len(tasks)].name for k in range(n_visits)])
     print(Path(args.report).read_text())
-    failed = {k: v for k, v in status.items() if v != 0}
-    if failed:
-        print(f"failed runs (exit status): {failed}; see worker.log in their run directories", file=sys.stderr)
-        return 1
-    return 0
+    return report_failed(status)
 
 
 def main(argv=None) -> int:

@@ -91,3 +91,13 @@ def run_local_jobs(jobs: list[Job], max_parallel: int = 2, *, threads_per_job: i
                 if on_end is not None:
                     on_end(job, proc.exitcode, time.time() - t0)
     return status
+
+
+def report_failed(status: dict[str, int]) -> int:
+    """Exit status of a command that ran ``status`` (:func:`run_local_jobs`' result): 0 when
+    every job finished, else 1 after one stderr line naming the failed jobs' exit statuses."""
+    failed = {k: v for k, v in status.items() if v != 0}
+    if not failed:
+        return 0
+    print(f"failed runs (exit status): {failed}; see worker.log in their run directories", file=sys.stderr)
+    return 1
