@@ -119,10 +119,9 @@ def preset_config(algo: str, env_id: str, **overrides):
 def atari_env_id(game: str) -> str:
     """``ALE/<Game>-v5`` for a game name (``Pong``, ``pong``, ``ms_pacman`` ...);
     ValueError naming close matches when ale-py has no such ROM."""
-    from normrl.envs.atari import rom_id
+    from normrl.envs.atari import ale_env_id
 
-    rom = rom_id(game)
-    return f"ALE/{''.join(part.capitalize() for part in rom.split('_'))}-v5"
+    return ale_env_id(game)
 
 
 def minatar_env_id(game: str) -> str:

@@ -74,6 +74,11 @@ def list_atari_games() -> list[str]:
     return sorted(_camel(rom) for rom in _rom_ids())
 
 
+def ale_env_id(game: str) -> str:
+    """gymnasium's ``ALE/<Game>-v5`` id of ``game`` (any spelling :func:`rom_id` takes)."""
+    return f"ALE/{_camel(rom_id(game))}-v5"
+
+
 def rom_id(game: str) -> str:
     """ale-py's ROM id of ``game`` (``"MsPacman"``, ``"ms_pacman"`` or ``"ALE/MsPacman-v5"``).
 
