@@ -75,10 +75,7 @@ class DQN(AgentBase):
             if network is None:
                 network = build_q_network(env.single_observation_space, self.n_actions, config.norm, config.hidden, config.activation)
             self.q_network = network.to(self.device)
-        self.target_network = copy.deepcopy(self.q_network)
-        self.target_network.train(False)
-        for p in self.target_network.parameters():
-            p.requires_grad_(False)
+        self._build_target_network()
         self._init_training(self.q_network, optimizer_class, optimizer_kwargs, lr_schedule,
                             schedule_now=config.schedule_horizon > 0 or config.lr_schedule == "constant")
         obs_shape = env.single_observation_space.shape
@@ -184,11 +181,7 @@ class DQN(AgentBase):
         batch = self.replay_buffer.sample(c.batch_size, c.n_step, c.gamma, self.generator)
         if c.compile:
             stats = self._compiled_update(batch)
-            if self.monitor is not None:
-                if not self._probe_set:
-                    self.monitor.set_probe(batch.obs.clone())
-                    self._probe_set = True
-                self.monitor.after_update(self.num_steps)
+            self._monitor_update(batch.obs)
             return stats
         with torch.no_grad():
             q_next_target = self.target_network(batch.next_obs)
@@ -205,12 +198,17 @@ class DQN(AgentBase):
         if c.aux_loss_coef > 0:
             loss = loss + c.aux_loss_coef * adab2n_aux_loss(self.q_network)
         self._optimizer_step(loss)
-        if self.monitor is not None:
-            if not self._probe_set:
-                self.monitor.set_probe(batch.obs.clone())
-                self._probe_set = True
-            self.monitor.after_update(self.num_steps)
+        self._monitor_update(batch.obs)
         return {"td_loss": loss.detach(), "q_values": q.detach().mean()}
+
+    def _monitor_update(self, obs: torch.Tensor) -> None:
+        """Plasticity monitor after an update; its probe is the first update's batch."""
+        if self.monitor is None:
+            return
+        if not self._probe_set:
+            self.monitor.set_probe(obs.clone())
+            self._probe_set = True
+        self.monitor.after_update(self.num_steps)
 
     def _compiled_update(self, batch) -> dict[str, torch.Tensor]:
         """One compiled update (built at first use; the support check runs once per
@@ -234,6 +232,10 @@ class DQN(AgentBase):
     def _on_structure_change(self) -> None:
         """The target network mirrors the online one's new structure (plasticity
         injection): rebuilt as a copy of it, which equals a target update."""
+        self._build_target_network()
+
+    def _build_target_network(self) -> None:
+        """``target_network``: a frozen copy of the online network, in eval mode."""
         self.target_network = copy.deepcopy(self.q_network)
         self.target_network.train(False)
         for p in self.target_network.parameters():

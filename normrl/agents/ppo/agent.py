@@ -155,8 +155,9 @@ class PPO(AgentBase):
                 if update is not None:  # GAE and every minibatch step in one compiled call
                     stats = update(buf.rewards, buf.values, buf.dones, next_value)
                     if self.monitor is not None:
+                        flat_obs = buf.obs.reshape((-1,) + buf.obs.shape[2:])
                         for _ in range(self._updates_per_rollout()):
-                            self._monitor_update(buf.obs.reshape((-1,) + buf.obs.shape[2:]), stats["entropy"])
+                            self._monitor_update(flat_obs, stats["entropy"])
                 else:
                     with torch.no_grad():
                         advantages, returns = compute_gae(buf.rewards, buf.values, buf.dones, next_value, c.gamma, c.gae_lambda)
