@@ -176,6 +176,12 @@ class ProjectedOptimizer(Optimizer):
         return functools.partial(NaPOptimizer, inner=inner, **nap_kwargs)
 
 
+def unwrap_optimizer(optimizer: Optimizer) -> Optimizer:
+    """The optimizer that takes the steps: the one a :class:`ProjectedOptimizer` wraps,
+    else ``optimizer`` itself."""
+    return optimizer.optimizer if isinstance(optimizer, ProjectedOptimizer) else optimizer
+
+
 def _owner_module(params) -> Optional[nn.Module]:
     """The module whose ``.parameters()`` / ``.named_parameters()`` generator ``params``
     is, if it is one that has not started yet (how SB3 passes them)."""

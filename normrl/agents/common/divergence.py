@@ -41,6 +41,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from normrl.normalization.projected_optimizer import unwrap_optimizer
 from normrl.utils.errors import TrainingDiverged
 
 #: Values of the configs' ``on_divergence`` field.
@@ -80,12 +81,6 @@ def _flag_nonfinite(grads: list[torch.Tensor], flag: torch.Tensor, one: torch.Te
         except (RuntimeError, NotImplementedError):
             _AMP_CHECK_WORKS[kind] = False
     torch.mul(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))), 0.0, out=flag[0])
-
-
-def _inner_optimizer(optimizer):
-    from normrl.normalization.projected_optimizer import ProjectedOptimizer
-
-    return optimizer.optimizer if isinstance(optimizer, ProjectedOptimizer) else optimizer
 
 
 def state_tensors(agent) -> list[torch.Tensor]:
@@ -196,7 +191,7 @@ class DivergenceGuard:
         if self.mode == "stop":
             return True
         ok = torch.isfinite(self._values[i]).logical_and_(self._grad_flags[i] == 0)
-        inner = _inner_optimizer(optimizer)
+        inner = unwrap_optimizer(optimizer)
         if getattr(inner, "_step_supports_amp_scaling", False):  # fused Adam/AdamW: skipped on the device
             inner.found_inf = ok.logical_not().float()
             return True

@@ -31,9 +31,9 @@ class AdamSettings(NamedTuple):
 def adam_settings(optimizer: torch.optim.Optimizer) -> AdamSettings:
     """The settings of ``optimizer`` (a ``torch.optim.Adam``/``AdamW`` with one param
     group), or ValueError naming what a compiled update cannot reproduce."""
-    from normrl.normalization.projected_optimizer import ProjectedOptimizer
+    from normrl.normalization.projected_optimizer import unwrap_optimizer
 
-    inner = optimizer.optimizer if isinstance(optimizer, ProjectedOptimizer) else optimizer
+    inner = unwrap_optimizer(optimizer)
     if type(inner) not in (torch.optim.Adam, torch.optim.AdamW):
         raise ValueError(f"compile=True needs torch.optim.Adam or AdamW as the optimizer, got {type(inner).__name__}; "
                          "use compile=False for other optimizers")
