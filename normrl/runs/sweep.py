@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from normrl.analysis.run_dirs import summary_score, summary_status
+from normrl.runs.status import DIVERGED as RUN_DIVERGED
 from normrl.runs.status import DONE, RESUME, run_status
 from normrl.runs.sweep_spec import SweepSpec, Trial
 from normrl.utils.errors import TrainingDiverged, UserError
@@ -177,17 +178,7 @@ def _open_state(logdir: Path, spec: SweepSpec) -> dict:
 
 def _existing_final(logdir: Path) -> str | None:
     """``finished`` / ``diverged`` when the run directory's summary says so, else None."""
-    path = logdir / "summary.json"
-    if not path.is_file():
-        return None
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    status = summary_status(summary)
-    if status == "diverged":
-        return DIVERGED
-    return FINISHED if run_status(logdir) == DONE else None
+    return {DONE: FINISHED, RUN_DIVERGED: DIVERGED}.get(run_status(logdir))
 
 
 # -- the sweep ------------------------------------------------------------------------------------------------------
