@@ -44,7 +44,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from normrl.analysis.plasticity_plots import plot_retained_bars, plot_task_curves
-from normrl.analysis.results import NOTES_MARKER, RETURN_TAG, read_scalars
+from normrl.analysis.results import DORMANT_TAG, NOTES_MARKER, RETURN_TAG, WEIGHT_NORM_TAG, read_scalars
 from normrl.analysis.stats import Interval, resample_statistics
 
 __all__ = ["ORACLE", "PLAIN", "WINDOW", "TAIL", "visit_spans", "visit_records", "retained_interval", "RLRun",
@@ -54,8 +54,6 @@ ORACLE = "fresh"
 PLAIN = "none"
 WINDOW = 5
 TAIL = 0.25
-DORMANT_TAG = "plasticity/dormant_ratio/all"
-WEIGHT_NORM_TAG = "plasticity/weight_norm/all"
 RECORD_KEYS = ("train_return", "eval_return", "dormant_ratio", "weight_norm")
 
 

@@ -36,12 +36,18 @@ from normrl.normalization.nap import NaPProjector
 from normrl.normalization.registry import is_nap, list_norms
 from normrl.plasticity.spec import build_interventions, parse_intervention_spec
 
-__all__ = ["Arm", "parse_arm", "parse_arm_list", "load_arms_file", "ORACLE", "PLAIN", "with_references"]
+__all__ = ["Arm", "arm_dirname", "parse_arm", "parse_arm_list", "load_arms_file", "ORACLE", "PLAIN", "with_references"]
 
 #: the oracle arm's name: a fresh initialization (network and optimizer) per task
 ORACLE = "fresh"
 #: the plain network's name
 PLAIN = "none"
+
+
+def arm_dirname(name: str) -> str:
+    """An arm's run-directory name: the arm string with ``:``, ``,``, ``@`` and other
+    characters outside ``[A-Za-z0-9+._=-]`` replaced by ``_``."""
+    return re.sub(r"[^A-Za-z0-9+._=-]", "_", name)
 #: ``@`` keys that set learner config fields
 CONFIG_KEYS = ("optimizer", "lr", "momentum", "weight_decay", "nap_every", "crelu_rule")
 _CONTINUATION = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_.]*\s*=")
@@ -87,9 +93,8 @@ class Arm:
 
     @property
     def dirname(self) -> str:
-        """The run-directory name: the arm string with ``:``, ``,``, ``@`` and other
-        characters outside ``[A-Za-z0-9+._=-]`` replaced by ``_``."""
-        return re.sub(r"[^A-Za-z0-9+._=-]", "_", self.name)
+        """The run-directory name (:func:`arm_dirname`)."""
+        return arm_dirname(self.name)
 
     def config_overrides(self) -> dict:
         """The :class:`~normrl.continual.task_sequence.TaskSequenceConfig` fields this

@@ -29,7 +29,6 @@ The measure needs only each visit's own task evaluated, so runs use
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -37,13 +36,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from normrl.runs.local_jobs import Job, run_local_jobs
+from normrl.runs.plasticity_arms import ORACLE, PLAIN, arm_dirname
 from normrl.runs.status import DONE, FRESH, run_status
+from normrl.runs.stream import LATER_RESUME_KEYS
 
 __all__ = ["RLProblem", "RL_PROBLEMS", "RLArm", "parse_rl_arm", "parse_rl_arms", "DEFAULT_RL_ARMS", "RLPlan",
            "train_rl_arm", "finalize_run", "run_rl_plasticity", "ORACLE", "PLAIN"]
 
-ORACLE = "fresh"
-PLAIN = "none"
 
 
 @dataclass(frozen=True)
@@ -119,9 +118,8 @@ class RLArm:
 
     @property
     def dirname(self) -> str:
-        """The run-directory name: the arm string with characters outside
-        ``[A-Za-z0-9+._=-]`` replaced by ``_`` (the supervised suite's rule)."""
-        return re.sub(r"[^A-Za-z0-9+._=-]", "_", self.name)
+        """The run-directory name (the supervised suite's rule, :func:`~normrl.runs.plasticity_arms.arm_dirname`)."""
+        return arm_dirname(self.name)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "norm": self.norm, "interventions": list(self.interventions), "fresh": self.fresh}
@@ -255,8 +253,7 @@ def _check_budget(run_dir: Path, problem: RLProblem) -> None:
         return
     planned = {"stream": problem.stream, "steps_per_task": problem.steps_per_task, "cycles": problem.cycles,
                "eval_episodes": problem.eval_episodes, "eval_epsilon": problem.eval_epsilon}
-    # runs saved before train_stream had eval_epsilon evaluated greedily
-    saved = {"eval_epsilon": 0.0, **saved}
+    saved = {**LATER_RESUME_KEYS, **saved}  # the values of runs saved before those options existed
     diff = [f"{k}: saved {saved.get(k)!r}, planned {v!r}" for k, v in planned.items() if saved.get(k) != v]
     if diff:
         raise ValueError(f"{run_dir} holds a run of another configuration ({'; '.join(diff)}); use another --root")
