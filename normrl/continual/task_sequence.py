@@ -53,26 +53,22 @@ from typing import Any, Callable, Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.nn.modules.conv import _ConvNd
 
 from normrl.continual.hooks import call_task_hooks
 from normrl.data.problems.base import ContinualProblem, derive_seed
-from normrl.metrics.monitor import PlasticityMonitor
+from normrl.metrics.monitor import ACTIVATION_METRICS, WEIGHT_METRICS, PlasticityMonitor, hidden_activation_layers
 from normrl.metrics.model_stats import weight_layers
 from normrl.networks.mlp import MLP
-from normrl.normalization.nap import NaPProjector
-from normrl.normalization.projected_optimizer import ProjectedOptimizer, build_optimizer
+from normrl.normalization.projected_optimizer import build_optimizer
 from normrl.normalization.registry import is_nap
 from normrl.plasticity.crelu import CReLU, crelu_hidden_widths
 from normrl.plasticity.spec import build_interventions
-from normrl.utils.activations import ACTIVATION_TYPES
 
 __all__ = ["TaskSequenceConfig", "train_task_sequence", "build_learner", "PROBE_METRICS"]
 
 OPTIMIZERS = ("adam", "sgd")
 #: Plasticity metrics recorded per task (the monitor's network-wide values).
-PROBE_METRICS = ("dormant_ratio", "active_fraction", "srank", "effective_rank", "stable_rank", "feature_norm",
-                 "weight_norm", "distance_from_init", "effective_lr")
+PROBE_METRICS = ACTIVATION_METRICS + tuple(m for m in WEIGHT_METRICS if m != "grad_norm")
 
 
 @dataclass
@@ -188,14 +184,6 @@ def _hidden_widths(cfg: TaskSequenceConfig, problem: ContinualProblem) -> tuple[
     return tuple(cfg.hidden)
 
 
-def _activation_layers(model: nn.Module) -> list[str]:
-    """Names of the hidden activation modules (CReLU included), in registration order."""
-    order = list(model.named_modules())
-    weights = [i for i, (_, m) in enumerate(order) if isinstance(m, (nn.Linear, _ConvNd))]
-    return [name for i, (name, m) in enumerate(order)
-            if isinstance(m, ACTIVATION_TYPES + (CReLU,)) and weights and weights[0] < i < weights[-1]]
-
-
 def build_learner(problem: ContinualProblem, cfg: TaskSequenceConfig, init_seed: int, intervention_seed: int):
     """``(model, optimizer, interventions)`` for ``problem`` under the resolved ``cfg``:
     the MLP initialized under ``torch.manual_seed(init_seed)`` (the global RNG is
@@ -208,10 +196,7 @@ def build_learner(problem: ContinualProblem, cfg: TaskSequenceConfig, init_seed:
         cls, kwargs = torch.optim.Adam, dict(lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     else:
         cls, kwargs = torch.optim.SGD, dict(lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    if cfg.nap_options:
-        optimizer = ProjectedOptimizer(cls(model.parameters(), **kwargs), NaPProjector(model, **cfg.nap_options), every=cfg.nap_every)
-    else:
-        optimizer = build_optimizer(model, cfg.norm, cls, kwargs, nap_every=cfg.nap_every)
+    optimizer = build_optimizer(model, cfg.norm, cls, kwargs, nap_every=cfg.nap_every, nap_options=cfg.nap_options)
     interventions = build_interventions(list(cfg.interventions), seed=intervention_seed)
     interventions.attach(model, optimizer)
     return model, optimizer, interventions
@@ -283,12 +268,12 @@ def train_task_sequence(problem: ContinualProblem, config: Optional[TaskSequence
                 problem, cfg, derive_seed(cfg.seed, "init", t),
                 cfg.seed if first else derive_seed(cfg.seed, "interventions", t))
             monitor = PlasticityMonitor(model, every=steps_per_task, tau=cfg.tau, probe_size=cfg.probe_size,
-                                        layers=_activation_layers(model), writer=writer)
+                                        layers=hidden_activation_layers(model, activations=(CReLU,)), writer=writer)
             net_step = 0
         call_task_hooks([model, interventions], "on_task_start", t)
         if set(weight_layers(model)) != set(monitor.weight_layers):  # a structural intervention changed the net
             monitor = PlasticityMonitor(model, every=steps_per_task, tau=cfg.tau, probe_size=cfg.probe_size,
-                                        layers=_activation_layers(model), writer=writer)
+                                        layers=hidden_activation_layers(model, activations=(CReLU,)), writer=writer)
         monitor.set_probe(data.x, force=True)
         for iv in interventions:
             if callable(getattr(iv, "set_probe", None)):

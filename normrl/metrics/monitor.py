@@ -33,11 +33,12 @@ WEIGHT_METRICS = ("weight_norm", "distance_from_init", "grad_norm", "effective_l
 _PREFIX = "plasticity"
 
 
-def hidden_activation_layers(model: nn.Module) -> list[str]:
+def hidden_activation_layers(model: nn.Module, activations: Sequence[type] = ()) -> list[str]:
     """Names of the modules whose outputs are the hidden activations (default rule).
 
     In ``model.named_modules()`` (registration) order, an activation module (an instance
-    of :data:`ACTIVATION_TYPES`: ReLU, Tanh, GELU, SELU, …) is a hidden layer when at
+    of :data:`ACTIVATION_TYPES`: ReLU, Tanh, GELU, SELU, …, or of a class in
+    ``activations``, e.g. CReLU) is a hidden layer when at
     least one ``Linear``/``Conv`` is registered before it *and* at least one after it.
     The first condition skips input transforms, the second skips output nonlinearities
     (e.g. a final Tanh of a deterministic policy); norm layers, dropout or flatten
@@ -50,7 +51,8 @@ def hidden_activation_layers(model: nn.Module) -> list[str]:
     if not weight_idx:
         return []
     first, last = weight_idx[0], weight_idx[-1]
-    return [name for i, (name, m) in enumerate(order) if isinstance(m, ACTIVATION_TYPES) and first < i < last]
+    kinds = ACTIVATION_TYPES + tuple(activations)
+    return [name for i, (name, m) in enumerate(order) if isinstance(m, kinds) and first < i < last]
 
 
 class PlasticityMonitor:

@@ -275,7 +275,7 @@ class NaPSGD(NaPOptimizer):
 
 
 def build_optimizer(module: nn.Module, norm: NormSpec, optimizer_class: Callable[..., Optimizer], optimizer_kwargs: dict,
-                    nap_every: int = 1, nap_output: str = OUTPUT_DEFAULT) -> Optimizer:
+                    nap_every: int = 1, nap_output: str = OUTPUT_DEFAULT, nap_options: Optional[dict] = None) -> Optimizer:
     """``optimizer_class(module.parameters(), **optimizer_kwargs)``; when ``norm`` is a
     NaP norm (:func:`~normrl.normalization.is_nap`), wrapped in
     ``ProjectedOptimizer(opt, NaPProjector(module, output=nap_output), every=nap_every)``
@@ -284,8 +284,10 @@ def build_optimizer(module: nn.Module, norm: NormSpec, optimizer_class: Callable
     about NaP: the agents pass ``nap_output="free"`` (Q-values and state values are
     regression outputs whose range a projected head would cap), the supervised online
     learner keeps the projector's default
-    (:data:`~normrl.normalization.nap.OUTPUT_DEFAULT`, docs/results/nap_output_layer.md)."""
+    (:data:`~normrl.normalization.nap.OUTPUT_DEFAULT`, docs/results/nap_output_layer.md).
+    ``nap_options``: further :class:`NaPProjector` keywords (``per_row``, ``norm_params``,
+    ``output``, ...)."""
     opt = optimizer_class(module.parameters(), **optimizer_kwargs)
     if is_nap(norm) and not hasattr(opt, "projector"):
-        opt = ProjectedOptimizer(opt, NaPProjector(module, output=nap_output), every=nap_every)
+        opt = ProjectedOptimizer(opt, NaPProjector(module, **{"output": nap_output, **(nap_options or {})}), every=nap_every)
     return opt
