@@ -51,7 +51,7 @@ def notify_task_switch(roots: Iterable[Any], old_task: int | None, new_task: int
 
     SB3 integration: ``notify_task_switch([model.policy], old, new)``.
     """
-    roots = hook_targets(roots)
+    roots = list(roots)  # walked by each call, so modules an end hook adds get the start hook
     calls = 0
     if old_task is not None:
         calls += call_task_hooks(roots, "on_task_end", old_task)

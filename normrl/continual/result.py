@@ -65,6 +65,3 @@ class ContinualResult:
             cells = "".join(("-" if math.isnan(x) else f"{x:.2f}").rjust(width + 2) for x in row)
             lines.append(label.ljust(label_width) + cells)
         return "\n".join(lines)
-
-
-# -- the scheduler -----------------------------------------------------------------------------
