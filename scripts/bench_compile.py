@@ -151,14 +151,16 @@ def main(argv=None) -> None:
                 print(f"| {env_id} | {algo} | {n} | {r['eager_sps']:,.0f} | {r['compiled_sps']:,.0f} | "
                       f"{r['speedup']:.2f}x | {r['compile_s']:.0f} |", flush=True)
                 if args.out:
-                    _write(args, rows)
+                    write_results(args, rows, "bench_compile.py",
+                                  gpu=torch.cuda.get_device_name() if args.device.startswith("cuda") else None)
 
 
-def _write(args, rows) -> None:
+def write_results(args, rows, script: str, **meta_extra) -> None:
+    """``{"meta": ..., "rows": rows}`` as JSON in ``args.out``; the meta block names the
+    machine, torch, the thread count, ``meta_extra`` and the command that reruns it."""
     meta = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "torch": torch.__version__, "threads": args.threads,
-            "machine": platform.processor() or platform.machine(), "python": platform.python_version(),
-            "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
-            "command": "python scripts/bench_compile.py " + " ".join(
+            "machine": platform.processor() or platform.machine(), "python": platform.python_version(), **meta_extra,
+            "command": f"python scripts/{script} " + " ".join(
                 f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None and k != "out")}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))

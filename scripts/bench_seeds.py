@@ -18,8 +18,6 @@ torch thread by default.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import sys
 import time
@@ -28,7 +26,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_compile import make_agent  # noqa: E402  (the same agent settings as the compile benchmark)
+# the same agent settings, round sizes and JSON layout as the compile benchmark
+from bench_compile import make_agent, write_results  # noqa: E402
+from bench_compile import round_steps as round_steps_of  # noqa: E402
 
 
 def flops_per_env_step(agent) -> float:
@@ -39,11 +39,11 @@ def flops_per_env_step(agent) -> float:
     return 2.0 * macs * (1 + 3 * agent.config.update_epochs)
 
 
-def bench_one(env_id: str, num_envs: int, num_seeds: int, compiled: bool, rounds: int, round_steps: int) -> dict:
+def bench_one(env_id: str, num_envs: int, num_seeds: int, compiled: bool, rounds: int, target_steps: int) -> dict:
     from normrl.agents.ppo.stacked import StackedPPO
 
-    unit = num_envs * 128
-    steps = unit * max(1, round(round_steps / unit))
+    unit = num_envs * 128  # one rollout: the warm-up
+    steps = round_steps_of("ppo", num_envs, target_steps)
     single = make_agent("ppo", env_id, num_envs, compiled, seed=0)
     stacked = StackedPPO([make_agent("ppo", env_id, num_envs, compiled, seed=s) for s in range(num_seeds)])
     t = time.perf_counter()
@@ -95,16 +95,7 @@ def main(argv=None) -> None:
                   f"{r['stacked_aggregate_sps']:,.0f} | {r['ratio']:.2f}x | {r['single_gflops']:.1f} / {r['stacked_gflops']:.1f} | "
                   f"{r['single_warmup_s']:.0f} / {r['stacked_warmup_s']:.0f} |", flush=True)
             if args.out:
-                _write(args, rows)
-
-
-def _write(args, rows) -> None:
-    meta = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "torch": torch.__version__, "threads": args.threads,
-            "machine": platform.processor() or platform.machine(), "python": platform.python_version(),
-            "command": "python scripts/bench_seeds.py " + " ".join(
-                f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None and k != "out")}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+                write_results(args, rows, "bench_seeds.py")
 
 
 if __name__ == "__main__":
