@@ -40,10 +40,10 @@ like gymnax's: no sticky actions, episodes truncated at 1000 steps):
   ReLU, the rest as CartPole); normrl gets the same MLP on flattened observations
   (:class:`FlatObsActorCritic`; its default for (C, 10, 10) grids is a CNN);
 * each at ``--num-envs`` (4, 64, 1024), plus ``--seeds`` (16) seeds x ``--seed-envs`` (4)
-  envs: PureJaxRL vmaps the seeds in one jitted call (its NUM_SEEDS pattern); normrl
-  has no seed axis yet, so ``--normrl-seeds-mode sequential`` runs the seeds one after
-  the other and reports their summed steps over their summed wall time
-  (``stacked`` times a future ``num_seeds`` config field instead);
+  envs: PureJaxRL vmaps the seeds in one jitted call (its NUM_SEEDS pattern);
+  ``--normrl-seeds-mode sequential`` runs normrl's seeds one after the other and reports
+  their summed steps over their summed wall time, ``stacked`` trains them as one
+  ``StackedPPO`` (normrl's seed axis, PPO only);
 * **DQN CartPole** (when the checkout has ``dqn.py`` and the venv has flashbax), dqn.py's
   own settings: ``--dqn-num-envs`` (10) envs, buffer 10k, batch 128, Adam 2.5e-4,
   epsilon 1 -> 0.05 over 250k steps, learning starts 10k, one update per 10 env steps,
@@ -76,7 +76,9 @@ import sys
 import time
 from pathlib import Path
 
-RUNNER = Path(__file__).resolve().parent / "purejaxrl_runner.py"
+SCRIPTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(SCRIPTS))  # bench_envs (cpu_model)
+RUNNER = SCRIPTS / "purejaxrl_runner.py"
 XLA_ONE_CORE = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 RETURN_FRACTION = 0.1
 
@@ -158,6 +160,13 @@ def _normrl_agent(spec: dict, seed: int, num_envs: int, extra_config: dict | Non
     return DQN(env, cfg)
 
 
+def _normrl_run(spec: dict, seeds: list[int], num_envs: int, extra_config: dict | None):
+    """A ``StackedPPO`` of one agent per seed (normrl's seed axis), each with ``num_envs`` envs."""
+    from normrl.agents.ppo.stacked import StackedPPO
+
+    return StackedPPO([_normrl_agent(spec, s, num_envs, extra_config) for s in seeds])
+
+
 def _final_return(curve, steps: int, batch: int, fraction: float) -> float:
     """Mean of the per-flush mean returns over the last ``fraction`` of ``steps`` (at
     least the last flush)."""
@@ -175,28 +184,28 @@ def run_normrl(spec: dict) -> dict:
     torch.set_num_threads(1)
     steps, seeds, n = spec["steps"], spec["seeds"], spec["num_envs"]
     flush_every = n * spec["ppo"]["num_steps"] if spec["algo"] == "ppo" else spec["dqn"]["log_interval"]
-    if spec["mode"] == "stacked":
-        from normrl.agents import DQNConfig, PPOConfig
-
-        cls = PPOConfig if spec["algo"] == "ppo" else DQNConfig
-        if "num_seeds" not in {f.name for f in dataclasses.fields(cls)}:
-            raise SystemExit(f"--normrl-seeds-mode stacked: normrl's {cls.__name__} has no num_seeds field yet "
-                             "(the seed axis of issue 13); use --normrl-seeds-mode sequential")
-        # assumed layout of the seed axis: one env of num_seeds * num_envs sub-envs, seed k on its k-th block
-        agent = _normrl_agent(spec, 0, n * len(seeds), {"num_seeds": len(seeds)})
-        t0 = time.perf_counter()
-        agent.learn(steps * len(seeds), progress=False)
-        wall = time.perf_counter() - t0
-        ret = _final_return(agent.episode_log.curve, steps * len(seeds), flush_every * len(seeds), spec["return_fraction"])
-        return {"steps": agent.num_steps, "run_s": wall, "sps": agent.num_steps / wall, "final_return": ret, "torch": torch.__version__}
     extra = {"compile": True} if spec.get("compile") else None
+    stacked = spec["mode"] == "stacked"
+    if stacked and spec["algo"] != "ppo":
+        raise SystemExit("--normrl-seeds-mode stacked: normrl's seed axis (StackedPPO) trains PPO only")
     compile_s = 0.0
     if extra:
         # compiled graphs are shared by the process: a throwaway agent pays for compilation
-        warm = _normrl_agent(spec, seeds[0], n, extra)
         t0 = time.perf_counter()
-        warm.learn(2 * flush_every, progress=False)
+        if stacked:
+            _normrl_run(spec, seeds, n, extra).learn(2 * flush_every)
+        else:
+            _normrl_agent(spec, seeds[0], n, extra).learn(2 * flush_every, progress=False)
         compile_s = time.perf_counter() - t0
+    if stacked:  # every seed in one StackedPPO, each with its own n envs
+        run = _normrl_run(spec, seeds, n, extra)
+        t0 = time.perf_counter()
+        run.learn(steps)
+        wall = time.perf_counter() - t0
+        total_steps = run.num_steps * len(seeds)
+        returns = [_final_return(a.episode_log.curve, a.num_steps, flush_every, spec["return_fraction"]) for a in run.agents]
+        return {"steps": total_steps, "run_s": wall, "sps": total_steps / wall, "final_return": sum(returns) / len(returns),
+                "torch": torch.__version__, "threads": torch.get_num_threads(), "compile_s": compile_s}
     total_steps, wall, returns = 0, 0.0, []
     for seed in seeds:
         agent = _normrl_agent(spec, seed, n, extra)
@@ -282,16 +291,6 @@ def run_normrl_subprocess(args, spec: dict) -> dict:
 
 
 # -- machine facts ---------------------------------------------------------------------------
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _git_commit(path: Path) -> str | None:
     try:
         out = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
@@ -302,10 +301,11 @@ def _git_commit(path: Path) -> str | None:
 
 def machine_facts(args, jax_versions: dict) -> dict:
     import torch
+    from bench_envs import cpu_model
 
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "pinned_core": args.core,
         "platform": platform.platform(),
@@ -350,10 +350,6 @@ def plan_rows(args, have_dqn: bool) -> list[tuple[str, str, int, int, int]]:
     return rows
 
 
-def _median(xs):
-    return statistics.median(xs)
-
-
 def measure_row(args, algo, env_id, n, seeds, steps) -> dict:
     pjx_spec = purejaxrl_spec(algo, env_id, n, steps, seeds)
     ours_spec = normrl_spec(algo, env_id, n, steps, seeds, args.normrl_seeds_mode, args.compile)
@@ -368,13 +364,13 @@ def measure_row(args, algo, env_id, n, seeds, steps) -> dict:
     row = {
         "env": env_id, "algo": algo, "num_envs": n, "num_seeds": seeds, "steps_per_seed": steps,
         "normrl_seeds_mode": ours_spec["mode"], "normrl_compile": args.compile,
-        "normrl_compile_s": _median([o.get("compile_s", 0.0) for o in ours]),
-        "normrl_sps": _median([o["sps"] for o in ours]),
-        "purejaxrl_sps": _median([p["sps"] for p in pjx]),
-        "purejaxrl_sps_incl_compile": _median([p["sps_incl_compile"] for p in pjx]),
-        "purejaxrl_compile_s": _median([p["compile_s"] for p in pjx]),
-        "normrl_return": _median([o["final_return"] for o in ours]),
-        "purejaxrl_return": _median([p["final_return"] for p in pjx]),
+        "normrl_compile_s": statistics.median([o.get("compile_s", 0.0) for o in ours]),
+        "normrl_sps": statistics.median([o["sps"] for o in ours]),
+        "purejaxrl_sps": statistics.median([p["sps"] for p in pjx]),
+        "purejaxrl_sps_incl_compile": statistics.median([p["sps_incl_compile"] for p in pjx]),
+        "purejaxrl_compile_s": statistics.median([p["compile_s"] for p in pjx]),
+        "normrl_return": statistics.median([o["final_return"] for o in ours]),
+        "purejaxrl_return": statistics.median([p["final_return"] for p in pjx]),
         "normrl_runs": ours, "purejaxrl_runs": pjx, "purejaxrl_config": pjx_spec["config"], "normrl_spec": ours_spec,
     }
     row["ratio"] = row["normrl_sps"] / row["purejaxrl_sps"]
@@ -415,7 +411,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=16, help="seeds in the seeds rows; 1 skips them [16]")
     p.add_argument("--seed-envs", type=int, default=4, help="envs per seed in the seeds rows [4]")
     p.add_argument("--normrl-seeds-mode", choices=["sequential", "stacked"], default="sequential",
-                   help="normrl's seeds rows: one run per seed, summed [sequential], or one run with PPOConfig.num_seeds (stacked)")
+                   help="normrl's seeds rows: one run per seed, summed [sequential], or all seeds as one StackedPPO (stacked)")
     p.add_argument("--compile", action="store_true",
                    help="normrl side with compile=True (compilation, by a throwaway agent first, reported apart as compile_s)")
     p.add_argument("--dqn-num-envs", type=int, default=10, help="DQN envs (dqn.py's NUM_ENVS) [10]")

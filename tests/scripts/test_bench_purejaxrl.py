@@ -164,19 +164,15 @@ def test_normrl_worker_sums_sequential_seeds():
     assert out["threads"] == 1
 
 
-def test_stacked_mode_refuses_until_the_seed_axis_exists():
-    import dataclasses
-
-    from normrl.agents import PPOConfig
-
-    if "num_seeds" in {f.name for f in dataclasses.fields(PPOConfig)}:
-        pytest.skip("PPOConfig has num_seeds")
+def test_stacked_mode_trains_the_seeds_as_one_stacked_run():
     threads = torch.get_num_threads()
     try:
-        with pytest.raises(SystemExit, match="no num_seeds field yet"):
-            bench.run_normrl(bench.normrl_spec("ppo", "CartPole-v1", 2, 256, 2, "stacked"))
+        out = bench.run_normrl(bench.normrl_spec("ppo", "CartPole-v1", 2, 256, 2, "stacked"))
+        with pytest.raises(SystemExit, match="PPO only"):
+            bench.run_normrl(bench.normrl_spec("dqn", "CartPole-v1", 2, 256, 2, "stacked"))
     finally:
         torch.set_num_threads(threads)
+    assert out["steps"] == 2 * 256 and out["sps"] == pytest.approx(out["steps"] / out["run_s"])
 
 
 def test_compile_flag_builds_compiled_agents_and_keeps_compilation_out_of_the_timing(monkeypatch):
