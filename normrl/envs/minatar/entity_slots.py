@@ -114,7 +114,7 @@ def reorder_ring(packed: torch.Tensor, tail: torch.Tensor, width: int) -> torch.
     """
     check_width(width)
     n, old = packed.shape[0], packed.shape[1]
-    mem = packed.permute(2, 1, 0)  # (fields, K, n)
+    mem = memory(packed)  # (fields, K, n)
     rank = torch.arange(width, device=packed.device).view(-1, 1) + (old - width)
     slot = (tail.long().view(1, -1) + rank) & (old - 1)  # (width, n)
     moved = mem.gather(1, slot.unsqueeze(0).expand(mem.shape[0], width, n))
