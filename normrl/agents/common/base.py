@@ -129,10 +129,14 @@ class AgentBase:
             self.interventions.after_step(self.num_updates)
             self._after_intervention()
         if c.heavy_tail_every and self.num_updates % c.heavy_tail_every == 0 and self.writer is not None:
-            from normrl.metrics.heavy_tail import layer_heavy_tail_alphas
+            self._log_heavy_tail(self._trained)
 
-            for layer, alpha in layer_heavy_tail_alphas(self._trained).items():
-                self.writer.add_scalar(f"plasticity/heavy_tail_alpha/{layer}", alpha, self.num_steps)
+    def _log_heavy_tail(self, model: nn.Module) -> None:
+        """``plasticity/heavy_tail_alpha/<layer>`` of ``model``'s weights (FARMS)."""
+        from normrl.metrics.heavy_tail import layer_heavy_tail_alphas
+
+        for layer, alpha in layer_heavy_tail_alphas(model).items():
+            self.writer.add_scalar(f"plasticity/heavy_tail_alpha/{layer}", alpha, self.num_steps)
 
     def _log_hessian(self, loss: torch.Tensor) -> None:
         """``plasticity/hessian_top_eigenvalue`` of ``loss`` (the update's minibatch) by

@@ -204,10 +204,7 @@ class FunctionalTraining:
         agent = self.agent
         every = getattr(agent.config, "heavy_tail_every", 0)
         if every and agent.writer is not None and agent.num_updates // every > updates_before // every:
-            from normrl.metrics.heavy_tail import layer_heavy_tail_alphas
-
-            for layer, alpha in layer_heavy_tail_alphas(self.model).items():
-                agent.writer.add_scalar(f"plasticity/heavy_tail_alpha/{layer}", alpha, agent.num_steps)
+            agent._log_heavy_tail(self.model)
 
     def write_back(self, params, exp_avgs, exp_avg_sqs, steps, new_params, new_exp_avg, new_exp_avg_sq, step) -> None:
         """Copy the flat results into the network's and optimizer's tensors (inside the graph)."""

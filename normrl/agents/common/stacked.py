@@ -91,11 +91,10 @@ class StackedTraining:
     def plan(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The LRs and NaP flags of the next ``count`` steps (every seed's schedule
         advances; the values are seed 0's: the seeds share one config)."""
-        lrs, flags = self.training.advance(count)
+        planned = self.training.plan(count)  # seed 0's parameters are views of self.params: the same device
         for tr in self.trainings[1:]:
             tr.advance(count)
-        device = self.params.device
-        return torch.tensor(lrs, dtype=torch.float32, device=device), torch.tensor(flags, device=device)
+        return planned
 
     def sync_steps(self) -> None:
         """Write each seed's step count into its agent's Adam state."""
