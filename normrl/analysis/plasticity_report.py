@@ -37,7 +37,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from normrl.analysis.plasticity_plots import plot_retained_bars, plot_task_curves
-from normrl.analysis.results import NOTES_MARKER
+from normrl.analysis.results import write_keeping_notes
 from normrl.analysis.stats import Interval
 
 __all__ = [
@@ -341,8 +341,5 @@ def write_plasticity_report(root: str | Path, out_md: str | Path, *, title: str 
         body += [f"- [{'x' if ok else ' '}] {text}" for text, ok in g["checks"]]
         body += [""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
         result[problem] = {"rows": rows, "gate": g, "plots": plots, "kind": kind}
-    notes = ""
-    if out_md.is_file() and NOTES_MARKER in out_md.read_text():
-        notes = out_md.read_text().split(NOTES_MARKER, 1)[1]
-    out_md.write_text("\n".join(body) + "\n" + NOTES_MARKER + (notes if notes else "\n"))
+    write_keeping_notes(out_md, "\n".join(body) + "\n")
     return result

@@ -44,7 +44,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from normrl.analysis.plasticity_plots import plot_retained_bars, plot_task_curves
-from normrl.analysis.results import DORMANT_TAG, NOTES_MARKER, RETURN_TAG, WEIGHT_NORM_TAG, read_scalars
+from normrl.analysis.results import DORMANT_TAG, RETURN_TAG, WEIGHT_NORM_TAG, read_scalars, write_keeping_notes
 from normrl.analysis.stats import Interval, resample_statistics
 
 __all__ = ["ORACLE", "PLAIN", "WINDOW", "TAIL", "visit_spans", "visit_records", "retained_interval", "RLRun",
@@ -297,8 +297,5 @@ def write_rl_report(root: str | Path, problem: str, out_md: str | Path, *, title
              f"Gate ({'PASSED' if g['passed'] else 'NOT PASSED'}):", ""]
     body += [f"- [{'x' if ok else ' '}] {text}" for text, ok in g["checks"]]
     body += [""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
-    notes = ""
-    if out_md.is_file() and NOTES_MARKER in out_md.read_text():
-        notes = out_md.read_text().split(NOTES_MARKER, 1)[1]
-    out_md.write_text("\n".join(body) + "\n" + NOTES_MARKER + (notes if notes else "\n"))
+    write_keeping_notes(out_md, "\n".join(body) + "\n")
     return {"rows": rows, "gate": g, "plots": plots, "runs": {a: [r.seed for r in rs] for a, rs in runs.items()}}

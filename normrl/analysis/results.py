@@ -34,6 +34,16 @@ DORMANT_TAG = "plasticity/dormant_ratio/all"
 WEIGHT_NORM_TAG = "plasticity/weight_norm/all"
 
 
+def write_keeping_notes(out_md: Path, text: str) -> None:
+    """Write ``text`` + :data:`NOTES_MARKER` to ``out_md``, keeping what an existing
+    ``out_md`` holds below the marker (a hand-written discussion survives regeneration)."""
+    out_md = Path(out_md)
+    old = out_md.read_text() if out_md.is_file() else ""
+    notes = old.split(NOTES_MARKER, 1)[1] if NOTES_MARKER in old else ""
+    out_md.parent.mkdir(parents=True, exist_ok=True)
+    out_md.write_text(text + NOTES_MARKER + (notes if notes else "\n"))
+
+
 def visit_returns(continual: dict) -> dict[str, list[float]]:
     """``{game: [return after visit 1, after visit 2, ...]}`` from a ``continual``
     result dict (``task_names``, ``visit_tasks``, ``returns``)."""
@@ -172,10 +182,5 @@ def write_report(root: str | Path, out_md: str | Path, *, norms, seeds, title: s
             "right after training on it (first / second visit); *train* = mean training episode return "
             "(sampled actions) over the last half of that visit.", "", format_table(table, train_table), ""]
     body += [f"![{p.stem}]({p.name})" for p in plots]
-    # a hand-written discussion below the NOTES_MARKER line survives regeneration
-    notes = ""
-    if out_md.is_file() and NOTES_MARKER in out_md.read_text():
-        notes = out_md.read_text().split(NOTES_MARKER, 1)[1]
-    out_md.parent.mkdir(parents=True, exist_ok=True)
-    out_md.write_text("\n".join(body) + "\n\n" + NOTES_MARKER + (notes if notes else "\n"))
+    write_keeping_notes(out_md, "\n".join(body) + "\n\n")
     return {"table": table, "train_table": train_table, "runs": seeds_done, "plots": plots}
