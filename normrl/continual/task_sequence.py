@@ -63,6 +63,7 @@ from normrl.normalization.projected_optimizer import build_optimizer
 from normrl.normalization.registry import is_nap
 from normrl.plasticity.crelu import CReLU, crelu_hidden_widths
 from normrl.plasticity.spec import build_interventions
+from normrl.plasticity.units import quiet_eval
 
 __all__ = ["TaskSequenceConfig", "train_task_sequence", "build_learner", "PROBE_METRICS"]
 
@@ -206,21 +207,16 @@ def _loss_fn(kind: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     return F.cross_entropy if kind == "classification" else F.mse_loss
 
 
-@torch.no_grad()
 def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, kind: str, chunk: int) -> tuple[Optional[float], float]:
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        loss_sum, correct = torch.zeros(()), torch.zeros(())
+    loss_fn = _loss_fn(kind)
+    loss_sum, correct = torch.zeros(()), torch.zeros(())
+    with quiet_eval(model):
         for start in range(0, x.shape[0], chunk):
             out = model(x[start:start + chunk])
             target = y[start:start + chunk]
-            loss_sum += _loss_fn(kind)(out, target, reduction="sum") / (1 if kind == "classification" else out.shape[1])
+            loss_sum += loss_fn(out, target, reduction="sum") / (1 if kind == "classification" else out.shape[1])
             if kind == "classification":
                 correct += (out.argmax(dim=1) == target).sum()
-    finally:
-        for m, mode in modes:
-            m.training = mode
     n = x.shape[0]
     return (float(correct) / n if kind == "classification" else None), float(loss_sum) / n
 
